@@ -1,0 +1,90 @@
+//! The error type of the store model. Every backend reports through it, wrapping its
+//! own dependency errors in [`Error::Backend`] with the operation and key it was doing.
+
+use crate::key::display_key;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A boxed dependency error (rusqlite, tonic, tokio-postgres, io).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("invalid key path {path:?}: {reason}")]
+    InvalidKeyPath { path: String, reason: String },
+
+    #[error(
+        "revision {requested} has been compacted (the oldest revision still held is {compacted}); \
+         read at revision {compacted} or later, or leave out the revision to read the latest"
+    )]
+    Compacted { requested: i64, compacted: i64 },
+
+    #[error("revision {requested} is in the future: the store is at revision {current}")]
+    FutureRevision { requested: i64, current: i64 },
+
+    #[error(
+        "the transaction has {ops} operations but {backend} accepts at most {limit} per transaction; \
+         split it into smaller transactions"
+    )]
+    TooManyOps {
+        backend: String,
+        ops: usize,
+        limit: usize,
+    },
+
+    #[error(
+        "the value of key {} is {size} bytes but {backend} accepts at most {limit} bytes per request",
+        display_key(key)
+    )]
+    ValueTooLarge {
+        backend: String,
+        key: Vec<u8>,
+        size: usize,
+        limit: usize,
+    },
+
+    #[error("invalid transaction: {0}")]
+    InvalidTxn(String),
+
+    #[error("invalid store URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    #[error("{backend}: {operation} failed: {source}")]
+    Backend {
+        backend: String,
+        operation: String,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("{path}: {reason}")]
+    Snapshot { path: String, reason: String },
+
+    #[error("{operation} stopped after {done} of {total} keys: {source}; run the same command again to finish (what is done is not redone)")]
+    Interrupted {
+        operation: String,
+        done: u64,
+        total: u64,
+        #[source]
+        source: Box<Error>,
+    },
+
+    #[error("the watch on {backend} was closed: {reason}")]
+    WatchClosed { backend: String, reason: String },
+}
+
+impl Error {
+    /// Wraps a dependency error with the backend and operation it happened in.
+    pub fn backend(
+        backend: impl Into<String>,
+        operation: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Backend {
+            backend: backend.into(),
+            operation: operation.into(),
+            source: source.into(),
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! The data model every backend implements: key-values with etcd v3 revision
+//! metadata, key spans, range requests, compares, transactions and watch events.
+//!
+//! Owns the values and their validation (op limits, overlapping writes); does not own
+//! how a backend stores or evaluates them (see [`crate::engine`] and the backends).
+
+use crate::error::{Error, Result};
+use crate::key::{display_key, prefix_end};
+
+/// One key with its value and etcd v3 metadata.
+///
+/// - `create_revision`: the revision of the put that created this generation of the key;
+/// - `mod_revision`: the revision of the last put;
+/// - `version`: 1 after creation, +1 per put; a delete ends the generation and the next
+///   put starts again at 1.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct KeyValue {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub create_revision: i64,
+    pub mod_revision: i64,
+    pub version: i64,
+}
+
+/// Which keys an operation covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySpan {
+    /// Exactly one key.
+    Key(Vec<u8>),
+    /// Every key that starts with these bytes; the empty prefix is every key.
+    Prefix(Vec<u8>),
+    /// `[start, end)`; `end = None` means no upper bound.
+    Range {
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+    },
+}
+
+impl KeySpan {
+    pub fn key(key: impl Into<Vec<u8>>) -> Self {
+        KeySpan::Key(key.into())
+    }
+
+    pub fn prefix(prefix: impl Into<Vec<u8>>) -> Self {
+        KeySpan::Prefix(prefix.into())
+    }
+
+    pub fn all() -> Self {
+        KeySpan::Prefix(Vec::new())
+    }
+
+    /// `[start, end)` with `end = None` for unbounded. A single key `k` is
+    /// `[k, k\0)`.
+    pub fn bounds(&self) -> (Vec<u8>, Option<Vec<u8>>) {
+        match self {
+            KeySpan::Key(key) => {
+                let mut end = key.clone();
+                end.push(0);
+                (key.clone(), Some(end))
+            }
+            KeySpan::Prefix(prefix) => (prefix.clone(), prefix_end(prefix)),
+            KeySpan::Range { start, end } => (start.clone(), end.clone()),
+        }
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        match self {
+            KeySpan::Key(k) => k == key,
+            KeySpan::Prefix(p) => key.starts_with(p),
+            KeySpan::Range { start, end } => {
+                key >= start.as_slice() && end.as_deref().is_none_or(|e| key < e)
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            KeySpan::Key(k) => display_key(k),
+            KeySpan::Prefix(p) => format!("prefix {}", display_key(p)),
+            KeySpan::Range { start, end } => format!(
+                "range [{}, {})",
+                display_key(start),
+                end.as_deref()
+                    .map(display_key)
+                    .unwrap_or_else(|| "end".into())
+            ),
+        }
+    }
+}
+
+/// A range read. `revision = 0` reads the latest revision; `limit = 0` means no limit.
+/// Results are sorted by key, ascending bytewise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RangeRequest {
+    pub span: KeySpan,
+    pub revision: i64,
+    pub limit: i64,
+    pub keys_only: bool,
+    pub count_only: bool,
+}
+
+impl RangeRequest {
+    pub fn new(span: KeySpan) -> Self {
+        RangeRequest {
+            span,
+            revision: 0,
+            limit: 0,
+            keys_only: false,
+            count_only: false,
+        }
+    }
+
+    pub fn at_revision(mut self, revision: i64) -> Self {
+        self.revision = revision;
+        self
+    }
+
+    pub fn with_limit(mut self, limit: i64) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    pub fn keys_only(mut self) -> Self {
+        self.keys_only = true;
+        self
+    }
+
+    pub fn count_only(mut self) -> Self {
+        self.count_only = true;
+        self
+    }
+}
+
+/// The answer to a range read.
+///
+/// `count` is the number of keys in the span when `limit` is 0 or `count_only` is set;
+/// with a limit it is at least `kvs.len()` (etcd gives the exact total; the SQL backends
+/// do not pay for a full count on every page). `more` is exact in every case.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RangeResponse {
+    /// The store revision the read was served at.
+    pub revision: i64,
+    pub kvs: Vec<KeyValue>,
+    pub more: bool,
+    pub count: i64,
+}
+
+/// What a compare looks at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CompareTarget {
+    Value(Vec<u8>),
+    Version(i64),
+    CreateRevision(i64),
+    ModRevision(i64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    Equal,
+    NotEqual,
+    Greater,
+    Less,
+}
+
+/// One compare of a transaction, on one key, with etcd's semantics: a missing key has
+/// version, create and mod revision 0, and any compare of its *value* is false.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compare {
+    pub key: Vec<u8>,
+    pub op: CompareOp,
+    pub target: CompareTarget,
+}
+
+impl Compare {
+    pub fn new(key: impl Into<Vec<u8>>, op: CompareOp, target: CompareTarget) -> Self {
+        Compare {
+            key: key.into(),
+            op,
+            target,
+        }
+    }
+
+    /// The key does not exist (version = 0).
+    pub fn absent(key: impl Into<Vec<u8>>) -> Self {
+        Self::new(key, CompareOp::Equal, CompareTarget::Version(0))
+    }
+
+    pub fn version(key: impl Into<Vec<u8>>, op: CompareOp, version: i64) -> Self {
+        Self::new(key, op, CompareTarget::Version(version))
+    }
+
+    pub fn value(key: impl Into<Vec<u8>>, op: CompareOp, value: impl Into<Vec<u8>>) -> Self {
+        Self::new(key, op, CompareTarget::Value(value.into()))
+    }
+
+    pub fn mod_revision(key: impl Into<Vec<u8>>, op: CompareOp, revision: i64) -> Self {
+        Self::new(key, op, CompareTarget::ModRevision(revision))
+    }
+
+    pub fn create_revision(key: impl Into<Vec<u8>>, op: CompareOp, revision: i64) -> Self {
+        Self::new(key, op, CompareTarget::CreateRevision(revision))
+    }
+
+    /// Evaluates the compare against the key's current state (`None` = missing).
+    pub fn evaluate(&self, current: Option<&KeyValue>) -> bool {
+        use std::cmp::Ordering;
+        let ordering: Ordering = match (&self.target, current) {
+            (CompareTarget::Value(_), None) => return false,
+            (CompareTarget::Value(v), Some(kv)) => kv.value.as_slice().cmp(v.as_slice()),
+            (CompareTarget::Version(n), kv) => kv.map_or(0, |kv| kv.version).cmp(n),
+            (CompareTarget::CreateRevision(n), kv) => kv.map_or(0, |kv| kv.create_revision).cmp(n),
+            (CompareTarget::ModRevision(n), kv) => kv.map_or(0, |kv| kv.mod_revision).cmp(n),
+        };
+        match self.op {
+            CompareOp::Equal => ordering == Ordering::Equal,
+            CompareOp::NotEqual => ordering != Ordering::Equal,
+            CompareOp::Greater => ordering == Ordering::Greater,
+            CompareOp::Less => ordering == Ordering::Less,
+        }
+    }
+}
+
+/// One operation of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        prev_kv: bool,
+    },
+    Delete {
+        span: KeySpan,
+        prev_kv: bool,
+    },
+    Range(RangeRequest),
+}
+
+impl Op {
+    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            prev_kv: false,
+        }
+    }
+
+    pub fn delete(span: KeySpan) -> Self {
+        Op::Delete {
+            span,
+            prev_kv: false,
+        }
+    }
+
+    pub fn get(span: KeySpan) -> Self {
+        Op::Range(RangeRequest::new(span))
+    }
+}
+
+/// A transaction: if every compare holds, run `success`, else run `failure`. Atomic:
+/// all its writes share one new revision, and a transaction that writes nothing does
+/// not advance the revision.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Txn {
+    pub compares: Vec<Compare>,
+    pub success: Vec<Op>,
+    pub failure: Vec<Op>,
+}
+
+impl Txn {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn when(mut self, compares: impl IntoIterator<Item = Compare>) -> Self {
+        self.compares.extend(compares);
+        self
+    }
+
+    pub fn and_then(mut self, ops: impl IntoIterator<Item = Op>) -> Self {
+        self.success.extend(ops);
+        self
+    }
+
+    pub fn or_else(mut self, ops: impl IntoIterator<Item = Op>) -> Self {
+        self.failure.extend(ops);
+        self
+    }
+
+    /// The number of operations that count against a backend's `max_txn_ops`
+    /// (etcd counts compares, success ops and failure ops separately against the
+    /// limit; the largest of the three must fit).
+    pub fn op_count(&self) -> usize {
+        self.compares
+            .len()
+            .max(self.success.len())
+            .max(self.failure.len())
+    }
+
+    /// Checks what etcd checks before running a transaction: the op limit, value
+    /// sizes, and that no key is written twice (two puts of one key, or a put inside a
+    /// deleted range) in one branch.
+    pub fn validate(&self, caps: &Capabilities) -> Result<()> {
+        if self.op_count() > caps.max_txn_ops {
+            return Err(Error::TooManyOps {
+                backend: caps.backend.to_owned(),
+                ops: self.op_count(),
+                limit: caps.max_txn_ops,
+            });
+        }
+        for ops in [&self.success, &self.failure] {
+            validate_branch(ops, caps)?;
+        }
+        Ok(())
+    }
+}
+
+fn validate_branch(ops: &[Op], caps: &Capabilities) -> Result<()> {
+    let mut puts: Vec<&[u8]> = Vec::new();
+    let mut deletes: Vec<&KeySpan> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Put { key, value, .. } => {
+                if value.len() > caps.max_value_bytes {
+                    return Err(Error::ValueTooLarge {
+                        backend: caps.backend.to_owned(),
+                        key: key.clone(),
+                        size: value.len(),
+                        limit: caps.max_value_bytes,
+                    });
+                }
+                puts.push(key);
+            }
+            Op::Delete { span, .. } => deletes.push(span),
+            Op::Range(_) => {}
+        }
+    }
+    let mut sorted = puts.clone();
+    sorted.sort();
+    if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::InvalidTxn(format!(
+            "key {} is put twice in one transaction; put it once",
+            display_key(pair[0])
+        )));
+    }
+    for key in puts {
+        if let Some(span) = deletes.iter().find(|d| d.contains(key)) {
+            return Err(Error::InvalidTxn(format!(
+                "key {} is put and deleted ({}) in one transaction; do one or the other",
+                display_key(key),
+                span.describe()
+            )));
+        }
+    }
+    // Overlapping deletes are allowed, as in etcd: only puts must be unique.
+    Ok(())
+}
+
+/// The answer to one op of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpResponse {
+    Put {
+        prev_kv: Option<KeyValue>,
+    },
+    Delete {
+        deleted: i64,
+        prev_kvs: Vec<KeyValue>,
+    },
+    Range(RangeResponse),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TxnResponse {
+    /// The store revision after the transaction (the new one if it wrote anything).
+    pub revision: i64,
+    /// Whether the compares held (and `success` ran).
+    pub succeeded: bool,
+    pub responses: Vec<OpResponse>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Put,
+    Delete,
+}
+
+/// One change. For a delete, `kv` holds the key and `mod_revision` = the revision of
+/// the delete; its other fields are zero (as etcd reports it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub kv: KeyValue,
+}
+
+impl Event {
+    pub fn revision(&self) -> i64 {
+        self.kv.mod_revision
+    }
+}
+
+/// Start a watch on `span`. `start_revision = 0` means "changes after now".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchRequest {
+    pub span: KeySpan,
+    pub start_revision: i64,
+}
+
+/// What a backend supports; writers size their batches from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Short backend name for messages: `sqlite`, `etcd`, `postgres`, `mem`.
+    pub backend: &'static str,
+    /// The most operations one transaction may hold (etcd's default is 128).
+    pub max_txn_ops: usize,
+    /// The largest value one put may carry.
+    pub max_value_bytes: usize,
+    /// The largest page a range read should ask for, to keep messages bounded.
+    pub range_page_size: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps() -> Capabilities {
+        Capabilities {
+            backend: "test",
+            max_txn_ops: 3,
+            max_value_bytes: 4,
+            range_page_size: 10,
+        }
+    }
+
+    #[test]
+    fn validate_names_the_problem() {
+        let txn = Txn::new().and_then([Op::put("/a", "1"), Op::put("/a", "2")]);
+        assert!(txn
+            .validate(&caps())
+            .unwrap_err()
+            .to_string()
+            .contains("/a is put twice"));
+        let txn = Txn::new().and_then([Op::delete(KeySpan::prefix("/d/")), Op::put("/d/x", "2")]);
+        assert!(txn
+            .validate(&caps())
+            .unwrap_err()
+            .to_string()
+            .contains("prefix /d/"));
+        let txn = Txn::new().and_then([Op::put("/big", "12345")]);
+        assert!(matches!(
+            txn.validate(&caps()),
+            Err(Error::ValueTooLarge { size: 5, .. })
+        ));
+        let txn = Txn::new().and_then((0..4).map(|i| Op::put(format!("/k{i}"), "v")));
+        assert!(matches!(
+            txn.validate(&caps()),
+            Err(Error::TooManyOps {
+                ops: 4,
+                limit: 3,
+                ..
+            })
+        ));
+        // The same key in both branches is fine: only one branch runs.
+        let txn = Txn::new()
+            .and_then([Op::put("/a", "1")])
+            .or_else([Op::put("/a", "2")]);
+        txn.validate(&caps()).unwrap();
+    }
+
+    #[test]
+    fn compares_on_missing_keys_follow_etcd() {
+        assert!(Compare::absent("/x").evaluate(None));
+        assert!(!Compare::value("/x", CompareOp::NotEqual, "v").evaluate(None));
+        assert!(Compare::mod_revision("/x", CompareOp::Less, 1).evaluate(None));
+        let kv = KeyValue {
+            key: b"/x".to_vec(),
+            value: b"b".to_vec(),
+            create_revision: 2,
+            mod_revision: 5,
+            version: 3,
+        };
+        assert!(Compare::value("/x", CompareOp::Greater, "a").evaluate(Some(&kv)));
+        assert!(Compare::version("/x", CompareOp::Equal, 3).evaluate(Some(&kv)));
+        assert!(!Compare::absent("/x").evaluate(Some(&kv)));
+    }
+
+    #[test]
+    fn span_bounds() {
+        assert_eq!(
+            KeySpan::key("a").bounds(),
+            (b"a".to_vec(), Some(b"a\0".to_vec()))
+        );
+        assert_eq!(KeySpan::all().bounds(), (vec![], None));
+        assert!(KeySpan::prefix("/a/").contains(b"/a/b"));
+        assert!(!KeySpan::prefix("/a/").contains(b"/a"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The flat snapshot: one JSON object `{key: value}`, keys sorted bytewise, values
+//! UTF-8 strings, two-space indentation, a final newline. `strata export` writes it,
+//! `strata load` reads it; `import -o` produces it.
+//!
+//! Owns the format (reading with errors that name the line or key, streaming writing,
+//! export from a store at one revision); loading into a store is [`crate::load`].
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::key::display_key;
+use crate::model::KeySpan;
+use crate::store::{scan, Store};
+
+/// Snapshot entries, sorted by key bytewise.
+pub type Entries = Vec<(String, String)>;
+
+/// Parses a snapshot from text. `source` names the input in errors.
+pub fn parse_snapshot(text: &str, source: &str) -> Result<Entries> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Snapshot {
+        path: source.to_owned(),
+        reason: format!("not valid JSON: {e}"),
+    })?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(Error::Snapshot {
+            path: source.to_owned(),
+            reason: "a snapshot is one JSON object {\"/key\": \"value\", …}".into(),
+        });
+    };
+    // serde_json's map without `preserve_order` is a BTreeMap: sorted bytewise.
+    map.into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(v) => Ok((key, v)),
+            other => Err(Error::Snapshot {
+                path: source.to_owned(),
+                reason: format!(
+                    "the value of key {key} is {}, but snapshot values are strings; write it as \"{}\"",
+                    kind(&other),
+                    other.to_string().replace('"', "\\\"")
+                ),
+            }),
+        })
+        .collect()
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Reads a snapshot file (`-` is standard input).
+pub fn read_snapshot(path: &Path) -> Result<Entries> {
+    let name = path.display().to_string();
+    let text = if name == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| Error::Snapshot {
+        path: name.clone(),
+        reason: format!("cannot read it: {e}"),
+    })?;
+    parse_snapshot(&text, &name)
+}
+
+/// Streams a snapshot: call [`SnapshotWriter::entry`] in key order, then `finish`.
+#[derive(Debug)]
+pub struct SnapshotWriter<W: Write> {
+    out: W,
+    count: u64,
+}
+
+impl<W: Write> SnapshotWriter<W> {
+    pub fn new(out: W) -> Self {
+        SnapshotWriter { out, count: 0 }
+    }
+
+    pub fn entry(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let utf8 = |bytes: &[u8], what: &str| {
+            std::str::from_utf8(bytes)
+                .map(str::to_owned)
+                .map_err(|_| Error::Snapshot {
+                    path: display_key(key),
+                    reason: format!(
+                        "the {what} is not UTF-8, and a snapshot holds text only; \
+                     export a narrower --prefix or use a Git backup, which keeps bytes"
+                    ),
+                })
+        };
+        let key = serde_json::to_string(&utf8(key, "key")?).expect("strings serialise");
+        let value = serde_json::to_string(&utf8(value, "value")?).expect("strings serialise");
+        let sep = if self.count == 0 { "{\n" } else { ",\n" };
+        write!(self.out, "{sep}  {key}: {value}").map_err(io_error)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Closes the object; returns the number of entries written.
+    pub fn finish(mut self) -> Result<u64> {
+        let tail = if self.count == 0 { "{}\n" } else { "\n}\n" };
+        self.out.write_all(tail.as_bytes()).map_err(io_error)?;
+        self.out.flush().map_err(io_error)?;
+        Ok(self.count)
+    }
+}
+
+fn io_error(e: std::io::Error) -> Error {
+    Error::Snapshot {
+        path: "output".into(),
+        reason: format!("cannot write: {e}"),
+    }
+}
+
+/// What an export wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportReport {
+    pub keys: u64,
+    /// The store revision the snapshot reflects.
+    pub revision: i64,
+}
+
+/// Writes every key under `prefix` as a snapshot, read page by page at one revision.
+pub async fn export<S: Store, W: Write>(store: &S, prefix: &[u8], out: W) -> Result<ExportReport> {
+    let mut writer = SnapshotWriter::new(out);
+    let revision = scan(store, KeySpan::prefix(prefix.to_vec()), 0, |page| {
+        page.iter()
+            .try_for_each(|kv| writer.entry(&kv.key, &kv.value))
+    })
+    .await?;
+    let keys = writer.finish()?;
+    Ok(ExportReport { keys, revision })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_the_same_bytes_it_reads() {
+        let text = "{\n  \"/a\": \"1\",\n  \"/b/c\": \"Carol \\\"CJ\\\" Jones\",\n  \"/z\": \"Zoë 李\"\n}\n";
+        let entries = parse_snapshot(text, "x.json").unwrap();
+        let mut out = Vec::new();
+        let mut w = SnapshotWriter::new(&mut out);
+        for (k, v) in &entries {
+            w.entry(k.as_bytes(), v.as_bytes()).unwrap();
+        }
+        assert_eq!(w.finish().unwrap(), 3);
+        assert_eq!(String::from_utf8(out).unwrap(), text);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let err = parse_snapshot("{\n  \"/a\": \"1\",\n  \"/b\" 2\n}", "snap.json").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("snap.json: not valid JSON") && msg.contains("line 3"),
+            "{msg}"
+        );
+        let err = parse_snapshot("{\"/n\": 42}", "snap.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("key /n is a number") && err.contains("\"42\""),
+            "{err}"
+        );
+        let mut w = SnapshotWriter::new(Vec::new());
+        let err = w.entry(b"/bin", b"\xff").unwrap_err().to_string();
+        assert!(err.starts_with("/bin: the value is not UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn empty_snapshot() {
+        let mut out = Vec::new();
+        SnapshotWriter::new(&mut out).finish().unwrap();
+        assert_eq!(out, b"{}\n");
+        assert!(parse_snapshot("{}", "e").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,198 @@
+//! The `Store` trait: the contract every backend implements, with etcd v3 semantics.
+//!
+//! Owns the contract and the convenience calls built on it (get, put, delete, paged
+//! scans); does not own any storage. The in-memory reference model is [`crate::mem`];
+//! the conformance suite ([`crate::conformance`]) checks a backend against it.
+
+use std::future::Future;
+
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::model::*;
+
+/// A key-value store with etcd v3 semantics.
+///
+/// Contract, for every implementer:
+/// - **One revision counter** for the whole store. An empty store is at revision 1
+///   (as etcd). Every transaction that writes at least one key advances it by exactly
+///   one, and all its writes carry that revision as `mod_revision`; a transaction
+///   that writes nothing (only reads, deletes of missing keys, or a failed compare
+///   with no failure ops) leaves it unchanged.
+/// - **Per key**: `create_revision` is kept across puts, `version` counts puts since
+///   creation; a delete ends the key, a later put starts at version 1 with a new
+///   `create_revision`.
+/// - **Ranges** are sorted bytewise by key; a missing key is an empty answer, never
+///   an error. Reading at a revision below the compaction point fails with
+///   [`Error::Compacted`]; above the current revision with [`Error::FutureRevision`].
+/// - **Transactions** are atomic and isolated; ops run in order and a range op sees the
+///   writes of earlier ops in the same transaction. [`Txn::validate`] is checked first.
+/// - **Watch** delivers every change in the span with `mod_revision >= start_revision`,
+///   in revision order, each exactly once, deletes included, then follows live
+///   changes. A start below the compaction point fails with [`Error::Compacted`].
+/// - **Compaction** at `rev` keeps every key's state as of `rev` readable and drops
+///   older history. Compacting at or below the current compaction point is an error.
+pub trait Store: Send + Sync {
+    /// What this backend supports (op limit, value size, page size).
+    fn capabilities(&self) -> Capabilities;
+
+    /// A range read (see [`RangeRequest`]).
+    fn range(&self, req: RangeRequest) -> impl Future<Output = Result<RangeResponse>> + Send;
+
+    /// An atomic transaction (see [`Txn`]).
+    fn txn(&self, txn: Txn) -> impl Future<Output = Result<TxnResponse>> + Send;
+
+    /// Every change in a span from a revision on (see the trait docs).
+    fn watch(&self, req: WatchRequest) -> impl Future<Output = Result<Watcher>> + Send;
+
+    /// Drops history older than `revision`.
+    fn compact(&self, revision: i64) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every change of one key still held, oldest first: after compaction at `C`, the
+    /// key's state as of `C` (if it existed then) followed by every later change.
+    fn history(&self, key: &[u8]) -> impl Future<Output = Result<Vec<Event>>> + Send;
+
+    /// The current revision and compaction point.
+    fn status(&self) -> impl Future<Output = Result<StoreStatus>> + Send;
+
+    /// Reads one key at the latest revision.
+    fn get(&self, key: &[u8]) -> impl Future<Output = Result<Option<KeyValue>>> + Send {
+        let req = RangeRequest::new(KeySpan::key(key));
+        async move { Ok(self.range(req).await?.kvs.into_iter().next()) }
+    }
+
+    /// Writes one key; returns the new revision and the previous value.
+    fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+    ) -> impl Future<Output = Result<(i64, Option<KeyValue>)>> + Send {
+        let txn = Txn::new().and_then([Op::Put {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            prev_kv: true,
+        }]);
+        async move {
+            let resp = self.txn(txn).await?;
+            let prev = match resp.responses.into_iter().next() {
+                Some(OpResponse::Put { prev_kv }) => prev_kv,
+                _ => None,
+            };
+            Ok((resp.revision, prev))
+        }
+    }
+
+    /// Deletes every key in a span; returns the revision after and the number deleted.
+    fn delete(&self, span: KeySpan) -> impl Future<Output = Result<(i64, i64)>> + Send {
+        let txn = Txn::new().and_then([Op::delete(span)]);
+        async move {
+            let resp = self.txn(txn).await?;
+            let deleted = match resp.responses.first() {
+                Some(OpResponse::Delete { deleted, .. }) => *deleted,
+                _ => 0,
+            };
+            Ok((resp.revision, deleted))
+        }
+    }
+}
+
+/// The store's revision counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct StoreStatus {
+    pub revision: i64,
+    /// The compaction point; 0 when never compacted.
+    pub compact_revision: i64,
+}
+
+/// A stream of watch events. Batches are in revision order; a revision is never split
+/// across batches. The stream ends with an error if the backend closes it; resume with
+/// a new watch from [`Watcher::resume_revision`].
+#[derive(Debug)]
+pub struct Watcher {
+    rx: mpsc::Receiver<Result<Vec<Event>>>,
+    backend: &'static str,
+    next_revision: i64,
+    finished: bool,
+}
+
+impl Watcher {
+    /// Creates a watcher fed by a backend through `rx`. `start_revision` is where the
+    /// watch starts (used for [`Watcher::resume_revision`] before the first event).
+    pub fn new(
+        rx: mpsc::Receiver<Result<Vec<Event>>>,
+        backend: &'static str,
+        start_revision: i64,
+    ) -> Self {
+        Watcher {
+            rx,
+            backend,
+            next_revision: start_revision,
+            finished: false,
+        }
+    }
+
+    /// The next batch of events, `None` after the stream has ended.
+    pub async fn next(&mut self) -> Option<Result<Vec<Event>>> {
+        if self.finished {
+            return None;
+        }
+        match self.rx.recv().await {
+            Some(Ok(events)) => {
+                if let Some(last) = events.last() {
+                    self.next_revision = last.revision() + 1;
+                }
+                Some(Ok(events))
+            }
+            Some(Err(err)) => {
+                self.finished = true;
+                Some(Err(err))
+            }
+            None => {
+                self.finished = true;
+                Some(Err(Error::WatchClosed {
+                    backend: self.backend.to_owned(),
+                    reason: format!(
+                        "the stream ended; watch again from revision {}",
+                        self.next_revision
+                    ),
+                }))
+            }
+        }
+    }
+
+    /// The revision to restart from so that no event is missed or repeated.
+    pub fn resume_revision(&self) -> i64 {
+        self.next_revision
+    }
+}
+
+/// Reads a whole span at one revision, page by page, calling `each` per page. Returns
+/// the revision read. Memory stays bounded by the page size.
+pub async fn scan<S: Store, F>(store: &S, span: KeySpan, revision: i64, mut each: F) -> Result<i64>
+where
+    F: FnMut(Vec<KeyValue>) -> Result<()>,
+{
+    let page = store.capabilities().range_page_size;
+    let (mut start, end) = span.bounds();
+    let mut revision = revision;
+    loop {
+        let req = RangeRequest::new(KeySpan::Range {
+            start: start.clone(),
+            end: end.clone(),
+        })
+        .at_revision(revision)
+        .with_limit(page);
+        let resp = store.range(req).await?;
+        // Pin every later page to the revision of the first one: one consistent read.
+        revision = resp.revision;
+        let more = resp.more;
+        if let Some(last) = resp.kvs.last() {
+            start = last.key.clone();
+            start.push(0);
+        }
+        each(resp.kvs)?;
+        if !more {
+            return Ok(revision);
+        }
+    }
+}
