@@ -35,10 +35,28 @@ pub trait RevisionedState {
     /// Records a put (current row and history) of `kv`, whose `mod_revision` is the new
     /// revision; `seq` orders the writes of one revision.
     fn write_put(&mut self, kv: &KeyValue, seq: i64) -> Result<()>;
+    /// Records a put of `value` at `revision` when the caller does not need the previous
+    /// value, deriving `create_revision` and `version` from the current row. Backends
+    /// may override it to do this in one statement; the default reads, then writes.
+    fn put_new(&mut self, key: &[u8], value: &[u8], revision: i64, seq: i64) -> Result<()> {
+        let prev = self.current(key)?;
+        self.write_put(&next_kv(key, value, revision, prev.as_ref()), seq)
+    }
     /// Records the deletion of `key` at `revision`.
     fn write_delete(&mut self, key: &[u8], revision: i64, seq: i64) -> Result<()>;
     /// Stores the new current revision.
     fn set_revision(&mut self, revision: i64) -> Result<()>;
+}
+
+/// The state of `key` after a put at `revision` over `prev`.
+pub fn next_kv(key: &[u8], value: &[u8], revision: i64, prev: Option<&KeyValue>) -> KeyValue {
+    KeyValue {
+        key: key.to_vec(),
+        value: value.to_vec(),
+        create_revision: prev.map_or(revision, |p| p.create_revision),
+        mod_revision: revision,
+        version: prev.map_or(0, |p| p.version) + 1,
+    }
 }
 
 /// Resolves a requested revision (0 = latest) against the store's bounds; `None` means

@@ -316,7 +316,7 @@ mod tests {
         );
         assert!(KeyPath::parse("/a").unwrap().is_ancestor_of(&p));
         assert!(!KeyPath::parse("/a/b/c").unwrap().is_ancestor_of(&p));
-        assert!(!KeyPath::parse("/a/b/").is_ok());
+        assert!(KeyPath::parse("/a/b/").is_err());
         assert!(!KeyPath::parse("/a/bb")
             .unwrap()
             .is_ancestor_of(&KeyPath::parse("/a/b/c").unwrap()));

@@ -8,6 +8,7 @@
 pub mod engine;
 pub mod error;
 pub mod key;
+pub mod listing;
 pub mod load;
 pub mod mem;
 pub mod model;

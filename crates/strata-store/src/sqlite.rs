@@ -254,6 +254,31 @@ impl RevisionedState for SqlState<'_> {
         Ok(())
     }
 
+    fn put_new(&mut self, key: &[u8], value: &[u8], revision: i64, seq: i64) -> Result<()> {
+        // One upsert that derives version and create_revision from the row it
+        // replaces, instead of a read and a write per key.
+        let (create_revision, version): (i64, i64) = self
+            .0
+            .prepare_cached(
+                "INSERT INTO strata_kv (key, value, create_revision, mod_revision, version) \
+                 VALUES (?1, ?2, ?3, ?3, 1) ON CONFLICT (key) DO UPDATE SET \
+                 value = excluded.value, mod_revision = excluded.mod_revision, version = version + 1 \
+                 RETURNING create_revision, version",
+            )
+            .and_then(|mut st| st.query_row(params![key, value, revision], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(sql_err("write a key"))?;
+        self.0
+            .prepare_cached(
+                "INSERT INTO strata_log (revision, seq, key, value, create_revision, version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![revision, seq, key, value, create_revision, version])
+            })
+            .map_err(sql_err("write the history"))?;
+        Ok(())
+    }
+
     fn write_delete(&mut self, key: &[u8], revision: i64, seq: i64) -> Result<()> {
         self.0
             .prepare_cached("DELETE FROM strata_kv WHERE key = ?1")

@@ -1,0 +1,250 @@
+//! The command line: clap definitions only. Doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Strata: move, shape, version and protect the metadata kept in key-value stores.
+///
+/// Every command works on the store named by --store (or STRATA_STORE), with
+/// etcd v3 semantics on every backend: one revision counter, per-key versions,
+/// transactions, history and watch.
+///
+/// Exit codes: 0 ok, 1 error, 2 usage error, 3 a compare failed (cas, cad, txn)
+/// or the key was not found.
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub store: StoreOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreOpts {
+    /// The store: sqlite:PATH (embedded, the default) or mem: (in memory, for trying
+    /// things out).
+    #[arg(long, global = true, env = "STRATA_STORE", default_value = strata_store::DEFAULT_STORE_URL)]
+    pub store: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// For people.
+    #[default]
+    Text,
+    /// For programs: one JSON document (watch: one JSON object per line).
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read a key, or every key under a prefix.
+    ///
+    /// Prints the value of KEY; with --prefix, one `key = value` line per key.
+    /// Exit code 3 when a single KEY does not exist.
+    Get(GetArgs),
+    /// Write a value (`-` reads it from standard input).
+    Put(PutArgs),
+    /// Delete a key, or every key under a prefix.
+    ///
+    /// Exit code 3 when a single KEY does not exist.
+    Del(DelArgs),
+    /// List one level below a prefix, like a directory listing, with key counts.
+    Ls(LsArgs),
+    /// Show every key under a prefix as an indented tree, with values.
+    Tree(TreeArgs),
+    /// Compare-and-swap: write VALUE only if KEY is as expected.
+    ///
+    /// Exit code 3 (and the current state on stderr) when the compare fails.
+    Cas(CasArgs),
+    /// Compare-and-delete: delete KEY only if it is as expected.
+    ///
+    /// Exit code 3 when the compare fails or the key does not exist.
+    Cad(CadArgs),
+    /// Run a transaction from a JSON file (`-` for standard input).
+    ///
+    /// The form (keys and values are UTF-8 strings; "op" is =, !=, > or <, default =):
+    ///
+    ///   {"compare": [{"key": "/a", "version": 3},
+    ///                {"key": "/b", "absent": true},
+    ///                {"key": "/a", "mod_revision": 10, "op": "<"},
+    ///                {"key": "/a", "value": "x", "op": "!="}],
+    ///    "success": [{"put": {"key": "/a", "value": "1"}},
+    ///                {"delete": {"key": "/b"}}, {"delete": {"prefix": "/c/"}},
+    ///                {"get": {"prefix": "/c/"}}],
+    ///    "failure": [{"get": {"key": "/a"}}]}
+    ///
+    /// Exit code 3 when a compare failed (the failure ops ran).
+    Txn(TxnArgs),
+    /// Every change of a key still held (up to the last compaction).
+    History(HistoryArgs),
+    /// Follow changes under a prefix; with --from-rev, replay from that revision
+    /// first.
+    Watch(WatchArgs),
+    /// Drop history older than a revision (reads and watches before it then fail).
+    Compact(CompactArgs),
+    /// Write keys as a flat JSON snapshot {key: value}, sorted, read at one revision.
+    Export(ExportArgs),
+    /// Load a flat JSON snapshot: batched transactions, only changed keys written.
+    ///
+    /// Safe to run again: a second load of the same file changes nothing, and a load
+    /// that was interrupted finishes the job.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    pub key: String,
+    /// Read every key that starts with KEY.
+    #[arg(long)]
+    pub prefix: bool,
+    /// Read at this past revision.
+    #[arg(long, value_name = "N")]
+    pub rev: Option<i64>,
+    /// Print keys only.
+    #[arg(long)]
+    pub keys_only: bool,
+    /// The most keys to return (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: i64,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    pub key: String,
+    /// The value; `-` reads standard input (as is, no newline stripped).
+    pub value: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DelArgs {
+    pub key: String,
+    /// Delete every key that starts with KEY.
+    #[arg(long)]
+    pub prefix: bool,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The prefix to list (a trailing `/` is implied).
+    #[arg(default_value = "/")]
+    pub prefix: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct TreeArgs {
+    /// The prefix to show (a trailing `/` is implied).
+    #[arg(default_value = "/")]
+    pub prefix: String,
+    /// Cut values longer than this many characters in the view (0 = never).
+    #[arg(long, default_value_t = 100)]
+    pub width: usize,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "expect", required = true, multiple = false)]
+pub struct Expect {
+    /// The key is at this version (0 = absent).
+    #[arg(long, value_name = "N", group = "expect")]
+    pub expect_version: Option<i64>,
+    /// The key holds this value.
+    #[arg(long, value_name = "V", group = "expect")]
+    pub expect_value: Option<String>,
+    /// The key was last written at this revision.
+    #[arg(long, value_name = "REV", group = "expect")]
+    pub expect_mod_revision: Option<i64>,
+    /// The key does not exist.
+    #[arg(long, group = "expect")]
+    pub expect_absent: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CasArgs {
+    pub key: String,
+    /// The new value; `-` reads standard input.
+    pub value: String,
+    #[command(flatten)]
+    pub expect: Expect,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct CadArgs {
+    pub key: String,
+    #[command(flatten)]
+    pub expect: Expect,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct TxnArgs {
+    /// The transaction file, or `-` for standard input.
+    pub file: PathBuf,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    pub key: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Watch every key that starts with this prefix.
+    pub prefix: String,
+    /// Replay changes from this revision before following live ones.
+    #[arg(long, value_name = "N")]
+    pub from_rev: Option<i64>,
+    /// Stop after this many events (default: run until interrupted).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Keep the state as of this revision and everything after it.
+    pub revision: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only keys that start with this prefix.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Write here instead of standard output (written whole or not at all).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The snapshot file, or `-` for standard input.
+    pub file: PathBuf,
+    /// Keys per transaction (default and upper bound: the backend's limit).
+    #[arg(long, value_name = "N")]
+    pub batch: Option<usize>,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}

@@ -1,0 +1,264 @@
+//! Key-value commands: get, put, del, cas, cad, txn, history, compact.
+
+use std::io::Write;
+
+use anyhow::Context;
+use serde_json::json;
+use strata_core::key::display_key;
+use strata_core::txn_json::{event_json, kv_json, parse_txn, range_json, txn_response_json};
+use strata_core::{
+    Compare, CompareOp, EventKind, KeySpan, KeyValue, Op, OpResponse, RangeRequest, Store, Txn,
+};
+use strata_store::AnyStore;
+
+use super::read_value;
+use crate::cli::*;
+use crate::output::{print_json, show, stdout};
+use crate::Outcome;
+
+pub async fn get(store: &AnyStore, args: GetArgs) -> anyhow::Result<Outcome> {
+    let span = if args.prefix {
+        KeySpan::prefix(args.key.as_bytes())
+    } else {
+        KeySpan::key(args.key.as_bytes())
+    };
+    let mut req = RangeRequest::new(span)
+        .at_revision(args.rev.unwrap_or(0))
+        .with_limit(args.limit);
+    req.keys_only = args.keys_only;
+    let resp = store.range(req).await?;
+    if !args.prefix && resp.kvs.is_empty() {
+        eprintln!("key {} not found", args.key);
+        return Ok(Outcome::Mismatch);
+    }
+    if args.format == Format::Json {
+        print_json(&range_json(&resp))?;
+        return Ok(Outcome::Ok);
+    }
+    let mut out = stdout();
+    for kv in &resp.kvs {
+        if args.keys_only {
+            writeln!(out, "{}", show(&kv.key))?;
+        } else if args.prefix {
+            writeln!(out, "{} = {}", show(&kv.key), show(&kv.value))?;
+        } else {
+            // A single value is printed as is, so `strata get K > file` keeps its bytes.
+            out.write_all(&kv.value)?;
+            if !kv.value.ends_with(b"\n") {
+                writeln!(out)?;
+            }
+        }
+    }
+    if resp.more {
+        writeln!(out, "… more keys (raise --limit)")?;
+    }
+    out.flush()?;
+    Ok(Outcome::Ok)
+}
+
+pub async fn put(store: &AnyStore, args: PutArgs) -> anyhow::Result<Outcome> {
+    let value = read_value(&args.value)?;
+    let (revision, prev) = store.put(args.key.as_bytes(), &value).await?;
+    match args.format {
+        Format::Json => {
+            print_json(&json!({"revision": revision, "prev_kv": prev.as_ref().map(kv_json)}))?
+        }
+        Format::Text => println!("OK (revision {revision})"),
+    }
+    Ok(Outcome::Ok)
+}
+
+pub async fn del(store: &AnyStore, args: DelArgs) -> anyhow::Result<Outcome> {
+    let span = if args.prefix {
+        KeySpan::prefix(args.key.as_bytes())
+    } else {
+        KeySpan::key(args.key.as_bytes())
+    };
+    let (revision, deleted) = store.delete(span).await?;
+    match args.format {
+        Format::Json => print_json(&json!({"revision": revision, "deleted": deleted}))?,
+        Format::Text => println!("deleted {deleted} (revision {revision})"),
+    }
+    if !args.prefix && deleted == 0 {
+        eprintln!("key {} not found", args.key);
+        return Ok(Outcome::Mismatch);
+    }
+    Ok(Outcome::Ok)
+}
+
+fn expect_compare(key: &str, expect: &Expect) -> Compare {
+    let key = key.as_bytes();
+    if let Some(n) = expect.expect_version {
+        Compare::version(key, CompareOp::Equal, n)
+    } else if let Some(v) = &expect.expect_value {
+        Compare::value(key, CompareOp::Equal, v.as_bytes())
+    } else if let Some(rev) = expect.expect_mod_revision {
+        Compare::mod_revision(key, CompareOp::Equal, rev)
+    } else {
+        Compare::absent(key)
+    }
+}
+
+fn describe_expect(expect: &Expect) -> String {
+    if let Some(n) = expect.expect_version {
+        format!("version {n}")
+    } else if let Some(v) = &expect.expect_value {
+        format!("value {:?}", v)
+    } else if let Some(rev) = expect.expect_mod_revision {
+        format!("mod_revision {rev}")
+    } else {
+        "absent".into()
+    }
+}
+
+fn describe_current(kv: Option<&KeyValue>) -> String {
+    match kv {
+        None => "absent".into(),
+        Some(kv) => format!(
+            "version {}, mod_revision {}, value {:?}",
+            kv.version,
+            kv.mod_revision,
+            show(&kv.value)
+        ),
+    }
+}
+
+/// Runs a compare + op with a read of the key on failure, and reports.
+async fn guarded(
+    store: &AnyStore,
+    key: &str,
+    expect: &Expect,
+    op: Op,
+    format: Format,
+    verb: &str,
+) -> anyhow::Result<Outcome> {
+    let txn = Txn::new()
+        .when([expect_compare(key, expect)])
+        .and_then([op])
+        .or_else([Op::get(KeySpan::key(key.as_bytes()))]);
+    let resp = store.txn(txn).await?;
+    let current = match resp.responses.first() {
+        Some(OpResponse::Range(r)) if !resp.succeeded => r.kvs.first().cloned(),
+        _ => None,
+    };
+    if format == Format::Json {
+        print_json(&json!({
+            "succeeded": resp.succeeded,
+            "revision": resp.revision,
+            "current": current.as_ref().map(kv_json),
+        }))?;
+    }
+    if resp.succeeded {
+        if format == Format::Text {
+            println!("OK (revision {})", resp.revision);
+        }
+        return Ok(Outcome::Ok);
+    }
+    eprintln!(
+        "compare failed: {verb} of {key} expected {}, but the key is {}",
+        describe_expect(expect),
+        describe_current(current.as_ref())
+    );
+    Ok(Outcome::Mismatch)
+}
+
+pub async fn cas(store: &AnyStore, args: CasArgs) -> anyhow::Result<Outcome> {
+    let value = read_value(&args.value)?;
+    let op = Op::put(args.key.as_bytes(), value);
+    guarded(store, &args.key, &args.expect, op, args.format, "cas").await
+}
+
+pub async fn cad(store: &AnyStore, args: CadArgs) -> anyhow::Result<Outcome> {
+    if args.expect.expect_absent || args.expect.expect_version == Some(0) {
+        anyhow::bail!(
+            "cad of {} expecting it absent would delete nothing; expect a version or value",
+            args.key
+        );
+    }
+    let op = Op::delete(KeySpan::key(args.key.as_bytes()));
+    guarded(store, &args.key, &args.expect, op, args.format, "cad").await
+}
+
+pub async fn txn(store: &AnyStore, args: TxnArgs) -> anyhow::Result<Outcome> {
+    let name = args.file.display().to_string();
+    let text = if name == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+    } else {
+        std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {name}"))?
+    };
+    let txn = parse_txn(&text, &name)?;
+    let resp = store.txn(txn).await?;
+    if args.format == Format::Json {
+        print_json(&txn_response_json(&resp))?;
+    } else {
+        let mut out = stdout();
+        let branch = if resp.succeeded { "SUCCESS" } else { "FAILURE" };
+        writeln!(out, "{branch} (revision {})", resp.revision)?;
+        for r in &resp.responses {
+            match r {
+                OpResponse::Put { .. } => writeln!(out, "put OK")?,
+                OpResponse::Delete { deleted, .. } => writeln!(out, "deleted {deleted}")?,
+                OpResponse::Range(range) => {
+                    for kv in &range.kvs {
+                        writeln!(out, "{} = {}", show(&kv.key), show(&kv.value))?;
+                    }
+                }
+            }
+        }
+        out.flush()?;
+    }
+    Ok(if resp.succeeded {
+        Outcome::Ok
+    } else {
+        Outcome::Mismatch
+    })
+}
+
+pub async fn history(store: &AnyStore, args: HistoryArgs) -> anyhow::Result<Outcome> {
+    let events = store.history(args.key.as_bytes()).await?;
+    if args.format == Format::Json {
+        print_json(&json!(events.iter().map(event_json).collect::<Vec<_>>()))?;
+    } else {
+        let mut out = stdout();
+        if !events.is_empty() {
+            writeln!(
+                out,
+                "{:>10}  {:<6}  {:>7}  VALUE",
+                "REVISION", "CHANGE", "VERSION"
+            )?;
+        }
+        for e in &events {
+            match e.kind {
+                EventKind::Put => writeln!(
+                    out,
+                    "{:>10}  {:<6}  {:>7}  {}",
+                    e.revision(),
+                    "put",
+                    e.kv.version,
+                    show(&e.kv.value)
+                )?,
+                EventKind::Delete => {
+                    writeln!(out, "{:>10}  {:<6}  {:>7}", e.revision(), "delete", "-")?
+                }
+            }
+        }
+        out.flush()?;
+    }
+    if events.is_empty() {
+        eprintln!(
+            "no history for key {} (never written, or compacted away)",
+            display_key(args.key.as_bytes())
+        );
+        return Ok(Outcome::Mismatch);
+    }
+    Ok(Outcome::Ok)
+}
+
+pub async fn compact(store: &AnyStore, args: CompactArgs) -> anyhow::Result<Outcome> {
+    store.compact(args.revision).await?;
+    println!(
+        "compacted: history before revision {} is gone",
+        args.revision
+    );
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,141 @@
+//! Snapshot commands: export (store → flat JSON) and load (flat JSON → store).
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use strata_core::load::{load as load_entries, LoadReport};
+use strata_core::snapshot::{export as export_snapshot, read_snapshot};
+use strata_store::AnyStore;
+
+use crate::cli::*;
+use crate::output::print_json;
+use crate::Outcome;
+
+pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcome> {
+    let prefix = args.prefix.as_bytes();
+    let Some(path) = args.output else {
+        let out = std::io::BufWriter::new(std::io::stdout());
+        let report = export_snapshot(store, prefix, out).await?;
+        eprintln!(
+            "exported {} keys at revision {}",
+            report.keys, report.revision
+        );
+        return Ok(Outcome::Ok);
+    };
+    // Write beside the target and rename: the file is whole or absent, never half.
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .context("the output path has no file name")?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let report = match export_snapshot(store, prefix, &mut out).await {
+        Ok(report) => report,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+    };
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "exported {} keys at revision {} to {}",
+        report.keys,
+        report.revision,
+        path.display()
+    );
+    Ok(Outcome::Ok)
+}
+
+pub async fn load(store: &AnyStore, args: LoadArgs) -> anyhow::Result<Outcome> {
+    let entries = read_snapshot(&args.file)?;
+    let total = entries.len() as u64;
+    let mut progress = Progress::new(total);
+    let report = load_entries(store, &entries, args.batch, &mut |r| progress.update(r)).await;
+    progress.finish();
+    let report = report?;
+    match args.format {
+        Format::Json => print_json(&json!({
+            "total": report.total, "changed": report.changed, "unchanged": report.unchanged,
+            "transactions": report.txns, "revision": report.revision,
+        }))?,
+        Format::Text => {
+            let mut out = std::io::stdout();
+            if report.changed == 0 {
+                writeln!(
+                    out,
+                    "loaded {} keys: 0 changes, the store already holds them",
+                    report.total
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "loaded {} keys: {} changed, {} unchanged, in {} transactions (revision {})",
+                    report.total, report.changed, report.unchanged, report.txns, report.revision
+                )?;
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// A progress bar with keys/s and ETA on a terminal; plain lines every few seconds
+/// otherwise (logs, CI).
+struct Progress {
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last_line: Instant,
+    total: u64,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} keys  {per_sec}  ETA {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            started: Instant::now(),
+            last_line: Instant::now(),
+            total,
+        }
+    }
+
+    fn update(&mut self, report: &LoadReport) {
+        let done = report.changed + report.unchanged;
+        match &self.bar {
+            Some(bar) => bar.set_position(done),
+            None if self.last_line.elapsed() > Duration::from_secs(2) && done < self.total => {
+                self.last_line = Instant::now();
+                let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+                eprintln!("loaded {done}/{} keys ({rate:.0} keys/s)", self.total);
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Browsing commands: ls (one level), tree (a subtree), watch (live changes).
+
+use std::io::Write;
+
+use serde_json::json;
+use strata_core::listing::{dir_prefix, list_children, walk_tree};
+use strata_core::txn_json::event_json;
+use strata_core::{EventKind, KeySpan, Store, WatchRequest};
+use strata_store::AnyStore;
+
+use crate::cli::*;
+use crate::output::{print_json, show, show_cut, stdout};
+use crate::Outcome;
+
+pub async fn ls(store: &AnyStore, args: LsArgs) -> anyhow::Result<Outcome> {
+    let (revision, children) = list_children(store, &args.prefix).await?;
+    if args.format == Format::Json {
+        let items: Vec<_> = children
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c.name,
+                    "key": c.key,
+                    "value": c.value.as_deref().map(|v| String::from_utf8_lossy(v).into_owned()),
+                    "keys_below": c.descendants,
+                })
+            })
+            .collect();
+        print_json(
+            &json!({"prefix": dir_prefix(&args.prefix), "revision": revision, "children": items}),
+        )?;
+        return Ok(Outcome::Ok);
+    }
+    let mut out = stdout();
+    let width = children
+        .iter()
+        .map(|c| c.name.chars().count() + 1)
+        .max()
+        .unwrap_or(0);
+    for c in &children {
+        if let Some(value) = &c.value {
+            writeln!(out, "{:<width$}  = {}", c.name, show_cut(value, 60))?;
+        }
+        if c.descendants > 0 {
+            let noun = if c.descendants == 1 { "key" } else { "keys" };
+            writeln!(
+                out,
+                "{:<width$}  {} {noun}",
+                format!("{}/", c.name),
+                c.descendants
+            )?;
+        }
+    }
+    out.flush()?;
+    if children.is_empty() {
+        eprintln!("nothing under {}", dir_prefix(&args.prefix));
+    }
+    Ok(Outcome::Ok)
+}
+
+pub async fn tree(store: &AnyStore, args: TreeArgs) -> anyhow::Result<Outcome> {
+    let mut out = stdout();
+    writeln!(out, "{}", dir_prefix(&args.prefix))?;
+    let mut keys = 0u64;
+    walk_tree(store, &args.prefix, |line| {
+        let indent = "  ".repeat(line.depth + 1);
+        let written = match &line.value {
+            Some(value) => {
+                keys += 1;
+                writeln!(
+                    out,
+                    "{indent}{} = {}",
+                    line.label,
+                    show_cut(value, args.width)
+                )
+            }
+            None => writeln!(out, "{indent}{}", line.label),
+        };
+        written.map_err(|e| strata_core::Error::backend("stdout", "write", e))
+    })
+    .await?;
+    out.flush()?;
+    eprintln!("{keys} keys");
+    Ok(Outcome::Ok)
+}
+
+pub async fn watch(store: &AnyStore, args: WatchArgs) -> anyhow::Result<Outcome> {
+    let req = WatchRequest {
+        span: KeySpan::prefix(args.prefix.as_bytes()),
+        start_revision: args.from_rev.unwrap_or(0),
+    };
+    let mut watcher = store.watch(req).await?;
+    let mut seen = 0u64;
+    if args.count == Some(0) {
+        return Ok(Outcome::Ok);
+    }
+    loop {
+        let batch = tokio::select! {
+            batch = watcher.next() => batch,
+            _ = tokio::signal::ctrl_c() => return Ok(Outcome::Ok),
+        };
+        let Some(batch) = batch else {
+            return Ok(Outcome::Ok);
+        };
+        let mut out = stdout();
+        for event in batch? {
+            match args.format {
+                Format::Json => writeln!(out, "{}", event_json(&event))?,
+                Format::Text => match event.kind {
+                    EventKind::Put => writeln!(
+                        out,
+                        "PUT {} = {} (revision {})",
+                        show(&event.kv.key),
+                        show(&event.kv.value),
+                        event.revision()
+                    )?,
+                    EventKind::Delete => writeln!(
+                        out,
+                        "DELETE {} (revision {})",
+                        show(&event.kv.key),
+                        event.revision()
+                    )?,
+                },
+            }
+            seen += 1;
+            if args.count.is_some_and(|n| seen >= n) {
+                out.flush()?;
+                return Ok(Outcome::Ok);
+            }
+        }
+        // Flush per batch so a pipe reader sees changes as they happen.
+        out.flush()?;
+    }
+}

@@ -1,0 +1,49 @@
+//! Printing helpers: a buffered stdout whose errors (a closed pipe) propagate instead
+//! of panicking, and the text rendering of keys and values.
+
+use std::io::{self, BufWriter, Stdout, Write};
+
+use serde_json::Value;
+
+/// Buffered standard output. Always `flush` before returning so errors surface.
+pub fn stdout() -> BufWriter<Stdout> {
+    BufWriter::new(io::stdout())
+}
+
+/// Prints a JSON document, pretty-printed.
+pub fn print_json(value: &Value) -> anyhow::Result<()> {
+    let mut out = stdout();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Bytes for a text line: UTF-8 as is with control characters escaped, other bytes
+/// as `\xNN`, so one value is always one line.
+pub fn show(bytes: &[u8]) -> String {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return strata_core::key::display_key(bytes);
+    };
+    let mut out = String::with_capacity(bytes.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `show`, cut to `width` characters (0 = no cut).
+pub fn show_cut(bytes: &[u8], width: usize) -> String {
+    let text = show(bytes);
+    if width == 0 || text.chars().count() <= width {
+        return text;
+    }
+    let cut: String = text.chars().take(width).collect();
+    format!("{cut}… ({} bytes)", bytes.len())
+}

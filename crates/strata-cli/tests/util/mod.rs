@@ -1,0 +1,94 @@
+//! Test helpers: run the real `strata` binary in a temp dir against its own store.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_strata");
+
+/// The project's `examples/` folder.
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// A temp dir with a store URL inside it.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub store: String,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = format!("sqlite:{}", dir.path().join("strata.db").display());
+        Sandbox { dir, store }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(self.dir.path())
+            .env("STRATA_STORE", &self.store)
+            .args(args);
+        cmd
+    }
+
+    /// Runs with `stdin` fed in; returns the whole output.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn strata");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run strata")
+    }
+
+    /// Runs and expects exit code `code`; returns (stdout, stderr).
+    pub fn expect(&self, code: i32, args: &[&str]) -> (String, String) {
+        let out = self.run(args);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "strata {args:?} exited {:?}\nstdout: {stdout}\nstderr: {stderr}",
+            out.status.code()
+        );
+        (stdout, stderr)
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.expect(0, args).0
+    }
+}
+
+/// A small random number from the clock and the process, for crash timing.
+pub fn random_below(n: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish() % n.max(1)
+}

@@ -1,0 +1,210 @@
+//! Directory-style views of the keyspace: one level with child counts (`strata ls`)
+//! and the whole subtree as an indented tree (`strata tree`).
+//!
+//! Both read at one revision. `ls` skips over each child's subtree with a count
+//! query instead of reading every key, so it costs one or two round trips per child,
+//! not per key. Owns the grouping into levels; printing is the CLI's.
+
+use crate::error::Result;
+use crate::key::prefix_end;
+use crate::model::*;
+use crate::store::{scan, Store};
+
+/// One child of a listed prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Child {
+    /// The child's segment, as stored (escaped).
+    pub name: String,
+    /// The full key of the child (`prefix` + `name`).
+    pub key: String,
+    /// The child itself holds a value (it is a key, not only a directory).
+    pub value: Option<Vec<u8>>,
+    /// How many keys lie below it (`name/…`).
+    pub descendants: i64,
+}
+
+/// Normalises a listing prefix: `""` and `/` are the root; others get a trailing `/`.
+pub fn dir_prefix(prefix: &str) -> String {
+    match prefix {
+        "" => "/".into(),
+        p if p.ends_with('/') => p.into(),
+        p => format!("{p}/"),
+    }
+}
+
+/// Lists the children of `prefix` (one level), with the number of keys below each.
+/// Returns the revision read and the children in key order.
+pub async fn list_children<S: Store>(store: &S, prefix: &str) -> Result<(i64, Vec<Child>)> {
+    let prefix = dir_prefix(prefix);
+    let end = prefix_end(prefix.as_bytes());
+    let mut cursor = prefix.as_bytes().to_vec();
+    let mut revision = 0;
+    let mut children: Vec<Child> = Vec::new();
+    loop {
+        let req = RangeRequest::new(KeySpan::Range {
+            start: cursor.clone(),
+            end: end.clone(),
+        })
+        .at_revision(revision)
+        .with_limit(1);
+        let resp = store.range(req).await?;
+        revision = resp.revision;
+        let Some(kv) = resp.kvs.into_iter().next() else {
+            break;
+        };
+        let rest = String::from_utf8_lossy(&kv.key[prefix.len()..]).into_owned();
+        match rest.split_once('/') {
+            None => {
+                cursor = kv.key.clone();
+                cursor.push(0);
+                children.push(Child {
+                    key: format!("{prefix}{rest}"),
+                    name: rest,
+                    value: Some(kv.value),
+                    descendants: 0,
+                });
+            }
+            Some((name, _)) => {
+                let sub = format!("{prefix}{name}/");
+                let count = store
+                    .range(
+                        RangeRequest::new(KeySpan::prefix(sub.as_bytes()))
+                            .at_revision(revision)
+                            .count_only(),
+                    )
+                    .await?
+                    .count;
+                // A key `name` and keys below `name/` may be separated by siblings
+                // such as `name-x` (`-` sorts before `/`): merge them into one child.
+                match children.iter_mut().rev().find(|c| c.name == name) {
+                    Some(child) => child.descendants = count,
+                    None => children.push(Child {
+                        name: name.to_owned(),
+                        key: format!("{prefix}{name}"),
+                        value: None,
+                        descendants: count,
+                    }),
+                }
+                match prefix_end(sub.as_bytes()) {
+                    Some(next) => cursor = next,
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok((revision, children))
+}
+
+/// One line of a tree view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeLine {
+    /// Nesting level below the listed prefix (0 = directly below).
+    pub depth: usize,
+    /// The segment (with a trailing `/` for a directory line).
+    pub label: String,
+    /// The value, for a key line.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Walks every key under `prefix` at one revision, calling `emit` for each tree line
+/// in order: a directory line the first time a level is entered, then key lines.
+/// Memory stays bounded by the page size and the depth.
+pub async fn walk_tree<S: Store>(
+    store: &S,
+    prefix: &str,
+    mut emit: impl FnMut(TreeLine) -> Result<()>,
+) -> Result<i64> {
+    let prefix = dir_prefix(prefix);
+    let mut open: Vec<String> = Vec::new();
+    scan(store, KeySpan::prefix(prefix.as_bytes()), 0, |page| {
+        for kv in page {
+            let rest = String::from_utf8_lossy(&kv.key[prefix.len()..]).into_owned();
+            let segments: Vec<&str> = rest.split('/').collect();
+            let (dirs, leaf) = segments.split_at(segments.len() - 1);
+            let shared = open.iter().zip(dirs).take_while(|(a, b)| a == *b).count();
+            open.truncate(shared);
+            for (depth, dir) in dirs.iter().enumerate().skip(shared) {
+                emit(TreeLine {
+                    depth,
+                    label: format!("{dir}/"),
+                    value: None,
+                })?;
+                open.push((*dir).to_owned());
+            }
+            emit(TreeLine {
+                depth: dirs.len(),
+                label: leaf[0].to_owned(),
+                value: Some(kv.value),
+            })?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::MemStore;
+
+    async fn seeded() -> MemStore {
+        let s = MemStore::new();
+        for k in [
+            "/a/x/1",
+            "/a/x/2",
+            "/a/y",
+            "/a/y/z",
+            "/b",
+            "/a/x%2Fy/3",
+            "/a/y-b",
+        ] {
+            s.put(k.as_bytes(), b"v").await.unwrap();
+        }
+        s
+    }
+
+    #[tokio::test]
+    async fn lists_one_level_with_counts() {
+        let s = seeded().await;
+        let (_, children) = list_children(&s, "/a").await.unwrap();
+        let got: Vec<(&str, bool, i64)> = children
+            .iter()
+            .map(|c| (c.name.as_str(), c.value.is_some(), c.descendants))
+            .collect();
+        // Bytewise key order: `%` (0x25) sorts before `/` (0x2F).
+        assert_eq!(
+            got,
+            vec![
+                ("x%2Fy", false, 1),
+                ("x", false, 2),
+                ("y", true, 1),
+                ("y-b", true, 0)
+            ]
+        );
+        let (_, root) = list_children(&s, "/").await.unwrap();
+        assert_eq!(
+            root.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            vec!["a", "b"]
+        );
+        assert!(list_children(&s, "/nothing").await.unwrap().1.is_empty());
+    }
+
+    #[tokio::test]
+    async fn tree_lines_open_each_level_once() {
+        let s = seeded().await;
+        let mut lines = Vec::new();
+        walk_tree(&s, "/", |l| {
+            lines.push(format!("{}{}", "  ".repeat(l.depth), l.label));
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            lines,
+            vec![
+                "a/", "  x%2Fy/", "    3", "  x/", "    1", "    2", "  y", "  y-b", "  y/",
+                "    z", "b"
+            ]
+        );
+    }
+}
