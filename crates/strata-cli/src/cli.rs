@@ -1,6 +1,7 @@
 //! The command line: clap definitions only. Doc comments are the `--help` text.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -28,10 +29,106 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct StoreOpts {
-    /// The store: sqlite:PATH (embedded, the default) or mem: (in memory, for trying
-    /// things out).
+    /// The store: sqlite:PATH (embedded, the default), etcd://HOST:PORT[,HOST:PORT…]
+    /// (several members fail over), or mem: (in memory, for trying things out).
     #[arg(long, global = true, env = "STRATA_STORE", default_value = strata_store::DEFAULT_STORE_URL)]
     pub store: String,
+    /// etcd user, as NAME or NAME:PASSWORD.
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_USER",
+        help_heading = "etcd connection",
+        hide_env_values = true
+    )]
+    pub user: Option<String>,
+    /// etcd password (never printed).
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_PASSWORD",
+        help_heading = "etcd connection",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// CA certificate (PEM) that signed the etcd servers' certificates; turns on TLS.
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_CACERT",
+        value_name = "FILE",
+        help_heading = "etcd connection"
+    )]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (PEM) for TLS client authentication.
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_CERT",
+        value_name = "FILE",
+        help_heading = "etcd connection"
+    )]
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM) for TLS client authentication.
+    #[arg(
+        long = "key",
+        global = true,
+        env = "ETCDCTL_KEY",
+        value_name = "FILE",
+        help_heading = "etcd connection"
+    )]
+    pub key_file: Option<PathBuf>,
+    /// How long to wait for a connection (e.g. 5s, 500ms).
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "TIME", help_heading = "etcd connection")]
+    pub dial_timeout: Option<Duration>,
+    /// How long one request may take before it is reported as unavailable (e.g. 30s).
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "TIME", help_heading = "etcd connection")]
+    pub command_timeout: Option<Duration>,
+    /// The server's --max-txn-ops (128 unless the cluster was started with another).
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        help_heading = "etcd connection"
+    )]
+    pub max_txn_ops: Option<usize>,
+}
+
+impl StoreOpts {
+    pub fn connect_options(&self) -> strata_store::ConnectOptions {
+        strata_store::ConnectOptions {
+            user: self.user.clone(),
+            password: self.password.clone(),
+            ca_cert: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.key_file.clone(),
+            dial_timeout: self.dial_timeout,
+            request_timeout: self.command_timeout,
+            max_txn_ops: self.max_txn_ops,
+        }
+    }
+}
+
+/// Parses `500ms`, `5s`, `2m` or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 5s or 500ms"))?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?}; use ms, s or m")),
+    };
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(format!("{text:?} must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -58,6 +58,23 @@ pub enum Error {
         source: BoxError,
     },
 
+    #[error(
+        "{backend}: {operation} did not complete: {source}; {}",
+        if *outcome_unknown {
+            "it may or may not have been applied: read the keys before writing again"
+        } else {
+            "check that the store is up, then run the command again"
+        }
+    )]
+    Unavailable {
+        backend: String,
+        operation: String,
+        /// A write whose result never arrived: it may have been applied.
+        outcome_unknown: bool,
+        #[source]
+        source: BoxError,
+    },
+
     #[error("{path}: {reason}")]
     Snapshot { path: String, reason: String },
 
@@ -75,6 +92,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// True for errors that a retry may cure (a lost connection, a leader election).
+    /// A writer that retries must re-read first when the outcome is unknown.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unavailable { .. } => true,
+            Error::Interrupted { source, .. } => source.is_transient(),
+            _ => false,
+        }
+    }
+
     /// Wraps a dependency error with the backend and operation it happened in.
     pub fn backend(
         backend: impl Into<String>,

@@ -1,12 +1,21 @@
 //! The batched loader: writes snapshot entries into a store in transactions of up to
-//! the backend's `max_txn_ops` keys, skipping keys whose value is already right.
+//! the backend's `max_txn_ops` keys (and `max_request_bytes`), several in flight,
+//! skipping keys whose value is already right.
 //!
 //! Idempotent (a second load of the same entries changes nothing and says so) and
 //! resumable (each batch is one atomic transaction, so a load killed at any moment
-//! leaves whole batches; running it again writes what is missing). Owns batching and
-//! change detection; parsing is [`crate::snapshot`], storage is the backend's.
+//! leaves whole batches; running it again writes what is missing). A batch that fails
+//! with a transient error (a lost connection, a leader election) is retried by
+//! reading its keys again and writing only what is still missing or different, so a
+//! transaction whose outcome was unknown is never blindly applied twice. Owns
+//! batching, retries and change detection; parsing is [`crate::snapshot`].
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -21,50 +30,120 @@ pub struct LoadReport {
     pub changed: u64,
     /// Keys that already had the value.
     pub unchanged: u64,
-    /// Write transactions sent.
+    /// Write transactions that committed.
     pub txns: u64,
-    /// The store revision after the last write (0 when nothing was written).
+    /// Batches retried after a transient error.
+    pub retries: u64,
+    /// The highest store revision written (0 when nothing was written).
     pub revision: i64,
 }
 
 /// Called after each batch with the report so far.
 pub type Progress<'a> = &'a mut (dyn FnMut(&LoadReport) + Send);
 
-/// Loads sorted `entries` into `store`. `batch` overrides the batch size (it is
-/// capped at the backend's `max_txn_ops`).
-pub async fn load<S: Store>(
+/// How long a batch keeps retrying transient errors before the load gives up.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// Splits sorted entries into batches within the backend's op and byte limits.
+fn batches(entries: &[(String, String)], max_ops: usize, max_bytes: usize) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (k, v)) in entries.iter().enumerate() {
+        let size = k.len() + v.len();
+        if i > start && (i - start >= max_ops || bytes + size > max_bytes) {
+            out.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < entries.len() {
+        out.push(start..entries.len());
+    }
+    out
+}
+
+/// Loads sorted `entries` into `store`. `batch` lowers the batch size (it is capped
+/// at the backend's `max_txn_ops`).
+pub async fn load<S: Store + Clone + 'static>(
     store: &S,
-    entries: &[(String, String)],
+    entries: Vec<(String, String)>,
     batch: Option<usize>,
     progress: Progress<'_>,
 ) -> Result<LoadReport> {
     let caps = store.capabilities();
-    let batch = batch.unwrap_or(caps.max_txn_ops).clamp(1, caps.max_txn_ops);
+    let max_ops = batch.unwrap_or(caps.max_txn_ops).clamp(1, caps.max_txn_ops);
+    let plan = batches(&entries, max_ops, caps.max_request_bytes);
+    let entries: Arc<[(String, String)]> = entries.into();
     let mut report = LoadReport {
         total: entries.len() as u64,
         ..Default::default()
     };
-    for chunk in entries.chunks(batch) {
-        if let Err(source) = load_chunk(store, chunk, &mut report).await {
-            return Err(Error::Interrupted {
-                operation: "load".into(),
-                done: report.changed + report.unchanged,
-                total: report.total,
-                source: Box::new(source),
-            });
+    let mut pending = plan.into_iter();
+    let mut running = JoinSet::new();
+    let mut failure: Option<Error> = None;
+    loop {
+        while failure.is_none() && running.len() < caps.max_in_flight.max(1) {
+            let Some(range) = pending.next() else { break };
+            let (store, entries) = (store.clone(), entries.clone());
+            running.spawn(async move { load_batch(&store, &entries[range]).await });
         }
-        progress(&report);
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        match joined {
+            Ok(Ok(done)) => {
+                report.changed += done.changed;
+                report.unchanged += done.unchanged;
+                report.txns += done.txns;
+                report.retries += done.retries;
+                report.revision = report.revision.max(done.revision);
+                progress(&report);
+            }
+            Ok(Err(e)) => {
+                failure.get_or_insert(e);
+            }
+            Err(join) => {
+                failure.get_or_insert(Error::backend(caps.backend, "load a batch", join));
+            }
+        }
     }
-    Ok(report)
+    match failure {
+        None => Ok(report),
+        Some(source) => Err(Error::Interrupted {
+            operation: "load".into(),
+            done: report.changed + report.unchanged,
+            total: report.total,
+            source: Box::new(source),
+        }),
+    }
 }
 
-async fn load_chunk<S: Store>(
-    store: &S,
-    chunk: &[(String, String)],
-    report: &mut LoadReport,
-) -> Result<()> {
+/// Writes one batch, retrying transient errors by re-reading and re-deciding.
+async fn load_batch<S: Store>(store: &S, chunk: &[(String, String)]) -> Result<LoadReport> {
+    let started = tokio::time::Instant::now();
+    let mut retries = 0;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match write_missing(store, chunk).await {
+            Ok(mut done) => {
+                done.retries = retries;
+                return Ok(done);
+            }
+            Err(e) if e.is_transient() && started.elapsed() < RETRY_FOR => {
+                retries += 1;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads the batch's keys and writes, in one transaction, those missing or different.
+async fn write_missing<S: Store>(store: &S, chunk: &[(String, String)]) -> Result<LoadReport> {
     let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
-        return Ok(());
+        return Ok(LoadReport::default());
     };
     let mut end = last.0.as_bytes().to_vec();
     end.push(0);
@@ -84,14 +163,17 @@ async fn load_chunk<S: Store>(
         .map(|(k, v)| Op::put(k.as_str(), v.as_str()))
         .collect();
     let changed = puts.len() as u64;
+    let mut done = LoadReport {
+        total: chunk.len() as u64,
+        changed,
+        unchanged: chunk.len() as u64 - changed,
+        ..Default::default()
+    };
     if changed > 0 {
-        let resp = store.txn(Txn::new().and_then(puts)).await?;
-        report.revision = resp.revision;
-        report.txns += 1;
+        done.revision = store.txn(Txn::new().and_then(puts)).await?.revision;
+        done.txns = 1;
     }
-    report.changed += changed;
-    report.unchanged += chunk.len() as u64 - changed;
-    Ok(())
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -113,16 +195,29 @@ mod tests {
             backend: "mem",
             max_txn_ops: 7,
             max_value_bytes: 1024,
+            max_request_bytes: 1 << 20,
             range_page_size: 100,
+            max_in_flight: 3,
         });
         let data = entries(50);
-        let first = load(&store, &data, None, &mut |_| {}).await.unwrap();
+        let first = load(&store, data.clone(), None, &mut |_| {}).await.unwrap();
         assert_eq!((first.changed, first.unchanged, first.txns), (50, 0, 8));
-        let second = load(&store, &data, None, &mut |_| {}).await.unwrap();
+        let second = load(&store, data.clone(), None, &mut |_| {}).await.unwrap();
         assert_eq!((second.changed, second.unchanged, second.txns), (0, 50, 0));
         let mut changed = data.clone();
         changed[3].1 = "new".into();
-        let third = load(&store, &changed, None, &mut |_| {}).await.unwrap();
+        let third = load(&store, changed, None, &mut |_| {}).await.unwrap();
         assert_eq!((third.changed, third.txns), (1, 1));
+    }
+
+    #[test]
+    fn batches_respect_ops_and_bytes() {
+        let e: Vec<(String, String)> = (0..10).map(|i| (format!("k{i}"), "v".repeat(8))).collect();
+        assert_eq!(batches(&e, 4, 1000), vec![0..4, 4..8, 8..10]);
+        // Each entry is 10 bytes: at most 2 fit in 25 bytes.
+        assert_eq!(batches(&e, 4, 25).len(), 5);
+        // An entry larger than the byte limit still gets a batch of its own (the
+        // backend then names it in its error).
+        assert_eq!(batches(&e, 4, 5).len(), 10);
     }
 }

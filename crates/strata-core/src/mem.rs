@@ -232,7 +232,9 @@ impl MemStore {
                 backend: "mem",
                 max_txn_ops: 10_000,
                 max_value_bytes: 64 << 20,
+                max_request_bytes: 256 << 20,
                 range_page_size: 10_000,
+                max_in_flight: 1,
             },
         }
     }

@@ -309,6 +309,20 @@ impl Txn {
         }
         for ops in [&self.success, &self.failure] {
             validate_branch(ops, caps)?;
+            let bytes: usize = ops
+                .iter()
+                .map(|op| match op {
+                    Op::Put { key, value, .. } => key.len() + value.len(),
+                    _ => 0,
+                })
+                .sum();
+            if bytes > caps.max_request_bytes {
+                return Err(Error::InvalidTxn(format!(
+                    "the transaction writes {bytes} bytes but {} accepts at most {} per request; \
+                     split it into smaller transactions",
+                    caps.backend, caps.max_request_bytes
+                )));
+            }
         }
         Ok(())
     }
@@ -413,8 +427,12 @@ pub struct Capabilities {
     pub max_txn_ops: usize,
     /// The largest value one put may carry.
     pub max_value_bytes: usize,
+    /// The largest request (sum of keys and values of one transaction's puts).
+    pub max_request_bytes: usize,
     /// The largest page a range read should ask for, to keep messages bounded.
     pub range_page_size: i64,
+    /// How many write transactions a batched writer keeps in flight at once.
+    pub max_in_flight: usize,
 }
 
 #[cfg(test)]
@@ -426,7 +444,9 @@ mod tests {
             backend: "test",
             max_txn_ops: 3,
             max_value_bytes: 4,
+            max_request_bytes: 10,
             range_page_size: 10,
+            max_in_flight: 1,
         }
     }
 

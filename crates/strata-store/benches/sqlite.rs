@@ -109,13 +109,13 @@ fn main() {
     let store = SqliteStore::open(dir.path().join("strata.db")).unwrap();
     let started = Instant::now();
     let report = rt
-        .block_on(load(&store, &entries, None, &mut |_| {}))
+        .block_on(load(&store, entries.clone(), None, &mut |_| {}))
         .unwrap();
     let strata_load = started.elapsed();
     assert_eq!(report.changed as usize, n);
     let reload_started = Instant::now();
     let again = rt
-        .block_on(load(&store, &entries, None, &mut |_| {}))
+        .block_on(load(&store, entries.clone(), None, &mut |_| {}))
         .unwrap();
     let strata_reload = reload_started.elapsed();
     assert_eq!(again.changed, 0);

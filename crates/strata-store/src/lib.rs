@@ -7,31 +7,48 @@
 //! | URL | backend |
 //! |---|---|
 //! | `sqlite:PATH` (default `sqlite:./strata.db`) | [`sqlite::SqliteStore`] |
+//! | `etcd://[user:password@]host:port[,host:port…]` | [`etcd::EtcdStore`] |
 //! | `mem:` | [`strata_core::MemStore`] (tests, dry runs) |
 
+pub mod etcd;
 pub mod sqlite;
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use strata_core::{
     Capabilities, Error, Event, MemStore, RangeRequest, RangeResponse, Result, Store, StoreStatus,
     Txn, TxnResponse, WatchRequest, Watcher,
 };
 
+pub use etcd::{EtcdOptions, EtcdStore};
 pub use sqlite::SqliteStore;
 
 /// The store URL used when neither `--store` nor `STRATA_STORE` is given.
 pub const DEFAULT_STORE_URL: &str = "sqlite:./strata.db";
 
 /// A parsed store URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
-    Sqlite(std::path::PathBuf),
+    Sqlite(PathBuf),
+    Etcd {
+        endpoints: Vec<String>,
+        user: Option<String>,
+        password: Option<String>,
+    },
     Mem,
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
 }
 
 impl StoreUrl {
     pub fn parse(url: &str) -> Result<Self> {
         let invalid = |reason: &str| Error::InvalidUrl {
-            url: url.to_owned(),
+            url: redact(url),
             reason: reason.to_owned(),
         };
         if url == "mem:" || url == "mem://" {
@@ -44,9 +61,43 @@ impl StoreUrl {
             }
             return Ok(StoreUrl::Sqlite(path.into()));
         }
+        if let Some(rest) = url.strip_prefix("etcd://") {
+            let (credentials, hosts) = match rest.rsplit_once('@') {
+                Some((c, h)) => (Some(c), h),
+                None => (None, rest),
+            };
+            let (user, password) = match credentials {
+                Some(c) => match c.split_once(':') {
+                    Some((u, p)) => (Some(u.to_owned()), Some(p.to_owned())),
+                    None => (Some(c.to_owned()), None),
+                },
+                None => (None, None),
+            };
+            let endpoints: Vec<String> = hosts
+                .trim_end_matches('/')
+                .split(',')
+                .map(str::to_owned)
+                .collect();
+            for endpoint in &endpoints {
+                let valid = endpoint
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+                if !valid {
+                    return Err(invalid(&format!(
+                        "{endpoint:?} is not host:port; write etcd://127.0.0.1:2379[,host:port…]"
+                    )));
+                }
+            }
+            return Ok(StoreUrl::Etcd {
+                endpoints,
+                user,
+                password,
+            });
+        }
         let scheme = url.split(':').next().unwrap_or_default();
         Err(invalid(&format!(
-            "unknown scheme {scheme:?}; use sqlite:PATH or mem: (etcd:// and postgres:// are coming)"
+            "unknown scheme {scheme:?}; use sqlite:PATH, etcd://host:port[,host:port…] or mem: \
+             (postgres:// is coming)"
         )))
     }
 
@@ -54,16 +105,74 @@ impl StoreUrl {
     pub fn redacted(&self) -> String {
         match self {
             StoreUrl::Sqlite(path) => format!("sqlite:{}", path.display()),
+            StoreUrl::Etcd { endpoints, .. } => format!("etcd://{}", endpoints.join(",")),
             StoreUrl::Mem => "mem:".into(),
         }
     }
 }
 
-/// Opens the store a URL names.
+/// A URL with any `user:password@` part removed, for error messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Connection settings that are not part of the URL (the CLI's global flags).
+#[derive(Clone, Debug, Default)]
+pub struct ConnectOptions {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub ca_cert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub dial_timeout: Option<Duration>,
+    pub request_timeout: Option<Duration>,
+    pub max_txn_ops: Option<usize>,
+}
+
+/// Opens the store a URL names, with default connection settings.
 pub async fn open(url: &str) -> Result<AnyStore> {
+    open_with(url, &ConnectOptions::default()).await
+}
+
+/// Opens the store a URL names.
+pub async fn open_with(url: &str, opts: &ConnectOptions) -> Result<AnyStore> {
     match StoreUrl::parse(url)? {
         StoreUrl::Sqlite(path) => Ok(AnyStore::Sqlite(SqliteStore::open(path)?)),
         StoreUrl::Mem => Ok(AnyStore::Mem(MemStore::new())),
+        StoreUrl::Etcd {
+            endpoints,
+            user,
+            password,
+        } => {
+            let mut etcd = EtcdOptions::new(endpoints);
+            etcd.user = opts.user.clone().or(user);
+            etcd.password = opts.password.clone().or(password);
+            // `--user name:password`, as etcdctl takes it.
+            if let (Some(u), None) = (&etcd.user, &etcd.password) {
+                if let Some((name, pass)) = u.split_once(':') {
+                    etcd.password = Some(pass.to_owned());
+                    etcd.user = Some(name.to_owned());
+                }
+            }
+            etcd.ca_cert = opts.ca_cert.clone();
+            etcd.cert = opts.cert.clone();
+            etcd.key = opts.key.clone();
+            if let Some(t) = opts.dial_timeout {
+                etcd.dial_timeout = t;
+            }
+            if let Some(t) = opts.request_timeout {
+                etcd.request_timeout = t;
+            }
+            if let Some(n) = opts.max_txn_ops {
+                etcd.max_txn_ops = n;
+            }
+            Ok(AnyStore::Etcd(Box::new(EtcdStore::connect(etcd).await?)))
+        }
     }
 }
 
@@ -71,6 +180,7 @@ pub async fn open(url: &str) -> Result<AnyStore> {
 #[derive(Clone, Debug)]
 pub enum AnyStore {
     Sqlite(SqliteStore),
+    Etcd(Box<EtcdStore>),
     Mem(MemStore),
 }
 
@@ -78,6 +188,7 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $body:expr) => {
         match $self {
             AnyStore::Sqlite($s) => $body,
+            AnyStore::Etcd($s) => $body,
             AnyStore::Mem($s) => $body,
         }
     };
@@ -128,6 +239,24 @@ mod tests {
             StoreUrl::Sqlite("/tmp/x.db".into())
         );
         assert_eq!(StoreUrl::parse("mem:").unwrap(), StoreUrl::Mem);
+        let etcd = StoreUrl::parse("etcd://root:s3cret@10.0.0.1:2379,h2:2379").unwrap();
+        assert_eq!(
+            etcd,
+            StoreUrl::Etcd {
+                endpoints: vec!["10.0.0.1:2379".into(), "h2:2379".into()],
+                user: Some("root".into()),
+                password: Some("s3cret".into()),
+            }
+        );
+        assert_eq!(etcd.redacted(), "etcd://10.0.0.1:2379,h2:2379");
+        assert!(!format!("{etcd:?}").contains("s3cret"));
+        let err = StoreUrl::parse("etcd://root:s3cret@nohost")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not host:port") && !err.contains("s3cret"),
+            "{err}"
+        );
         let err = StoreUrl::parse("redis://x").unwrap_err().to_string();
         assert!(err.contains("unknown scheme \"redis\""), "{err}");
         assert!(StoreUrl::parse("sqlite:").is_err());

@@ -347,7 +347,10 @@ impl Store for SqliteStore {
             backend: BACKEND,
             max_txn_ops: 10_000,
             max_value_bytes: 16 << 20,
+            max_request_bytes: 256 << 20,
             range_page_size: 10_000,
+            // One writer at a time: SQLite serialises writers anyway.
+            max_in_flight: 1,
         }
     }
 

@@ -11,7 +11,7 @@ use crate::cli::{Cli, Command};
 use crate::Outcome;
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let store = open(&cli.store.store).await?;
+    let store = open(&cli.store).await?;
     match cli.command {
         Command::Get(args) => kv::get(&store, args).await,
         Command::Put(args) => kv::put(&store, args).await,
@@ -29,11 +29,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
 }
 
-async fn open(url: &str) -> anyhow::Result<AnyStore> {
-    let redacted = strata_store::StoreUrl::parse(url)
-        .map(|u| u.redacted())
-        .unwrap_or_else(|_| url.to_owned());
-    strata_store::open(url)
+async fn open(opts: &crate::cli::StoreOpts) -> anyhow::Result<AnyStore> {
+    let redacted = strata_store::redact(&opts.store);
+    strata_store::open_with(&opts.store, &opts.connect_options())
         .await
         .with_context(|| format!("cannot open the store {redacted}"))
 }

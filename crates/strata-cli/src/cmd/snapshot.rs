@@ -65,7 +65,7 @@ pub async fn load(store: &AnyStore, args: LoadArgs) -> anyhow::Result<Outcome> {
     let entries = read_snapshot(&args.file)?;
     let total = entries.len() as u64;
     let mut progress = Progress::new(total);
-    let report = load_entries(store, &entries, args.batch, &mut |r| progress.update(r)).await;
+    let report = load_entries(store, entries, args.batch, &mut |r| progress.update(r)).await;
     progress.finish();
     let report = report?;
     match args.format {

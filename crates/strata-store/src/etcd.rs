@@ -1,0 +1,721 @@
+//! The etcd v3 backend (`etcd://host:port[,host:port…]`): a thin adapter from the
+//! `Store` contract onto etcd's own KV, Txn, Watch and Compact calls, which already
+//! have the contract's semantics.
+//!
+//! What this module adds: limits checked before sending (op count, value and request
+//! size) with errors that name the key and the limit; etcd errors mapped to the
+//! contract's errors (compacted, future revision, unavailable) instead of raw gRPC
+//! strings; request timeouts; and a watch that resumes after a lost connection from
+//! the revision after the last one it delivered. It never retries a write itself: a
+//! write whose answer was lost is reported with `outcome_unknown`, and the batched
+//! writers re-read before deciding (see `strata_core::load`).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare as EtcdCompare, CompareOp as EtcdCompareOp, ConnectOptions, DeleteOptions,
+    GetOptions, PutOptions, TxnOp, TxnOpResponse, WatchOptions,
+};
+use strata_core::{
+    prefix_end, Capabilities, Compare, CompareOp, CompareTarget, Error, Event, EventKind, KeySpan,
+    KeyValue, Op, OpResponse, RangeRequest, RangeResponse, Result, Store, StoreStatus, Txn,
+    TxnResponse, WatchRequest, Watcher,
+};
+use tokio::sync::mpsc;
+
+const BACKEND: &str = "etcd";
+
+/// How to reach an etcd cluster.
+#[derive(Clone, Debug)]
+pub struct EtcdOptions {
+    /// `host:port` of each member; requests fail over between them.
+    pub endpoints: Vec<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// TLS: the CA that signed the servers' certificates, and an optional client
+    /// certificate and key.
+    pub ca_cert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub dial_timeout: Duration,
+    pub request_timeout: Duration,
+    /// The server's `--max-txn-ops` (128 by default).
+    pub max_txn_ops: usize,
+    /// The server's `--max-request-bytes` (1.5 MiB by default).
+    pub max_request_bytes: usize,
+}
+
+impl EtcdOptions {
+    pub fn new(endpoints: Vec<String>) -> Self {
+        EtcdOptions {
+            endpoints,
+            user: None,
+            password: None,
+            ca_cert: None,
+            cert: None,
+            key: None,
+            dial_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_txn_ops: 128,
+            max_request_bytes: 1_572_864,
+        }
+    }
+}
+
+/// A connection to an etcd cluster.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    opts: EtcdOptions,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("EtcdStore")
+            .field("endpoints", &self.opts.endpoints)
+            .field("user", &self.opts.user)
+            .finish()
+    }
+}
+
+/// Messages are capped by page size, not by gRPC's 4 MiB default.
+const MAX_MESSAGE: usize = 1 << 30;
+
+impl EtcdStore {
+    /// Connects (lazily: the first request dials) to the cluster.
+    pub async fn connect(opts: EtcdOptions) -> Result<Self> {
+        let mut connect = ConnectOptions::new()
+            .with_connect_timeout(opts.dial_timeout)
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            .with_keep_alive_while_idle(true);
+        match (&opts.user, &opts.password) {
+            (Some(user), Some(password)) => {
+                connect = connect.with_user(user.clone(), password.clone())
+            }
+            (Some(user), None) => {
+                return Err(Error::InvalidUrl {
+                    url: opts.endpoints.join(","),
+                    reason: format!(
+                        "user {user} has no password: give --password or ETCDCTL_PASSWORD"
+                    ),
+                })
+            }
+            _ => {}
+        }
+        if let Some(tls) = tls_options(&opts)? {
+            connect = connect.with_tls(tls);
+        }
+        let client = Client::connect(&opts.endpoints, Some(connect))
+            .await
+            .map_err(|e| unavailable("connect", false, e))?;
+        Ok(EtcdStore { client, opts })
+    }
+
+    fn kv(&self) -> etcd_client::KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// Runs one request under the request timeout.
+    async fn call<T>(
+        &self,
+        operation: &str,
+        write: bool,
+        fut: impl Future<Output = std::result::Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.opts.request_timeout, fut).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(map_error(operation, write, e)),
+            Err(_) => Err(Error::Unavailable {
+                backend: BACKEND.into(),
+                operation: operation.into(),
+                outcome_unknown: write,
+                source: format!("no answer within {:?}", self.opts.request_timeout).into(),
+            }),
+        }
+    }
+
+    /// Turns the placeholder errors of [`map_error`] into exact ones, which need
+    /// another request to learn the current and compacted revisions.
+    async fn refine(&self, err: Error, requested: i64) -> Error {
+        match err {
+            Error::Compacted { .. } => match self.compact_revision().await {
+                Ok(compacted) => Error::Compacted {
+                    requested,
+                    compacted,
+                },
+                Err(e) => e,
+            },
+            Error::FutureRevision { .. } => match self.current_revision().await {
+                Ok(current) => Error::FutureRevision { requested, current },
+                Err(e) => e,
+            },
+            other => other,
+        }
+    }
+
+    async fn current_revision(&self) -> Result<i64> {
+        let resp = self
+            .call(
+                "read the revision",
+                false,
+                self.kv()
+                    .get(vec![0u8], Some(GetOptions::new().with_count_only())),
+            )
+            .await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    /// etcd does not report its compaction point directly; reads below it fail, so
+    /// it is found by binary search over revisions (about log2(revision) reads).
+    async fn compact_revision(&self) -> Result<i64> {
+        let current = self.current_revision().await?;
+        let readable = |rev: i64| async move {
+            let opts = GetOptions::new().with_count_only().with_revision(rev);
+            match self
+                .call(
+                    "find the compaction point",
+                    false,
+                    self.kv().get(vec![0u8], Some(opts)),
+                )
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(Error::Compacted { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        if readable(1).await? {
+            return Ok(0);
+        }
+        let (mut lo, mut hi) = (1, current);
+        while lo + 1 < hi {
+            let mid = lo + (hi - lo) / 2;
+            if readable(mid).await? {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        Ok(hi)
+    }
+}
+
+fn tls_options(opts: &EtcdOptions) -> Result<Option<etcd_client::TlsOptions>> {
+    if opts.ca_cert.is_none() && opts.cert.is_none() {
+        return Ok(None);
+    }
+    let read = |path: &PathBuf| {
+        std::fs::read(path)
+            .map_err(|e| Error::backend(BACKEND, format!("read {}", path.display()), e))
+    };
+    let mut tls = etcd_client::TlsOptions::new();
+    if let Some(ca) = &opts.ca_cert {
+        tls = tls.ca_certificate(etcd_client::Certificate::from_pem(read(ca)?));
+    }
+    match (&opts.cert, &opts.key) {
+        (Some(cert), Some(key)) => {
+            tls = tls.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(Error::InvalidUrl {
+                url: opts.endpoints.join(","),
+                reason: "a client certificate needs both --cert and --key".into(),
+            })
+        }
+    }
+    Ok(Some(tls))
+}
+
+fn unavailable(
+    operation: &str,
+    write: bool,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> Error {
+    Error::Unavailable {
+        backend: BACKEND.into(),
+        operation: operation.into(),
+        outcome_unknown: write,
+        source: e.into(),
+    }
+}
+
+/// Maps an etcd-client error onto the contract's errors. Compacted and future
+/// revisions carry placeholder numbers; [`EtcdStore::refine`] fills them in.
+fn map_error(operation: &str, write: bool, e: etcd_client::Error) -> Error {
+    use tonic::Code;
+    match e {
+        etcd_client::Error::GRpcStatus(status) => {
+            let message = status.message();
+            if message.contains("required revision has been compacted") {
+                return Error::Compacted {
+                    requested: 0,
+                    compacted: 0,
+                };
+            }
+            if message.contains("required revision is a future revision") {
+                return Error::FutureRevision {
+                    requested: 0,
+                    current: 0,
+                };
+            }
+            if message.contains("too many operations in txn request") {
+                return Error::InvalidTxn(format!(
+                    "the server refused the transaction: {message}; lower --max-txn-ops to the server's limit"
+                ));
+            }
+            if message.contains("request is too large") {
+                return Error::InvalidTxn(format!(
+                    "the server refused the request: {message}; lower the batch size or the server's limit with --max-request-bytes"
+                ));
+            }
+            match status.code() {
+                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted | Code::Unknown => {
+                    // "leader changed", "request timed out", a lost connection.
+                    unavailable(operation, write, status.message().to_owned())
+                }
+                Code::Unauthenticated | Code::PermissionDenied => Error::backend(
+                    BACKEND,
+                    operation,
+                    format!("{message} (check --user and --password, or ETCDCTL_USER and ETCDCTL_PASSWORD)"),
+                ),
+                _ => Error::backend(BACKEND, operation, status.message().to_owned()),
+            }
+        }
+        etcd_client::Error::TransportError(t) => unavailable(operation, write, t),
+        etcd_client::Error::IoError(io) => unavailable(operation, write, io),
+        other => Error::backend(BACKEND, operation, other),
+    }
+}
+
+/// etcd's (key, range_end) for a span: no range end for one key, `\0` for "to the end".
+fn etcd_range(span: &KeySpan) -> (Vec<u8>, Option<Vec<u8>>) {
+    match span {
+        KeySpan::Key(k) => (k.clone(), None),
+        KeySpan::Prefix(p) if p.is_empty() => (vec![0], Some(vec![0])),
+        KeySpan::Prefix(p) => (p.clone(), Some(prefix_end(p).unwrap_or_else(|| vec![0]))),
+        KeySpan::Range { start, end } => {
+            let start = if start.is_empty() {
+                vec![0]
+            } else {
+                start.clone()
+            };
+            (start, Some(end.clone().unwrap_or_else(|| vec![0])))
+        }
+    }
+}
+
+fn get_options(req: &RangeRequest) -> (Vec<u8>, GetOptions) {
+    let (key, end) = etcd_range(&req.span);
+    let mut opts = GetOptions::new()
+        .with_limit(req.limit.max(0))
+        .with_revision(req.revision.max(0));
+    if let Some(end) = end {
+        opts = opts.with_range(end);
+    }
+    if req.keys_only {
+        opts = opts.with_keys_only();
+    }
+    if req.count_only {
+        opts = opts.with_count_only();
+    }
+    (key, opts)
+}
+
+fn from_etcd_kv(kv: &etcd_client::KeyValue) -> KeyValue {
+    KeyValue {
+        key: kv.key().to_vec(),
+        value: kv.value().to_vec(),
+        create_revision: kv.create_revision(),
+        mod_revision: kv.mod_revision(),
+        version: kv.version(),
+    }
+}
+
+fn range_response(
+    req: &RangeRequest,
+    resp: &etcd_client::GetResponse,
+    header_revision: i64,
+) -> RangeResponse {
+    RangeResponse {
+        // A read at a past revision was served at that revision.
+        revision: if req.revision > 0 {
+            req.revision
+        } else {
+            header_revision
+        },
+        kvs: resp.kvs().iter().map(from_etcd_kv).collect(),
+        more: resp.more(),
+        count: resp.count(),
+    }
+}
+
+fn is_inverted(span: &KeySpan) -> bool {
+    matches!(span, KeySpan::Range { start, end: Some(end) } if end <= start)
+}
+
+fn to_etcd_compare(c: &Compare) -> EtcdCompare {
+    let op = match c.op {
+        CompareOp::Equal => EtcdCompareOp::Equal,
+        CompareOp::NotEqual => EtcdCompareOp::NotEqual,
+        CompareOp::Greater => EtcdCompareOp::Greater,
+        CompareOp::Less => EtcdCompareOp::Less,
+    };
+    match &c.target {
+        CompareTarget::Value(v) => EtcdCompare::value(c.key.clone(), op, v.clone()),
+        CompareTarget::Version(n) => EtcdCompare::version(c.key.clone(), op, *n),
+        CompareTarget::CreateRevision(n) => EtcdCompare::create_revision(c.key.clone(), op, *n),
+        CompareTarget::ModRevision(n) => EtcdCompare::mod_revision(c.key.clone(), op, *n),
+    }
+}
+
+fn to_etcd_op(op: &Op) -> TxnOp {
+    match op {
+        Op::Put {
+            key,
+            value,
+            prev_kv,
+        } => {
+            let opts = if *prev_kv {
+                Some(PutOptions::new().with_prev_key())
+            } else {
+                None
+            };
+            TxnOp::put(key.clone(), value.clone(), opts)
+        }
+        Op::Delete { span, prev_kv } => {
+            let (key, end) = etcd_range(span);
+            let mut opts = DeleteOptions::new();
+            if let Some(end) = end {
+                opts = opts.with_range(end);
+            }
+            if *prev_kv {
+                opts = opts.with_prev_key();
+            }
+            TxnOp::delete(key, Some(opts))
+        }
+        Op::Range(req) => {
+            let (key, opts) = get_options(req);
+            TxnOp::get(key, Some(opts))
+        }
+    }
+}
+
+impl Store for EtcdStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            backend: BACKEND,
+            max_txn_ops: self.opts.max_txn_ops,
+            // A put carries its key and some framing besides the value.
+            max_value_bytes: self.opts.max_request_bytes.saturating_sub(1024),
+            max_request_bytes: self.opts.max_request_bytes.saturating_sub(1024),
+            range_page_size: 5_000,
+            max_in_flight: 8,
+        }
+    }
+
+    async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
+        if is_inverted(&req.span) {
+            // An empty span: answer it here rather than send an end before the start.
+            let revision = if req.revision > 0 {
+                req.revision
+            } else {
+                self.current_revision().await?
+            };
+            return Ok(RangeResponse {
+                revision,
+                ..Default::default()
+            });
+        }
+        let (key, opts) = get_options(&req);
+        match self
+            .call("range read", false, self.kv().get(key, Some(opts)))
+            .await
+        {
+            Ok(resp) => {
+                let header = resp.header().map_or(0, |h| h.revision());
+                Ok(range_response(&req, &resp, header))
+            }
+            Err(e) => Err(self.refine(e, req.revision).await),
+        }
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        txn.validate(&self.capabilities())?;
+        let etcd_txn = etcd_client::Txn::new()
+            .when(txn.compares.iter().map(to_etcd_compare).collect::<Vec<_>>())
+            .and_then(txn.success.iter().map(to_etcd_op).collect::<Vec<_>>())
+            .or_else(txn.failure.iter().map(to_etcd_op).collect::<Vec<_>>());
+        let writes = txn
+            .success
+            .iter()
+            .chain(&txn.failure)
+            .any(|op| !matches!(op, Op::Range(_)));
+        let resp = match self
+            .call("transaction", writes, self.kv().txn(etcd_txn))
+            .await
+        {
+            Ok(resp) => resp,
+            Err(e) => {
+                let requested = txn
+                    .success
+                    .iter()
+                    .chain(&txn.failure)
+                    .find_map(|op| match op {
+                        Op::Range(r) if r.revision > 0 => Some(r.revision),
+                        _ => None,
+                    })
+                    .unwrap_or(0);
+                return Err(self.refine(e, requested).await);
+            }
+        };
+        let revision = resp.header().map_or(0, |h| h.revision());
+        let ops = if resp.succeeded() {
+            &txn.success
+        } else {
+            &txn.failure
+        };
+        let responses = resp
+            .op_responses()
+            .iter()
+            .zip(ops)
+            .map(|(r, op)| match (r, op) {
+                (TxnOpResponse::Put(p), _) => OpResponse::Put {
+                    prev_kv: p.prev_key().map(from_etcd_kv),
+                },
+                (TxnOpResponse::Delete(d), _) => OpResponse::Delete {
+                    deleted: d.deleted(),
+                    prev_kvs: d.prev_kvs().iter().map(from_etcd_kv).collect(),
+                },
+                (TxnOpResponse::Get(g), Op::Range(req)) => {
+                    OpResponse::Range(range_response(req, g, revision))
+                }
+                (TxnOpResponse::Get(g), _) => OpResponse::Range(range_response(
+                    &RangeRequest::new(KeySpan::all()),
+                    g,
+                    revision,
+                )),
+                (TxnOpResponse::Txn(_), _) => OpResponse::Delete {
+                    deleted: 0,
+                    prev_kvs: Vec::new(),
+                },
+            })
+            .collect();
+        Ok(TxnResponse {
+            revision,
+            succeeded: resp.succeeded(),
+            responses,
+        })
+    }
+
+    async fn watch(&self, req: WatchRequest) -> Result<Watcher> {
+        let start = if req.start_revision > 0 {
+            req.start_revision
+        } else {
+            self.current_revision().await? + 1
+        };
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(watch_task(self.clone(), req.span, start, tx));
+        Ok(Watcher::new(rx, BACKEND, start))
+    }
+
+    async fn compact(&self, revision: i64) -> Result<()> {
+        let opts = etcd_client::CompactionOptions::new().with_physical();
+        match self
+            .call(
+                "compact",
+                true,
+                self.client.kv_client().compact(revision, Some(opts)),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.refine(e, revision).await),
+        }
+    }
+
+    async fn history(&self, key: &[u8]) -> Result<Vec<Event>> {
+        history::read(self, key).await
+    }
+
+    async fn status(&self) -> Result<StoreStatus> {
+        Ok(StoreStatus {
+            revision: self.current_revision().await?,
+            compact_revision: self.compact_revision().await?,
+        })
+    }
+}
+
+/// Converts one watch response's events, in order.
+fn convert_events(resp: &etcd_client::WatchResponse) -> Vec<Event> {
+    resp.events()
+        .iter()
+        .filter_map(|e| {
+            let kv = from_etcd_kv(e.kv()?);
+            let kind = match e.event_type() {
+                etcd_client::EventType::Put => EventKind::Put,
+                etcd_client::EventType::Delete => EventKind::Delete,
+            };
+            Some(Event { kind, kv })
+        })
+        .collect()
+}
+
+/// How long a watch keeps trying to reconnect before it reports the failure.
+const WATCH_RECONNECT_FOR: Duration = Duration::from_secs(60);
+
+/// Streams events to `tx` from `next` on; after a lost connection, watches again from
+/// the revision after the last one delivered, so nothing is missed or repeated.
+async fn watch_task(
+    store: EtcdStore,
+    span: KeySpan,
+    mut next: i64,
+    tx: mpsc::Sender<Result<Vec<Event>>>,
+) {
+    let (key, end) = etcd_range(&span);
+    let mut failing_since: Option<tokio::time::Instant> = None;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let mut opts = WatchOptions::new().with_start_revision(next);
+        if let Some(end) = &end {
+            opts = opts.with_range(end.clone());
+        }
+        let mut client = store
+            .client
+            .watch_client()
+            .max_decoding_message_size(MAX_MESSAGE);
+        let stream = tokio::select! {
+            s = client.watch(key.clone(), Some(opts)) => s,
+            _ = tx.closed() => return,
+        };
+        let lost: String = match stream {
+            Err(e) => e.to_string(),
+            Ok(mut stream) => loop {
+                let message = tokio::select! {
+                    m = stream.message() => m,
+                    _ = tx.closed() => return,
+                };
+                match message {
+                    Ok(Some(resp)) => {
+                        failing_since = None;
+                        backoff = Duration::from_millis(50);
+                        if resp.canceled() {
+                            let err = if resp.compact_revision() > 0 {
+                                Error::Compacted {
+                                    requested: next,
+                                    compacted: resp.compact_revision(),
+                                }
+                            } else {
+                                Error::WatchClosed {
+                                    backend: BACKEND.into(),
+                                    reason: resp.cancel_reason().to_owned(),
+                                }
+                            };
+                            let _ = tx.send(Err(err)).await;
+                            return;
+                        }
+                        let events = convert_events(&resp);
+                        for batch in events.chunk_by(|a, b| a.revision() == b.revision()) {
+                            if tx.send(Ok(batch.to_vec())).await.is_err() {
+                                return;
+                            }
+                            next = batch[0].revision() + 1;
+                        }
+                    }
+                    Ok(None) => break "the server closed the stream".to_owned(),
+                    Err(e) => break e.to_string(),
+                }
+            },
+        };
+        let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+        if since.elapsed() > WATCH_RECONNECT_FOR {
+            let _ = tx
+                .send(Err(Error::WatchClosed {
+                    backend: BACKEND.into(),
+                    reason: format!("no connection for {WATCH_RECONNECT_FOR:?} ({lost}); watch again from revision {next}"),
+                }))
+                .await;
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+mod history {
+    //! `history` on etcd: the state at the compaction point, then every change from
+    //! a watch replay, up to the revision current when the call started.
+
+    use super::*;
+
+    /// How long the replay may stay silent before a key that is absent now is taken
+    /// to have no further changes: etcd 3.4 has no ordered "caught up" marker.
+    const QUIET: Duration = Duration::from_millis(500);
+
+    pub(super) async fn read(store: &EtcdStore, key: &[u8]) -> Result<Vec<Event>> {
+        let now = store.range(RangeRequest::new(KeySpan::key(key))).await?;
+        let current = now.kvs.first().cloned();
+        let compacted = store.compact_revision().await?;
+        let mut events = Vec::new();
+        if compacted > 0 {
+            let at = store
+                .range(RangeRequest::new(KeySpan::key(key)).at_revision(compacted))
+                .await?;
+            if let Some(kv) = at
+                .kvs
+                .into_iter()
+                .next()
+                .filter(|kv| kv.mod_revision < compacted)
+            {
+                events.push(Event {
+                    kind: EventKind::Put,
+                    kv,
+                });
+            }
+        }
+        let mut watcher = store
+            .watch(WatchRequest {
+                span: KeySpan::key(key),
+                start_revision: compacted.max(1),
+            })
+            .await?;
+        loop {
+            if let Some(kv) = &current {
+                if events
+                    .last()
+                    .is_some_and(|e: &Event| e.revision() >= kv.mod_revision)
+                {
+                    break;
+                }
+            }
+            let wait = if current.is_some() {
+                store.opts.request_timeout
+            } else {
+                QUIET
+            };
+            match tokio::time::timeout(wait, watcher.next()).await {
+                Ok(Some(Ok(batch))) => {
+                    events.extend(batch.into_iter().filter(|e| e.revision() <= now.revision))
+                }
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(None) | Err(_) if current.is_none() => break,
+                _ => {
+                    return Err(Error::Unavailable {
+                        backend: BACKEND.into(),
+                        operation: "read history".into(),
+                        outcome_unknown: false,
+                        source: "the history replay stopped before reaching the key's last change"
+                            .into(),
+                    })
+                }
+            }
+        }
+        Ok(events)
+    }
+}

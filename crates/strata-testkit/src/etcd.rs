@@ -1,0 +1,261 @@
+//! Throwaway etcd servers: one node or a cluster, on free loopback ports, data in a
+//! temp dir. Members can be killed (SIGKILL) and restarted by PID.
+//!
+//! Every etcd runs under a tiny `sh` watchdog that kills it when the test process
+//! exits, so a server shared by a whole test binary (see [`shared`]) never outlives
+//! it, even though statics are never dropped.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::{free_port, require_program};
+
+const INSTALL: &str = "apt-get install -y etcd-server etcd-client";
+
+/// The watchdog: start etcd, record its PID, and kill it when the owner (the test
+/// process) or etcd itself is gone.
+const WATCHDOG: &str = r#"
+owner=$1; pidfile=$2; log=$3; shift 3
+"$@" >"$log" 2>&1 &
+child=$!
+echo $child > "$pidfile"
+while kill -0 "$owner" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.2; done
+kill -9 "$child" 2>/dev/null
+"#;
+
+#[derive(Debug)]
+struct Member {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    watchdog: Option<Child>,
+}
+
+/// A running etcd cluster (one or more members).
+#[derive(Debug)]
+pub struct EtcdCluster {
+    dir: tempfile::TempDir,
+    members: Vec<Member>,
+    initial_cluster: String,
+    token: String,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members and waits until the cluster serves requests.
+    pub fn start(n: usize) -> Self {
+        require_program("etcd", INSTALL);
+        let dir = tempfile::Builder::new()
+            .prefix("strata-etcd-")
+            .tempdir()
+            .expect("temp dir");
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client_port: free_port(),
+                peer_port: free_port(),
+                watchdog: None,
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let token = format!(
+            "strata-test-{}-{}",
+            std::process::id(),
+            dir.path().display().to_string().len()
+        );
+        let mut cluster = EtcdCluster {
+            dir,
+            members,
+            initial_cluster,
+            token,
+        };
+        for i in 0..n {
+            cluster.spawn(i, "new");
+        }
+        for i in 0..n {
+            cluster.wait_healthy(i);
+        }
+        cluster
+    }
+
+    fn spawn(&mut self, i: usize, state: &str) {
+        let member = &self.members[i];
+        let data = self.dir.path().join(&member.name);
+        let client = format!("http://127.0.0.1:{}", member.client_port);
+        let peer = format!("http://127.0.0.1:{}", member.peer_port);
+        let args: Vec<String> = vec![
+            "etcd".into(),
+            format!("--name={}", member.name),
+            format!("--data-dir={}", data.display()),
+            format!("--listen-client-urls={client}"),
+            format!("--advertise-client-urls={client}"),
+            format!("--listen-peer-urls={peer}"),
+            format!("--initial-advertise-peer-urls={peer}"),
+            format!("--initial-cluster={}", self.initial_cluster),
+            format!("--initial-cluster-state={state}"),
+            format!("--initial-cluster-token={}", self.token),
+            "--logger=zap".into(),
+            "--log-level=warn".into(),
+        ];
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("strata-etcd-watchdog")
+            .arg(std::process::id().to_string())
+            .arg(self.pid_file(i))
+            .arg(self.log_file(i))
+            .args(&args)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start sh for the etcd watchdog");
+        self.members[i].watchdog = Some(child);
+    }
+
+    fn pid_file(&self, i: usize) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("{}.pid", self.members[i].name))
+    }
+
+    fn log_file(&self, i: usize) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("{}.log", self.members[i].name))
+    }
+
+    /// The last lines of a member's log, for failure messages.
+    pub fn log_tail(&self, i: usize) -> String {
+        let log = std::fs::read_to_string(self.log_file(i)).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// The PID of a member's etcd process, if it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        std::fs::read_to_string(self.pid_file(i))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// `host:port` of every member.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("127.0.0.1:{}", m.client_port))
+            .collect()
+    }
+
+    /// The Strata store URL of the cluster: `etcd://h:p,h:p,…`.
+    pub fn url(&self) -> String {
+        format!("etcd://{}", self.endpoints().join(","))
+    }
+
+    /// `http://h:p,…`, the form `etcdctl --endpoints` takes.
+    pub fn client_urls(&self) -> String {
+        self.endpoints()
+            .iter()
+            .map(|e| format!("http://{e}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Kills a member with SIGKILL and waits until it is gone.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(pid) = self.pid(i) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        if let Some(mut watchdog) = self.members[i].watchdog.take() {
+            let _ = watchdog.wait();
+        }
+        let _ = std::fs::remove_file(self.pid_file(i));
+    }
+
+    /// Restarts a killed member on its data dir and waits until it is healthy.
+    pub fn restart(&mut self, i: usize) {
+        assert!(self.members[i].watchdog.is_none(), "member {i} still runs");
+        self.spawn(i, "existing");
+        self.wait_healthy(i);
+    }
+
+    /// Which member is the leader now (from each member's metrics).
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.members.len()).find(|&i| {
+            self.members[i].watchdog.is_some()
+                && http_get(self.members[i].client_port, "/metrics")
+                    .is_some_and(|body| body.lines().any(|l| l.trim() == "etcd_server_is_leader 1"))
+        })
+    }
+
+    /// Waits until a member answers `/health` with true (it has a leader).
+    pub fn wait_healthy(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if http_get(self.members[i].client_port, "/health")
+                .is_some_and(|b| b.contains("\"health\":\"true\""))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "etcd member {i} did not become healthy within 30 s; its log ends with:\n{}",
+            self.log_tail(i)
+        );
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET on loopback; the body, or `None` on any failure.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
+            .ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+}
+
+/// One single-node etcd shared by every test of this test binary. Tests share it by
+/// using their own key prefixes.
+pub fn shared() -> &'static EtcdCluster {
+    static SHARED: OnceLock<EtcdCluster> = OnceLock::new();
+    SHARED.get_or_init(|| EtcdCluster::start(1))
+}
+
+/// A second single-node etcd that one test at a time holds, for tests that compact
+/// or check exact revision arithmetic. Hold the guard for the whole test.
+pub async fn exclusive() -> (&'static EtcdCluster, tokio::sync::OwnedMutexGuard<()>) {
+    static EXCLUSIVE: OnceLock<(EtcdCluster, Arc<tokio::sync::Mutex<()>>)> = OnceLock::new();
+    let (cluster, lock) =
+        EXCLUSIVE.get_or_init(|| (EtcdCluster::start(1), Arc::new(tokio::sync::Mutex::new(()))));
+    let guard = lock.clone().lock_owned().await;
+    (cluster, guard)
+}
