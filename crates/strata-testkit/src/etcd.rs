@@ -229,6 +229,48 @@ impl Drop for EtcdCluster {
     }
 }
 
+/// Runs the real `etcdctl` against the cluster (an independent checker for tests)
+/// and returns its standard output; panics with its stderr when it fails.
+pub fn etcdctl(cluster: &EtcdCluster, args: &[&str]) -> String {
+    let program = require_program("etcdctl", INSTALL);
+    let out = Command::new(program)
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", cluster.client_urls()))
+        .args(args)
+        .output()
+        .expect("run etcdctl");
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Decodes standard base64 (what `etcdctl -w json` prints keys and values in).
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a') as u32 + 26,
+            b'0'..=b'9' => (c - b'0') as u32 + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {text:?}"),
+        }
+    };
+    let digits: Vec<u8> = text.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &c)| acc | value(c) << (18 - 6 * i));
+        out.extend(n.to_be_bytes()[1..chunk.len()].iter());
+    }
+    out
+}
+
 /// A plain HTTP/1.0 GET on loopback; the body, or `None` on any failure.
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut stream =
@@ -258,4 +300,15 @@ pub async fn exclusive() -> (&'static EtcdCluster, tokio::sync::OwnedMutexGuard<
         EXCLUSIVE.get_or_init(|| (EtcdCluster::start(1), Arc::new(tokio::sync::Mutex::new(()))));
     let guard = lock.clone().lock_owned().await;
     (cluster, guard)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_round_trips_known_values() {
+        assert_eq!(super::base64_decode("L2EvYg=="), b"/a/b");
+        assert_eq!(super::base64_decode("Zm9vYmFy"), b"foobar");
+        assert_eq!(super::base64_decode("Zm9vYg=="), b"foob");
+        assert_eq!(super::base64_decode(""), b"");
+    }
 }

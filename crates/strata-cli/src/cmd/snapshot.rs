@@ -71,7 +71,7 @@ pub async fn load(store: &AnyStore, args: LoadArgs) -> anyhow::Result<Outcome> {
     match args.format {
         Format::Json => print_json(&json!({
             "total": report.total, "changed": report.changed, "unchanged": report.unchanged,
-            "transactions": report.txns, "revision": report.revision,
+            "transactions": report.txns, "revision": report.revision, "retries": report.retries,
         }))?,
         Format::Text => {
             let mut out = std::io::stdout();
@@ -86,6 +86,14 @@ pub async fn load(store: &AnyStore, args: LoadArgs) -> anyhow::Result<Outcome> {
                     out,
                     "loaded {} keys: {} changed, {} unchanged, in {} transactions (revision {})",
                     report.total, report.changed, report.unchanged, report.txns, report.revision
+                )?;
+            }
+            if report.retries > 0 {
+                writeln!(
+                    out,
+                    "{} batches were retried after a lost connection or a leader change \
+                     (each re-read its keys first, so none was applied twice)",
+                    report.retries
                 )?;
             }
         }

@@ -26,6 +26,14 @@ impl Sandbox {
         Sandbox { dir, store }
     }
 
+    /// A sandbox whose commands use another store (e.g. a test etcd).
+    pub fn with_store(store: &str) -> Self {
+        Sandbox {
+            store: store.to_owned(),
+            ..Self::new()
+        }
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
