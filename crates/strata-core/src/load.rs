@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::store::Store;
+use crate::store::{scan, Store};
 
 /// What a load did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -65,6 +65,12 @@ fn batches(entries: &[(String, String)], max_ops: usize, max_bytes: usize) -> Ve
 
 /// Loads sorted `entries` into `store`. `batch` lowers the batch size (it is capped
 /// at the backend's `max_txn_ops`).
+///
+/// First the store's current values over the entries' key span are read page by page
+/// at one revision and compared (a few large reads instead of one per batch); only
+/// the entries that differ are then written, in batches with several in flight. When
+/// the span holds far more keys than the input (a small load into a big store), each
+/// batch reads just its own keys instead.
 pub async fn load<S: Store + Clone + 'static>(
     store: &S,
     entries: Vec<(String, String)>,
@@ -73,20 +79,45 @@ pub async fn load<S: Store + Clone + 'static>(
 ) -> Result<LoadReport> {
     let caps = store.capabilities();
     let max_ops = batch.unwrap_or(caps.max_txn_ops).clamp(1, caps.max_txn_ops);
-    let plan = batches(&entries, max_ops, caps.max_request_bytes);
-    let entries: Arc<[(String, String)]> = entries.into();
     let mut report = LoadReport {
         total: entries.len() as u64,
         ..Default::default()
     };
+    let interrupted = |report: &LoadReport, source: Error| Error::Interrupted {
+        operation: "load".into(),
+        done: report.changed + report.unchanged,
+        total: report.total,
+        source: Box::new(source),
+    };
+    // Which entries need writing (`known` = compared already, so a batch may be
+    // written without reading it again first).
+    let (todo, known): (Vec<(String, String)>, bool) = match differing(store, &entries).await {
+        Ok(Some(differs)) => {
+            let todo = entries
+                .into_iter()
+                .zip(differs)
+                .filter(|(_, d)| *d)
+                .map(|(e, _)| e)
+                .collect();
+            (todo, true)
+        }
+        Ok(None) => (entries, false),
+        Err(e) => return Err(interrupted(&report, e)),
+    };
+    if known {
+        report.unchanged = report.total - todo.len() as u64;
+        progress(&report);
+    }
+    let plan = batches(&todo, max_ops, caps.max_request_bytes);
+    let todo: Arc<[(String, String)]> = todo.into();
     let mut pending = plan.into_iter();
     let mut running = JoinSet::new();
     let mut failure: Option<Error> = None;
     loop {
         while failure.is_none() && running.len() < caps.max_in_flight.max(1) {
             let Some(range) = pending.next() else { break };
-            let (store, entries) = (store.clone(), entries.clone());
-            running.spawn(async move { load_batch(&store, &entries[range]).await });
+            let (store, todo) = (store.clone(), todo.clone());
+            running.spawn(async move { load_batch(&store, &todo[range], known).await });
         }
         let Some(joined) = running.join_next().await else {
             break;
@@ -110,22 +141,71 @@ pub async fn load<S: Store + Clone + 'static>(
     }
     match failure {
         None => Ok(report),
-        Some(source) => Err(Error::Interrupted {
-            operation: "load".into(),
-            done: report.changed + report.unchanged,
-            total: report.total,
-            source: Box::new(source),
-        }),
+        Some(source) => Err(interrupted(&report, source)),
     }
 }
 
-/// Writes one batch, retrying transient errors by re-reading and re-deciding.
-async fn load_batch<S: Store>(store: &S, chunk: &[(String, String)]) -> Result<LoadReport> {
+/// How many keys the span may hold per input entry before per-batch reads are cheaper
+/// than one scan of the span.
+const SCAN_RATIO: i64 = 4;
+
+/// For each entry, whether its key is missing or holds another value, from one paged
+/// scan of the entries' key span; `None` when the span is too crowded to scan.
+async fn differing<S: Store>(store: &S, entries: &[(String, String)]) -> Result<Option<Vec<bool>>> {
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        return Ok(Some(Vec::new()));
+    };
+    let mut end = last.0.as_bytes().to_vec();
+    end.push(0);
+    let span = KeySpan::Range {
+        start: first.0.as_bytes().to_vec(),
+        end: Some(end),
+    };
+    let count = store
+        .range(RangeRequest::new(span.clone()).count_only())
+        .await?;
+    if count.count > SCAN_RATIO * entries.len() as i64 + 1000 {
+        return Ok(None);
+    }
+    // Every entry differs until the scan finds its key with the same value.
+    let mut differs = vec![true; entries.len()];
+    if count.count == 0 {
+        return Ok(Some(differs));
+    }
+    let mut next = 0;
+    scan(store, span, count.revision, |page| {
+        for kv in page {
+            while next < entries.len() && entries[next].0.as_bytes() < kv.key.as_slice() {
+                next += 1;
+            }
+            if next < entries.len() && entries[next].0.as_bytes() == kv.key.as_slice() {
+                differs[next] = entries[next].1.as_bytes() != kv.value.as_slice();
+                next += 1;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(Some(differs))
+}
+
+/// Writes one batch, retrying transient errors by re-reading and re-deciding. With
+/// `known`, the batch was compared already and its first attempt writes it directly.
+async fn load_batch<S: Store>(
+    store: &S,
+    chunk: &[(String, String)],
+    known: bool,
+) -> Result<LoadReport> {
     let started = tokio::time::Instant::now();
     let mut retries = 0;
     let mut backoff = Duration::from_millis(50);
     loop {
-        match write_missing(store, chunk).await {
+        let attempt = if known && retries == 0 {
+            write_all(store, chunk).await
+        } else {
+            write_missing(store, chunk).await
+        };
+        match attempt {
             Ok(mut done) => {
                 done.retries = retries;
                 return Ok(done);
@@ -138,6 +218,19 @@ async fn load_batch<S: Store>(store: &S, chunk: &[(String, String)]) -> Result<L
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Writes every entry of the batch in one transaction.
+async fn write_all<S: Store>(store: &S, chunk: &[(String, String)]) -> Result<LoadReport> {
+    let puts = chunk.iter().map(|(k, v)| Op::put(k.as_str(), v.as_str()));
+    let revision = store.txn(Txn::new().and_then(puts)).await?.revision;
+    Ok(LoadReport {
+        total: chunk.len() as u64,
+        changed: chunk.len() as u64,
+        txns: 1,
+        revision,
+        ..Default::default()
+    })
 }
 
 /// Reads the batch's keys and writes, in one transaction, those missing or different.
@@ -208,6 +301,33 @@ mod tests {
         changed[3].1 = "new".into();
         let third = load(&store, changed, None, &mut |_| {}).await.unwrap();
         assert_eq!((third.changed, third.txns), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn partial_data_is_completed_and_crowded_spans_read_per_batch() {
+        let store = MemStore::new();
+        let data = entries(100);
+        // Half the keys present, one with another value.
+        let half: Vec<_> = data.iter().step_by(2).cloned().collect();
+        load(&store, half, None, &mut |_| {}).await.unwrap();
+        store.put(b"/k/00002", b"stale").await.unwrap();
+        let report = load(&store, data.clone(), None, &mut |_| {}).await.unwrap();
+        assert_eq!((report.changed, report.unchanged), (51, 49));
+        // A small load into a crowded span takes the per-batch path.
+        let crowd: Vec<_> = (0..5000)
+            .map(|i| (format!("/k/00050/{i:05}"), "x".to_owned()))
+            .collect();
+        load(&store, crowd, None, &mut |_| {}).await.unwrap();
+        let few = vec![
+            data[0].clone(),
+            ("/k/00099".to_owned(), "changed".to_owned()),
+        ];
+        let report = load(&store, few, None, &mut |_| {}).await.unwrap();
+        assert_eq!((report.changed, report.unchanged, report.txns), (1, 1, 1));
+        assert_eq!(
+            store.get(b"/k/00099").await.unwrap().unwrap().value,
+            b"changed"
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! export from a store at one revision); loading into a store is [`crate::load`].
 
 use std::io::Write;
+
+use serde::Deserializer as _;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -18,30 +20,56 @@ pub type Entries = Vec<(String, String)>;
 
 /// Parses a snapshot from text. `source` names the input in errors.
 pub fn parse_snapshot(text: &str, source: &str) -> Result<Entries> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Snapshot {
+    let parsed: Result<Entries, serde_json::Error> = (|| {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let entries = de.deserialize_map(SnapshotVisitor)?;
+        de.end()?;
+        Ok(entries)
+    })();
+    let mut entries = parsed.map_err(|e| Error::Snapshot {
         path: source.to_owned(),
-        reason: format!("not valid JSON: {e}"),
+        reason: if e.classify() == serde_json::error::Category::Data {
+            e.to_string()
+        } else {
+            format!("not valid JSON: {e}")
+        },
     })?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(Error::Snapshot {
-            path: source.to_owned(),
-            reason: "a snapshot is one JSON object {\"/key\": \"value\", …}".into(),
-        });
-    };
-    // serde_json's map without `preserve_order` is a BTreeMap: sorted bytewise.
-    map.into_iter()
-        .map(|(key, value)| match value {
-            serde_json::Value::String(v) => Ok((key, v)),
-            other => Err(Error::Snapshot {
-                path: source.to_owned(),
-                reason: format!(
-                    "the value of key {key} is {}, but snapshot values are strings; write it as \"{}\"",
-                    kind(&other),
-                    other.to_string().replace('"', "\\\"")
-                ),
-            }),
-        })
-        .collect()
+    // Snapshots are written sorted; sort anyway for hand-written ones. A key given
+    // twice keeps its last value, as JSON parsers do.
+    if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
+        entries.reverse();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, earlier| later.0 == earlier.0);
+    }
+    Ok(entries)
+}
+
+/// Reads `{key: "value", …}` straight into entries, without an intermediate map.
+struct SnapshotVisitor;
+
+impl<'de> serde::de::Visitor<'de> for SnapshotVisitor {
+    type Value = Entries;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a snapshot: one JSON object {\"/key\": \"value\", …}")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(key) = map.next_key::<String>()? {
+            match map.next_value::<serde_json::Value>()? {
+                serde_json::Value::String(value) => entries.push((key, value)),
+                other => {
+                    return Err(serde::de::Error::custom(format!(
+                        "the value of key {key} is {}, but snapshot values are strings; write it as \"{}\"",
+                        kind(&other),
+                        other.to_string().replace('"', "\\\"")
+                    )))
+                }
+            }
+        }
+        Ok(entries)
+    }
 }
 
 fn kind(v: &serde_json::Value) -> &'static str {
