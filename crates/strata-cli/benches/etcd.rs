@@ -5,11 +5,11 @@
 //!   detection reads, batched transactions) next to the best raw batched put rate
 //!   this machine reaches with etcd-client (transactions of 128 puts, 1–32 in flight);
 //! - a shell loop of `etcdctl put` over the first 2,000 keys;
-//! - `etcdctl check perf --load=s`, the machine's ceiling as etcd's own tool sees it;
+//! - `etcdctl check perf --load=l`, the machine's ceiling as etcd's own tool sees it;
 //! - `strata export` of the N keys next to `etcdctl get --prefix -w json`.
 //!
 //! Run: `cargo bench -p strata-cli --bench etcd` (STRATA_BENCH_KEYS=N, default 100,000;
-//! STRATA_BENCH_CHECK_PERF=0 skips the 60-second `etcdctl check perf`).
+//! STRATA_BENCH_CHECK_PERF=0 skips the 60-second `etcdctl check perf --load=l`).
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -151,14 +151,22 @@ fn main() {
 
     let check = if check_perf {
         let out = Command::new("etcdctl")
-            .args([endpoints.as_str(), "check", "perf", "--load=s"])
+            .args([endpoints.as_str(), "check", "perf", "--load=l"])
             .env("ETCDCTL_API", "3")
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.lines()
-            .find(|l| l.contains("Throughput"))
-            .map(|l| l.trim().to_owned())
+        // The progress bar redraws with carriage returns; keep the verdict lines.
+        let verdicts: Vec<&str> = text
+            .split(['\r', '\n'])
+            .filter_map(|l| {
+                l.find("PASS")
+                    .or_else(|| l.find("FAIL"))
+                    .map(|i| l[i..].trim())
+            })
+            .collect();
+        Some(verdicts.join("; "))
+            .filter(|v| !v.is_empty())
             .unwrap_or_else(|| format!("(no throughput line: {})", text.trim()))
     } else {
         "skipped (STRATA_BENCH_CHECK_PERF=0)".into()
@@ -201,5 +209,5 @@ fn main() {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("etcdctl check perf --load=s: {check}");
+    println!("etcdctl check perf --load=l: {check}");
 }

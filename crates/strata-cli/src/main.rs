@@ -39,9 +39,15 @@ fn main() -> ExitCode {
         Ok(Outcome::Mismatch) => ExitCode::from(3),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            let mut said = err.to_string();
+            eprintln!("error: {said}");
             for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                // Our messages often quote their cause already; say each thing once.
+                let text = cause.to_string();
+                if !said.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                    said.push_str(&text);
+                }
             }
             ExitCode::from(1)
         }

@@ -275,6 +275,21 @@ fn map_error(operation: &str, write: bool, e: etcd_client::Error) -> Error {
                     "the server refused the request: {message}; lower the batch size or the server's limit with --max-request-bytes"
                 ));
             }
+            let auth_hint = [
+                "user name is empty",
+                "authentication failed",
+                "permission denied",
+                "invalid auth token",
+            ]
+            .iter()
+            .any(|m| message.contains(m));
+            if auth_hint {
+                return Error::backend(
+                    BACKEND,
+                    operation,
+                    format!("{message} (give --user and --password, or ETCDCTL_USER and ETCDCTL_PASSWORD)"),
+                );
+            }
             match status.code() {
                 Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted | Code::Unknown => {
                     // "leader changed", "request timed out", a lost connection.
@@ -283,7 +298,7 @@ fn map_error(operation: &str, write: bool, e: etcd_client::Error) -> Error {
                 Code::Unauthenticated | Code::PermissionDenied => Error::backend(
                     BACKEND,
                     operation,
-                    format!("{message} (check --user and --password, or ETCDCTL_USER and ETCDCTL_PASSWORD)"),
+                    format!("{message} (give --user and --password, or ETCDCTL_USER and ETCDCTL_PASSWORD)"),
                 ),
                 _ => Error::backend(BACKEND, operation, status.message().to_owned()),
             }

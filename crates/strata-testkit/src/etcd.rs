@@ -27,6 +27,88 @@ while kill -0 "$owner" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.2
 kill -9 "$child" 2>/dev/null
 "#;
 
+/// PEM files for a TLS cluster: a CA, and a certificate for 127.0.0.1 that serves as
+/// both the servers' and the client's.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Makes a throwaway CA and a certificate for 127.0.0.1 with the `openssl` CLI.
+    pub fn generate(dir: &std::path::Path) -> TlsFiles {
+        let openssl = require_program("openssl", "apt-get install -y openssl");
+        let run = |args: &[&str]| {
+            let out = Command::new(&openssl)
+                .current_dir(dir)
+                .args(args)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=strata-test-ca",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "node.key",
+            "-out",
+            "node.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .expect("write ext.cnf");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "node.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "node.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("node.pem"),
+            key: dir.join("node.key"),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Member {
     name: String,
@@ -42,11 +124,22 @@ pub struct EtcdCluster {
     members: Vec<Member>,
     initial_cluster: String,
     token: String,
+    tls: Option<TlsFiles>,
 }
 
 impl EtcdCluster {
     /// Starts `n` members and waits until the cluster serves requests.
     pub fn start(n: usize) -> Self {
+        Self::start_with(n, None)
+    }
+
+    /// Starts one member that serves clients over TLS only and requires a client
+    /// certificate signed by the test CA.
+    pub fn start_tls(tls: TlsFiles) -> Self {
+        Self::start_with(1, Some(tls))
+    }
+
+    fn start_with(n: usize, tls: Option<TlsFiles>) -> Self {
         require_program("etcd", INSTALL);
         let dir = tempfile::Builder::new()
             .prefix("strata-etcd-")
@@ -75,6 +168,7 @@ impl EtcdCluster {
             members,
             initial_cluster,
             token,
+            tls,
         };
         for i in 0..n {
             cluster.spawn(i, "new");
@@ -88,9 +182,10 @@ impl EtcdCluster {
     fn spawn(&mut self, i: usize, state: &str) {
         let member = &self.members[i];
         let data = self.dir.path().join(&member.name);
-        let client = format!("http://127.0.0.1:{}", member.client_port);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", member.client_port);
         let peer = format!("http://127.0.0.1:{}", member.peer_port);
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "etcd".into(),
             format!("--name={}", member.name),
             format!("--data-dir={}", data.display()),
@@ -104,6 +199,12 @@ impl EtcdCluster {
             "--logger=zap".into(),
             "--log-level=warn".into(),
         ];
+        if let Some(tls) = &self.tls {
+            args.push(format!("--cert-file={}", tls.cert.display()));
+            args.push(format!("--key-file={}", tls.key.display()));
+            args.push(format!("--trusted-ca-file={}", tls.ca.display()));
+            args.push("--client-cert-auth".into());
+        }
         let child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
@@ -161,11 +262,17 @@ impl EtcdCluster {
 
     /// `http://h:p,…`, the form `etcdctl --endpoints` takes.
     pub fn client_urls(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         self.endpoints()
             .iter()
-            .map(|e| format!("http://{e}"))
+            .map(|e| format!("{scheme}://{e}"))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// The TLS files, for a TLS cluster.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     pub fn len(&self) -> usize {
@@ -207,9 +314,7 @@ impl EtcdCluster {
     pub fn wait_healthy(&self, i: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if http_get(self.members[i].client_port, "/health")
-                .is_some_and(|b| b.contains("\"health\":\"true\""))
-            {
+            if self.healthy(i) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -219,6 +324,31 @@ impl EtcdCluster {
             self.log_tail(i)
         );
     }
+}
+
+impl EtcdCluster {
+    fn healthy(&self, i: usize) -> bool {
+        let port = self.members[i].client_port;
+        match &self.tls {
+            None => http_get(port, "/health").is_some_and(|b| b.contains("\"health\":\"true\"")),
+            // Over TLS, ask etcdctl (plain HTTP cannot speak to the port).
+            Some(tls) => Command::new(require_program("etcdctl", INSTALL))
+                .env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints=https://127.0.0.1:{port}"))
+                .args(tls_flags(tls))
+                .args(["endpoint", "health"])
+                .output()
+                .is_ok_and(|o| o.status.success()),
+        }
+    }
+}
+
+fn tls_flags(tls: &TlsFiles) -> Vec<String> {
+    vec![
+        format!("--cacert={}", tls.ca.display()),
+        format!("--cert={}", tls.cert.display()),
+        format!("--key={}", tls.key.display()),
+    ]
 }
 
 impl Drop for EtcdCluster {
@@ -232,10 +362,17 @@ impl Drop for EtcdCluster {
 /// Runs the real `etcdctl` against the cluster (an independent checker for tests)
 /// and returns its standard output; panics with its stderr when it fails.
 pub fn etcdctl(cluster: &EtcdCluster, args: &[&str]) -> String {
+    etcdctl_as(cluster, None, args)
+}
+
+/// [`etcdctl`] as an etcd user (`name:password`).
+pub fn etcdctl_as(cluster: &EtcdCluster, user: Option<&str>, args: &[&str]) -> String {
     let program = require_program("etcdctl", INSTALL);
     let out = Command::new(program)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", cluster.client_urls()))
+        .args(cluster.tls().map(tls_flags).unwrap_or_default())
+        .args(user.map(|u| format!("--user={u}")))
         .args(args)
         .output()
         .expect("run etcdctl");
