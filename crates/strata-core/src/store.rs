@@ -166,13 +166,21 @@ impl Watcher {
     }
 }
 
+/// About how many bytes one page of [`scan`] should carry.
+const PAGE_BYTES: usize = 8 << 20;
+
 /// Reads a whole span at one revision, page by page, calling `each` per page. Returns
 /// the revision read. Memory stays bounded by the page size.
+///
+/// Pages adapt to the data: the first is small, later ones hold about
+/// [`PAGE_BYTES`] (at most the backend's `range_page_size` keys). Few, large pages
+/// matter on etcd 3.4, which counts the rest of the range on every request.
 pub async fn scan<S: Store, F>(store: &S, span: KeySpan, revision: i64, mut each: F) -> Result<i64>
 where
     F: FnMut(Vec<KeyValue>) -> Result<()>,
 {
-    let page = store.capabilities().range_page_size;
+    let max_page = store.capabilities().range_page_size.max(1);
+    let mut limit = max_page.min(1_000);
     let (mut start, end) = span.bounds();
     let mut revision = revision;
     loop {
@@ -181,7 +189,7 @@ where
             end: end.clone(),
         })
         .at_revision(revision)
-        .with_limit(page);
+        .with_limit(limit);
         let resp = store.range(req).await?;
         // Pin every later page to the revision of the first one: one consistent read.
         revision = resp.revision;
@@ -189,6 +197,13 @@ where
         if let Some(last) = resp.kvs.last() {
             start = last.key.clone();
             start.push(0);
+            let bytes: usize = resp
+                .kvs
+                .iter()
+                .map(|kv| kv.key.len() + kv.value.len())
+                .sum();
+            let per_key = (bytes / resp.kvs.len()).max(1);
+            limit = ((PAGE_BYTES / per_key) as i64).clamp(1, max_page);
         }
         each(resp.kvs)?;
         if !more {

@@ -430,7 +430,7 @@ impl Store for EtcdStore {
             // A put carries its key and some framing besides the value.
             max_value_bytes: self.opts.max_request_bytes.saturating_sub(1024),
             max_request_bytes: self.opts.max_request_bytes.saturating_sub(1024),
-            range_page_size: 5_000,
+            range_page_size: 100_000,
             max_in_flight: 8,
         }
     }

@@ -22,6 +22,24 @@ pub async fn get(store: &AnyStore, args: GetArgs) -> anyhow::Result<Outcome> {
     } else {
         KeySpan::key(args.key.as_bytes())
     };
+    if args.prefix && args.limit == 0 && args.format == Format::Text {
+        // Stream page by page at one revision: a million keys in bounded memory.
+        let mut out = stdout();
+        strata_core::scan(store, span, args.rev.unwrap_or(0), |page| {
+            page.iter()
+                .try_for_each(|kv| {
+                    if args.keys_only {
+                        writeln!(out, "{}", show(&kv.key))
+                    } else {
+                        writeln!(out, "{} = {}", show(&kv.key), show(&kv.value))
+                    }
+                })
+                .map_err(|e| strata_core::Error::backend("stdout", "write", e))
+        })
+        .await?;
+        out.flush()?;
+        return Ok(Outcome::Ok);
+    }
     let mut req = RangeRequest::new(span)
         .at_revision(args.rev.unwrap_or(0))
         .with_limit(args.limit);
