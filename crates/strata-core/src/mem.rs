@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
-use crate::engine::{self, RevisionedState};
+use crate::engine::{self, run_ready, RevisionedState};
 use crate::error::Result;
 use crate::model::*;
 use crate::store::{Store, StoreStatus, Watcher};
@@ -137,19 +137,19 @@ impl MemState {
 }
 
 impl RevisionedState for MemState {
-    fn revision(&mut self) -> Result<i64> {
+    async fn revision(&mut self) -> Result<i64> {
         Ok(self.revision)
     }
 
-    fn compact_revision(&mut self) -> Result<i64> {
+    async fn compact_revision(&mut self) -> Result<i64> {
         Ok(self.compacted)
     }
 
-    fn current(&mut self, key: &[u8]) -> Result<Option<KeyValue>> {
+    async fn current(&mut self, key: &[u8]) -> Result<Option<KeyValue>> {
         Ok(self.current.get(key).cloned())
     }
 
-    fn range(
+    async fn range(
         &mut self,
         start: &[u8],
         end: Option<&[u8]>,
@@ -188,21 +188,26 @@ impl RevisionedState for MemState {
         Ok((kvs, more))
     }
 
-    fn count(&mut self, start: &[u8], end: Option<&[u8]>, revision: Option<i64>) -> Result<i64> {
-        Ok(self.range(start, end, revision, 0, true)?.0.len() as i64)
+    async fn count(
+        &mut self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        revision: Option<i64>,
+    ) -> Result<i64> {
+        Ok(self.range(start, end, revision, 0, true).await?.0.len() as i64)
     }
 
-    fn write_put(&mut self, kv: &KeyValue, _seq: i64) -> Result<()> {
+    async fn write_put(&mut self, kv: &KeyValue, _seq: i64) -> Result<()> {
         self.record(&kv.key, kv.mod_revision, Some(kv.clone()));
         Ok(())
     }
 
-    fn write_delete(&mut self, key: &[u8], revision: i64, _seq: i64) -> Result<()> {
+    async fn write_delete(&mut self, key: &[u8], revision: i64, _seq: i64) -> Result<()> {
         self.record(key, revision, None);
         Ok(())
     }
 
-    fn set_revision(&mut self, revision: i64) -> Result<()> {
+    async fn set_revision(&mut self, revision: i64) -> Result<()> {
         self.revision = revision;
         Ok(())
     }
@@ -264,12 +269,12 @@ impl Store for MemStore {
     }
 
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
-        engine::range(&mut *self.lock(), &req)
+        run_ready(engine::range(&mut *self.lock(), &req))
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
         let mut state = self.lock();
-        match engine::txn(&mut *state, &txn, &self.caps) {
+        match run_ready(engine::txn(&mut *state, &txn, &self.caps)) {
             Ok(resp) => {
                 state.commit();
                 Ok(resp)
@@ -283,7 +288,7 @@ impl Store for MemStore {
 
     async fn watch(&self, req: WatchRequest) -> Result<Watcher> {
         let mut state = self.lock();
-        let start = engine::resolve_watch_start(&mut *state, req.start_revision)?;
+        let start = run_ready(engine::resolve_watch_start(&mut *state, req.start_revision))?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         // Replay and registration happen under one lock: no gap, no duplicate.
         let mut batch: Vec<Event> = Vec::new();
@@ -309,7 +314,7 @@ impl Store for MemStore {
 
     async fn compact(&self, revision: i64) -> Result<()> {
         let mut state = self.lock();
-        let revision = engine::check_compact(&mut *state, revision)?;
+        let revision = run_ready(engine::check_compact(&mut *state, revision))?;
         state.compact(revision);
         Ok(())
     }

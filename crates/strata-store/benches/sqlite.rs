@@ -107,16 +107,14 @@ fn main() {
     let ref_gets = reference_gets(&dir.path().join("reference.db"), &entries, &picks);
 
     let store = SqliteStore::open(dir.path().join("strata.db")).unwrap();
+    let input = entries.clone();
     let started = Instant::now();
-    let report = rt
-        .block_on(load(&store, entries.clone(), None, &mut |_| {}))
-        .unwrap();
+    let report = rt.block_on(load(&store, input, None, &mut |_| {})).unwrap();
     let strata_load = started.elapsed();
     assert_eq!(report.changed as usize, n);
+    let input = entries.clone();
     let reload_started = Instant::now();
-    let again = rt
-        .block_on(load(&store, entries.clone(), None, &mut |_| {}))
-        .unwrap();
+    let again = rt.block_on(load(&store, input, None, &mut |_| {})).unwrap();
     let strata_reload = reload_started.elapsed();
     assert_eq!(again.changed, 0);
     let strata_gets: Vec<Duration> = picks

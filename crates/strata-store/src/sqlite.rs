@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use strata_core::engine::{self, RevisionedState};
+use strata_core::engine::{self, run_ready, RevisionedState};
 use strata_core::{
     Capabilities, Error, Event, EventKind, KeySpan, KeyValue, RangeRequest, RangeResponse, Result,
     Store, StoreStatus, Txn, TxnResponse, WatchRequest, Watcher,
@@ -167,15 +167,15 @@ fn range_sql(at_revision: bool, bounded: bool, keys_only: bool, count: bool) -> 
 }
 
 impl RevisionedState for SqlState<'_> {
-    fn revision(&mut self) -> Result<i64> {
+    async fn revision(&mut self) -> Result<i64> {
         meta(self.0, "revision")
     }
 
-    fn compact_revision(&mut self) -> Result<i64> {
+    async fn compact_revision(&mut self) -> Result<i64> {
         meta(self.0, "compact_revision")
     }
 
-    fn current(&mut self, key: &[u8]) -> Result<Option<KeyValue>> {
+    async fn current(&mut self, key: &[u8]) -> Result<Option<KeyValue>> {
         self.0
             .prepare_cached(
                 "SELECT key, value, create_revision, mod_revision, version FROM strata_kv WHERE key = ?1",
@@ -184,7 +184,7 @@ impl RevisionedState for SqlState<'_> {
             .map_err(sql_err("read a key"))
     }
 
-    fn range(
+    async fn range(
         &mut self,
         start: &[u8],
         end: Option<&[u8]>,
@@ -212,7 +212,12 @@ impl RevisionedState for SqlState<'_> {
         Ok((kvs, more))
     }
 
-    fn count(&mut self, start: &[u8], end: Option<&[u8]>, revision: Option<i64>) -> Result<i64> {
+    async fn count(
+        &mut self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        revision: Option<i64>,
+    ) -> Result<i64> {
         let sql = range_sql(revision.is_some(), end.is_some(), true, true);
         self.0
             .prepare_cached(&sql)
@@ -224,7 +229,7 @@ impl RevisionedState for SqlState<'_> {
             .map_err(sql_err("count keys"))
     }
 
-    fn write_put(&mut self, kv: &KeyValue, seq: i64) -> Result<()> {
+    async fn write_put(&mut self, kv: &KeyValue, seq: i64) -> Result<()> {
         self.0
             .prepare_cached(
                 "INSERT INTO strata_kv (key, value, create_revision, mod_revision, version) \
@@ -254,10 +259,15 @@ impl RevisionedState for SqlState<'_> {
         Ok(())
     }
 
-    fn put_new(&mut self, key: &[u8], value: &[u8], revision: i64, seq: i64) -> Result<()> {
-        // One upsert that derives version and create_revision from the row it
-        // replaces, instead of a read and a write per key.
-        let (create_revision, version): (i64, i64) = self
+    async fn put_batch(
+        &mut self,
+        puts: &[(&[u8], &[u8])],
+        revision: i64,
+        first_seq: i64,
+    ) -> Result<()> {
+        // One upsert per key that derives version and create_revision from the row it
+        // replaces (RETURNING), instead of a read and a write.
+        let mut upsert = self
             .0
             .prepare_cached(
                 "INSERT INTO strata_kv (key, value, create_revision, mod_revision, version) \
@@ -265,21 +275,34 @@ impl RevisionedState for SqlState<'_> {
                  value = excluded.value, mod_revision = excluded.mod_revision, version = version + 1 \
                  RETURNING create_revision, version",
             )
-            .and_then(|mut st| st.query_row(params![key, value, revision], |r| Ok((r.get(0)?, r.get(1)?))))
             .map_err(sql_err("write a key"))?;
-        self.0
+        let mut log = self
+            .0
             .prepare_cached(
                 "INSERT INTO strata_log (revision, seq, key, value, create_revision, version) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
-            .and_then(|mut st| {
-                st.execute(params![revision, seq, key, value, create_revision, version])
-            })
             .map_err(sql_err("write the history"))?;
+        for (i, (key, value)) in puts.iter().enumerate() {
+            let (create_revision, version): (i64, i64) = upsert
+                .query_row(params![key, value, revision], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(sql_err("write a key"))?;
+            log.execute(params![
+                revision,
+                first_seq + i as i64,
+                key,
+                value,
+                create_revision,
+                version
+            ])
+            .map_err(sql_err("write the history"))?;
+        }
         Ok(())
     }
 
-    fn write_delete(&mut self, key: &[u8], revision: i64, seq: i64) -> Result<()> {
+    async fn write_delete(&mut self, key: &[u8], revision: i64, seq: i64) -> Result<()> {
         self.0
             .prepare_cached("DELETE FROM strata_kv WHERE key = ?1")
             .and_then(|mut st| st.execute([key]))
@@ -294,7 +317,7 @@ impl RevisionedState for SqlState<'_> {
         Ok(())
     }
 
-    fn set_revision(&mut self, revision: i64) -> Result<()> {
+    async fn set_revision(&mut self, revision: i64) -> Result<()> {
         self.0
             .prepare_cached("UPDATE strata_meta SET value = ?1 WHERE name = 'revision'")
             .and_then(|mut st| st.execute([revision]))
@@ -357,7 +380,7 @@ impl Store for SqliteStore {
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
         // A deferred transaction gives the revision and the rows from one snapshot.
         self.with_tx(TransactionBehavior::Deferred, |state| {
-            engine::range(state, &req)
+            run_ready(engine::range(state, &req))
         })
     }
 
@@ -366,13 +389,13 @@ impl Store for SqliteStore {
         // Validate before taking the write lock: a refused transaction costs nothing.
         txn.validate(&caps)?;
         self.with_tx(TransactionBehavior::Immediate, |state| {
-            engine::txn(state, &txn, &caps)
+            run_ready(engine::txn(state, &txn, &caps))
         })
     }
 
     async fn watch(&self, req: WatchRequest) -> Result<Watcher> {
         let start = self.with_tx(TransactionBehavior::Deferred, |state| {
-            engine::resolve_watch_start(state, req.start_revision)
+            run_ready(engine::resolve_watch_start(state, req.start_revision))
         })?;
         let conn = open_connection(&self.path)?;
         let (tx, rx) = mpsc::channel(256);
@@ -386,7 +409,7 @@ impl Store for SqliteStore {
 
     async fn compact(&self, revision: i64) -> Result<()> {
         self.with_tx(TransactionBehavior::Immediate, |state| {
-            let revision = engine::check_compact(state, revision)?;
+            let revision = run_ready(engine::check_compact(state, revision))?;
             // Drop every history row older than the compaction point that is a delete
             // or is superseded by a later row at or below it; rows at the point stay,
             // so reads and watches at exactly `revision` keep working.
@@ -425,8 +448,8 @@ impl Store for SqliteStore {
     async fn status(&self) -> Result<StoreStatus> {
         self.with_tx(TransactionBehavior::Deferred, |state| {
             Ok(StoreStatus {
-                revision: state.revision()?,
-                compact_revision: state.compact_revision()?,
+                revision: run_ready(state.revision())?,
+                compact_revision: run_ready(state.compact_revision())?,
             })
         })
     }
