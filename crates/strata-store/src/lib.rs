@@ -8,9 +8,11 @@
 //! |---|---|
 //! | `sqlite:PATH` (default `sqlite:./strata.db`) | [`sqlite::SqliteStore`] |
 //! | `etcd://[user:password@]host:port[,host:port…]` | [`etcd::EtcdStore`] |
+//! | `postgres://user[:password]@host:port/db[?schema=NAME]` | [`postgres::PgStore`] |
 //! | `mem:` | [`strata_core::MemStore`] (tests, dry runs) |
 
 pub mod etcd;
+pub mod postgres;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -22,6 +24,7 @@ use strata_core::{
 };
 
 pub use etcd::{EtcdOptions, EtcdStore};
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 
 /// The store URL used when neither `--store` nor `STRATA_STORE` is given.
@@ -36,6 +39,7 @@ pub enum StoreUrl {
         user: Option<String>,
         password: Option<String>,
     },
+    Postgres(String),
     Mem,
 }
 
@@ -94,10 +98,14 @@ impl StoreUrl {
                 password,
             });
         }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            PgOptions::parse(url)?;
+            return Ok(StoreUrl::Postgres(url.to_owned()));
+        }
         let scheme = url.split(':').next().unwrap_or_default();
         Err(invalid(&format!(
-            "unknown scheme {scheme:?}; use sqlite:PATH, etcd://host:port[,host:port…] or mem: \
-             (postgres:// is coming)"
+            "unknown scheme {scheme:?}; use sqlite:PATH, etcd://host:port[,host:port…], \
+             postgres://user@host:port/db or mem:"
         )))
     }
 
@@ -106,6 +114,7 @@ impl StoreUrl {
         match self {
             StoreUrl::Sqlite(path) => format!("sqlite:{}", path.display()),
             StoreUrl::Etcd { endpoints, .. } => format!("etcd://{}", endpoints.join(",")),
+            StoreUrl::Postgres(url) => redact(url),
             StoreUrl::Mem => "mem:".into(),
         }
     }
@@ -144,6 +153,9 @@ pub async fn open_with(url: &str, opts: &ConnectOptions) -> Result<AnyStore> {
     match StoreUrl::parse(url)? {
         StoreUrl::Sqlite(path) => Ok(AnyStore::Sqlite(SqliteStore::open(path)?)),
         StoreUrl::Mem => Ok(AnyStore::Mem(MemStore::new())),
+        StoreUrl::Postgres(url) => Ok(AnyStore::Postgres(
+            PgStore::connect(PgOptions::parse(&url)?).await?,
+        )),
         StoreUrl::Etcd {
             endpoints,
             user,
@@ -181,6 +193,7 @@ pub async fn open_with(url: &str, opts: &ConnectOptions) -> Result<AnyStore> {
 pub enum AnyStore {
     Sqlite(SqliteStore),
     Etcd(Box<EtcdStore>),
+    Postgres(PgStore),
     Mem(MemStore),
 }
 
@@ -189,6 +202,7 @@ macro_rules! dispatch {
         match $self {
             AnyStore::Sqlite($s) => $body,
             AnyStore::Etcd($s) => $body,
+            AnyStore::Postgres($s) => $body,
             AnyStore::Mem($s) => $body,
         }
     };
@@ -255,6 +269,15 @@ mod tests {
             .to_string();
         assert!(
             err.contains("not host:port") && !err.contains("s3cret"),
+            "{err}"
+        );
+        let pg = StoreUrl::parse("postgres://app:pw@127.0.0.1:5432/meta?schema=prod").unwrap();
+        assert_eq!(pg.redacted(), "postgres://127.0.0.1:5432/meta?schema=prod");
+        let err = StoreUrl::parse("postgres://app:pw@h:5432/db?schema=Bad-Name")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("schema \"Bad-Name\"") && !err.contains("pw@"),
             "{err}"
         );
         let err = StoreUrl::parse("redis://x").unwrap_err().to_string();
