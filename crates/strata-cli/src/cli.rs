@@ -30,7 +30,8 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct StoreOpts {
     /// The store: sqlite:PATH (embedded, the default), etcd://HOST:PORT[,HOST:PORT…]
-    /// (several members fail over), or mem: (in memory, for trying things out).
+    /// (several members fail over), postgres://USER[:PASSWORD]@HOST:PORT/DB[?schema=NAME],
+    /// or mem: (in memory, for trying things out).
     #[arg(long, global = true, env = "STRATA_STORE", default_value = strata_store::DEFAULT_STORE_URL)]
     pub store: String,
     /// etcd user, as NAME or NAME:PASSWORD.
