@@ -89,6 +89,16 @@ pub trait RevisionedState {
     async fn set_revision(&mut self, revision: i64) -> Result<()>;
 }
 
+/// Cuts rows fetched with `limit + 1` back to `limit` (0 = no limit) and says whether
+/// more exist: how the SQL states learn `more` without counting the range.
+pub fn cut_to_limit(mut kvs: Vec<KeyValue>, limit: i64) -> (Vec<KeyValue>, bool) {
+    let more = limit > 0 && kvs.len() as i64 > limit;
+    if more {
+        kvs.truncate(limit as usize);
+    }
+    (kvs, more)
+}
+
 /// The state of `key` after a put at `revision` over `prev`.
 pub fn next_kv(key: &[u8], value: &[u8], revision: i64, prev: Option<&KeyValue>) -> KeyValue {
     KeyValue {

@@ -467,12 +467,8 @@ impl RevisionedState for PgState<'_> {
         let sql = range_sql(revision.is_some(), end.is_some(), keys_only, false);
         let fetch: Option<i64> = (limit > 0).then_some(limit + 1);
         let rows = self.query(&sql, &[&start, &end, &revision, &fetch]).await?;
-        let mut kvs: Vec<KeyValue> = rows.iter().map(row_kv).collect();
-        let more = limit > 0 && kvs.len() as i64 > limit;
-        if more {
-            kvs.truncate(limit as usize);
-        }
-        Ok((kvs, more))
+        let kvs: Vec<KeyValue> = rows.iter().map(row_kv).collect();
+        Ok(engine::cut_to_limit(kvs, limit))
     }
 
     async fn count(

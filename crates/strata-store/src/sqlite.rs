@@ -194,7 +194,7 @@ impl RevisionedState for SqlState<'_> {
     ) -> Result<(Vec<KeyValue>, bool)> {
         let sql = range_sql(revision.is_some(), end.is_some(), keys_only, false);
         let fetch = if limit > 0 { limit + 1 } else { -1 };
-        let mut kvs = self
+        let kvs = self
             .0
             .prepare_cached(&sql)
             .and_then(|mut st| {
@@ -205,11 +205,7 @@ impl RevisionedState for SqlState<'_> {
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(sql_err("range read"))?;
-        let more = limit > 0 && kvs.len() as i64 > limit;
-        if more {
-            kvs.truncate(limit as usize);
-        }
-        Ok((kvs, more))
+        Ok(engine::cut_to_limit(kvs, limit))
     }
 
     async fn count(

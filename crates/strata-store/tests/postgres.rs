@@ -9,6 +9,16 @@ use strata_core::{Compare, CompareOp, Event, KeySpan, Op, Store, Txn, WatchReque
 use strata_store::{PgOptions, PgStore};
 use strata_testkit::postgres;
 
+/// Reads watch batches until `seen` holds `want` events, failing after 20 s.
+async fn collect(watcher: &mut strata_core::Watcher, seen: &mut Vec<Event>, want: usize) {
+    while seen.len() < want {
+        let batch = tokio::time::timeout(Duration::from_secs(20), watcher.next())
+            .await
+            .unwrap_or_else(|_| panic!("the watch stalled after {} of {want} events", seen.len()));
+        seen.extend(batch.unwrap().unwrap());
+    }
+}
+
 fn schema() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!(
@@ -79,12 +89,7 @@ async fn eight_cas_writers_and_a_watcher() {
     );
     // The watcher saw every revision once, in order, each one step up.
     let mut seen: Vec<Event> = Vec::new();
-    while (seen.len() as u64) < successes {
-        let batch = tokio::time::timeout(Duration::from_secs(20), watcher.next())
-            .await
-            .expect("watch stalled");
-        seen.extend(batch.unwrap().unwrap());
-    }
+    collect(&mut watcher, &mut seen, successes as usize).await;
     let values: Vec<u64> = seen
         .iter()
         .map(|e| String::from_utf8_lossy(&e.kv.value).parse().unwrap())
@@ -109,7 +114,7 @@ async fn watch_survives_a_killed_connection() {
         .await
         .unwrap();
     let mut written = Vec::new();
-    let mut seen: Vec<i64> = Vec::new();
+    let mut seen: Vec<Event> = Vec::new();
     for round in 0..3 {
         for i in 0..10 {
             written.push(
@@ -120,12 +125,7 @@ async fn watch_survives_a_killed_connection() {
                     .0,
             );
         }
-        while seen.len() < written.len() {
-            let batch = tokio::time::timeout(Duration::from_secs(20), watcher.next())
-                .await
-                .expect("watch stalled");
-            seen.extend(batch.unwrap().unwrap().iter().map(Event::revision));
-        }
+        collect(&mut watcher, &mut seen, written.len()).await;
         // The server drops every LISTEN connection of this schema's watch.
         let killed = postgres::shared().psql(&format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN \"strata_{schema}\"%'"
@@ -146,13 +146,11 @@ async fn watch_survives_a_killed_connection() {
                 .0,
         );
     }
-    while seen.len() < written.len() {
-        let batch = tokio::time::timeout(Duration::from_secs(20), watcher.next())
-            .await
-            .expect("watch did not resume");
-        seen.extend(batch.unwrap().unwrap().iter().map(Event::revision));
-    }
-    assert_eq!(seen, written);
+    collect(&mut watcher, &mut seen, written.len()).await;
+    assert_eq!(
+        seen.iter().map(Event::revision).collect::<Vec<_>>(),
+        written
+    );
     if let Ok(Some(extra)) = tokio::time::timeout(Duration::from_millis(1500), watcher.next()).await
     {
         panic!("a change was delivered twice: {extra:?}");
