@@ -190,6 +190,24 @@ pub enum Command {
     Compact(CompactArgs),
     /// Write keys as a flat JSON snapshot {key: value}, sorted, read at one revision.
     Export(ExportArgs),
+    /// Copy keys from one store to another: a consistent snapshot of the source,
+    /// batched and resumable, then verified by digest.
+    ///
+    /// Run it again after an interruption: it writes only what is still missing. Keys
+    /// in the target's copied prefixes that the source lacks are reported, and deleted
+    /// only with --delete-extra.
+    Copy(CopyArgs),
+    /// Copy, then apply every later change of the source to the target, until
+    /// interrupted (SIGINT/SIGTERM stop it cleanly).
+    ///
+    /// The checkpoint (last source revision applied) lives in the target at
+    /// /_strata/mirror/NAME, so a restart of either store or of the mirror resumes
+    /// without a gap. Lag is reported on stderr every few seconds.
+    Mirror(MirrorArgs),
+    /// Compare two stores: keys only on one side, and keys whose values differ.
+    ///
+    /// Exit code 3 when they differ.
+    Diff(DiffArgs),
     /// Load a flat JSON snapshot: batched transactions, only changed keys written.
     ///
     /// Safe to run again: a second load of the same file changes nothing, and a load
@@ -343,6 +361,63 @@ pub struct LoadArgs {
     /// Keys per transaction (default and upper bound: the backend's limit).
     #[arg(long, value_name = "N")]
     pub batch: Option<usize>,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct Endpoints {
+    /// The source store URL.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// The target store URL.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Only keys under this prefix (repeat for several; default: every key).
+    #[arg(long = "prefix", value_name = "P")]
+    pub prefixes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    /// Rename keys on the way: keys starting with OLD start with NEW in the target
+    /// (repeat for several; the first match wins).
+    #[arg(long = "rewrite", value_name = "OLD=NEW")]
+    pub rewrites: Vec<String>,
+    /// Say what would change in the target; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete keys in the target's copied prefixes that the source does not have.
+    #[arg(long)]
+    pub delete_extra: bool,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
+    /// Rename keys on the way (OLD=NEW, as for copy).
+    #[arg(long = "rewrite", value_name = "OLD=NEW")]
+    pub rewrites: Vec<String>,
+    /// Names this mirror's checkpoint in the target.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Also print the status as one JSON object per line on stdout.
+    #[arg(long)]
+    pub status: bool,
+    /// How often to report the lag (e.g. 5s).
+    #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "TIME")]
+    pub report_every: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub endpoints: Endpoints,
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }

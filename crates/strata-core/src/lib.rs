@@ -11,9 +11,11 @@ pub mod key;
 pub mod listing;
 pub mod load;
 pub mod mem;
+pub mod mirror;
 pub mod model;
 pub mod snapshot;
 pub mod store;
+pub mod transfer;
 pub mod txn_json;
 
 #[cfg(feature = "conformance")]

@@ -38,6 +38,10 @@ pub struct LoadReport {
     pub revision: i64,
 }
 
+/// Keys and values the loader accepts: text (`String`) or bytes (`Vec<u8>`).
+pub trait Bytes: AsRef<[u8]> + Send + Sync + 'static {}
+impl<T: AsRef<[u8]> + Send + Sync + 'static> Bytes for T {}
+
 /// Called after each batch with the report so far.
 pub type Progress<'a> = &'a mut (dyn FnMut(&LoadReport) + Send);
 
@@ -45,11 +49,11 @@ pub type Progress<'a> = &'a mut (dyn FnMut(&LoadReport) + Send);
 const RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// Splits sorted entries into batches within the backend's op and byte limits.
-fn batches(entries: &[(String, String)], max_ops: usize, max_bytes: usize) -> Vec<Range<usize>> {
+fn batches<T: Bytes>(entries: &[(T, T)], max_ops: usize, max_bytes: usize) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, (k, v)) in entries.iter().enumerate() {
-        let size = k.len() + v.len();
+        let size = k.as_ref().len() + v.as_ref().len();
         if i > start && (i - start >= max_ops || bytes + size > max_bytes) {
             out.push(start..i);
             start = i;
@@ -71,9 +75,9 @@ fn batches(entries: &[(String, String)], max_ops: usize, max_bytes: usize) -> Ve
 /// the entries that differ are then written, in batches with several in flight. When
 /// the span holds far more keys than the input (a small load into a big store), each
 /// batch reads just its own keys instead.
-pub async fn load<S: Store + Clone + 'static>(
+pub async fn load<S: Store + Clone + 'static, T: Bytes>(
     store: &S,
-    entries: Vec<(String, String)>,
+    entries: Vec<(T, T)>,
     batch: Option<usize>,
     progress: Progress<'_>,
 ) -> Result<LoadReport> {
@@ -91,7 +95,7 @@ pub async fn load<S: Store + Clone + 'static>(
     };
     // Which entries need writing (`known` = compared already, so a batch may be
     // written without reading it again first).
-    let (todo, known): (Vec<(String, String)>, bool) = match differing(store, &entries).await {
+    let (todo, known): (Vec<(T, T)>, bool) = match differing(store, &entries).await {
         Ok(Some(differs)) => {
             let todo = entries
                 .into_iter()
@@ -109,7 +113,7 @@ pub async fn load<S: Store + Clone + 'static>(
         progress(&report);
     }
     let plan = batches(&todo, max_ops, caps.max_request_bytes);
-    let todo: Arc<[(String, String)]> = todo.into();
+    let todo: Arc<[(T, T)]> = todo.into();
     let mut pending = plan.into_iter();
     let mut running = JoinSet::new();
     let mut failure: Option<Error> = None;
@@ -151,14 +155,14 @@ const SCAN_RATIO: i64 = 4;
 
 /// For each entry, whether its key is missing or holds another value, from one paged
 /// scan of the entries' key span; `None` when the span is too crowded to scan.
-async fn differing<S: Store>(store: &S, entries: &[(String, String)]) -> Result<Option<Vec<bool>>> {
+async fn differing<S: Store, T: Bytes>(store: &S, entries: &[(T, T)]) -> Result<Option<Vec<bool>>> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(Some(Vec::new()));
     };
-    let mut end = last.0.as_bytes().to_vec();
+    let mut end = last.0.as_ref().to_vec();
     end.push(0);
     let span = KeySpan::Range {
-        start: first.0.as_bytes().to_vec(),
+        start: first.0.as_ref().to_vec(),
         end: Some(end),
     };
     let count = store
@@ -175,11 +179,11 @@ async fn differing<S: Store>(store: &S, entries: &[(String, String)]) -> Result<
     let mut next = 0;
     scan(store, span, count.revision, |page| {
         for kv in page {
-            while next < entries.len() && entries[next].0.as_bytes() < kv.key.as_slice() {
+            while next < entries.len() && entries[next].0.as_ref() < kv.key.as_slice() {
                 next += 1;
             }
-            if next < entries.len() && entries[next].0.as_bytes() == kv.key.as_slice() {
-                differs[next] = entries[next].1.as_bytes() != kv.value.as_slice();
+            if next < entries.len() && entries[next].0.as_ref() == kv.key.as_slice() {
+                differs[next] = entries[next].1.as_ref() != kv.value.as_slice();
                 next += 1;
             }
         }
@@ -191,9 +195,9 @@ async fn differing<S: Store>(store: &S, entries: &[(String, String)]) -> Result<
 
 /// Writes one batch, retrying transient errors by re-reading and re-deciding. With
 /// `known`, the batch was compared already and its first attempt writes it directly.
-async fn load_batch<S: Store>(
+async fn load_batch<S: Store, T: Bytes>(
     store: &S,
-    chunk: &[(String, String)],
+    chunk: &[(T, T)],
     known: bool,
 ) -> Result<LoadReport> {
     let started = tokio::time::Instant::now();
@@ -221,8 +225,8 @@ async fn load_batch<S: Store>(
 }
 
 /// Writes every entry of the batch in one transaction.
-async fn write_all<S: Store>(store: &S, chunk: &[(String, String)]) -> Result<LoadReport> {
-    let puts = chunk.iter().map(|(k, v)| Op::put(k.as_str(), v.as_str()));
+async fn write_all<S: Store, T: Bytes>(store: &S, chunk: &[(T, T)]) -> Result<LoadReport> {
+    let puts = chunk.iter().map(|(k, v)| Op::put(k.as_ref(), v.as_ref()));
     let revision = store.txn(Txn::new().and_then(puts)).await?.revision;
     Ok(LoadReport {
         total: chunk.len() as u64,
@@ -234,14 +238,14 @@ async fn write_all<S: Store>(store: &S, chunk: &[(String, String)]) -> Result<Lo
 }
 
 /// Reads the batch's keys and writes, in one transaction, those missing or different.
-async fn write_missing<S: Store>(store: &S, chunk: &[(String, String)]) -> Result<LoadReport> {
+async fn write_missing<S: Store, T: Bytes>(store: &S, chunk: &[(T, T)]) -> Result<LoadReport> {
     let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
         return Ok(LoadReport::default());
     };
-    let mut end = last.0.as_bytes().to_vec();
+    let mut end = last.0.as_ref().to_vec();
     end.push(0);
     let span = KeySpan::Range {
-        start: first.0.as_bytes().to_vec(),
+        start: first.0.as_ref().to_vec(),
         end: Some(end),
     };
     let current = store.range(RangeRequest::new(span)).await?;
@@ -252,8 +256,8 @@ async fn write_missing<S: Store>(store: &S, chunk: &[(String, String)]) -> Resul
         .collect();
     let puts: Vec<Op> = chunk
         .iter()
-        .filter(|(k, v)| existing.get(k.as_bytes()) != Some(&v.as_bytes()))
-        .map(|(k, v)| Op::put(k.as_str(), v.as_str()))
+        .filter(|(k, v)| existing.get(k.as_ref()) != Some(&v.as_ref()))
+        .map(|(k, v)| Op::put(k.as_ref(), v.as_ref()))
         .collect();
     let changed = puts.len() as u64;
     let mut done = LoadReport {

@@ -2,6 +2,7 @@
 
 mod kv;
 mod snapshot;
+mod transfer;
 mod view;
 
 use anyhow::Context;
@@ -11,27 +12,45 @@ use crate::cli::{Cli, Command};
 use crate::Outcome;
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let store = open(&cli.store).await?;
+    let opts = &cli.store;
     match cli.command {
-        Command::Get(args) => kv::get(&store, args).await,
-        Command::Put(args) => kv::put(&store, args).await,
-        Command::Del(args) => kv::del(&store, args).await,
-        Command::Cas(args) => kv::cas(&store, args).await,
-        Command::Cad(args) => kv::cad(&store, args).await,
-        Command::Txn(args) => kv::txn(&store, args).await,
-        Command::History(args) => kv::history(&store, args).await,
-        Command::Compact(args) => kv::compact(&store, args).await,
-        Command::Ls(args) => view::ls(&store, args).await,
-        Command::Tree(args) => view::tree(&store, args).await,
-        Command::Watch(args) => view::watch(&store, args).await,
-        Command::Export(args) => snapshot::export(&store, args).await,
-        Command::Load(args) => snapshot::load(&store, args).await,
+        // These work on two stores (--from, --to) rather than --store.
+        Command::Copy(args) => transfer::copy(opts, args).await,
+        Command::Mirror(args) => transfer::mirror(opts, args).await,
+        Command::Diff(args) => transfer::diff(opts, args).await,
+        other => on_store(&open(opts).await?, other).await,
+    }
+}
+
+async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Copy(_) | Command::Mirror(_) | Command::Diff(_) => {
+            anyhow::bail!("copy, mirror and diff work on --from and --to, not --store")
+        }
+        Command::Get(args) => kv::get(store, args).await,
+        Command::Put(args) => kv::put(store, args).await,
+        Command::Del(args) => kv::del(store, args).await,
+        Command::Cas(args) => kv::cas(store, args).await,
+        Command::Cad(args) => kv::cad(store, args).await,
+        Command::Txn(args) => kv::txn(store, args).await,
+        Command::History(args) => kv::history(store, args).await,
+        Command::Compact(args) => kv::compact(store, args).await,
+        Command::Ls(args) => view::ls(store, args).await,
+        Command::Tree(args) => view::tree(store, args).await,
+        Command::Watch(args) => view::watch(store, args).await,
+        Command::Export(args) => snapshot::export(store, args).await,
+        Command::Load(args) => snapshot::load(store, args).await,
     }
 }
 
 async fn open(opts: &crate::cli::StoreOpts) -> anyhow::Result<AnyStore> {
-    let redacted = strata_store::redact(&opts.store);
-    strata_store::open_with(&opts.store, &opts.connect_options())
+    open_url(&opts.store, opts).await
+}
+
+/// Opens `url` with the connection flags of `opts`.
+async fn open_url(url: &str, opts: &crate::cli::StoreOpts) -> anyhow::Result<AnyStore> {
+    let redacted = strata_store::redact(url);
+    strata_store::open_with(url, &opts.connect_options())
         .await
         .with_context(|| format!("cannot open the store {redacted}"))
 }

@@ -103,7 +103,7 @@ pub async fn load(store: &AnyStore, args: LoadArgs) -> anyhow::Result<Outcome> {
 
 /// A progress bar with keys/s and ETA on a terminal; plain lines every few seconds
 /// otherwise (logs, CI).
-struct Progress {
+pub(super) struct Progress {
     bar: Option<ProgressBar>,
     started: Instant,
     last_line: Instant,
@@ -111,7 +111,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: u64) -> Self {
+    pub(super) fn new(total: u64) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total);
             bar.set_style(
@@ -128,8 +128,15 @@ impl Progress {
         }
     }
 
-    fn update(&mut self, report: &LoadReport) {
+    pub(super) fn update(&mut self, report: &LoadReport) {
         let done = report.changed + report.unchanged;
+        if report.total != self.total {
+            // A copy learns its size only once it has read the source.
+            self.total = report.total;
+            if let Some(bar) = &self.bar {
+                bar.set_length(report.total);
+            }
+        }
         match &self.bar {
             Some(bar) => bar.set_position(done),
             None if self.last_line.elapsed() > Duration::from_secs(2) && done < self.total => {
@@ -141,7 +148,7 @@ impl Progress {
         }
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -1,0 +1,433 @@
+//! Moving data between two stores: `copy` (a consistent snapshot of the source written
+//! into the target, verified by digest) and `diff` (what differs between two stores).
+//! `crate::mirror` builds on `copy` to keep a target current.
+//!
+//! Owns prefix selection, prefix rewriting, the digest and the comparison; reading is
+//! [`crate::scan`], writing is [`crate::load`]. Keys under [`RESERVED_PREFIX`] hold
+//! Strata's own state (a mirror's checkpoint) and are never copied or compared.
+
+use std::collections::HashSet;
+
+use crate::error::{Error, Result};
+use crate::key::display_key;
+use crate::load::{load, LoadReport, Progress};
+use crate::model::*;
+use crate::store::{scan, Store};
+
+/// Keys Strata keeps for itself in a store (e.g. `/_strata/mirror/<name>`).
+pub const RESERVED_PREFIX: &[u8] = b"/_strata/";
+
+/// `OLD=NEW`: keys that start with `OLD` are written with `NEW` in its place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rewrite {
+    pub from: Vec<u8>,
+    pub to: Vec<u8>,
+}
+
+impl Rewrite {
+    /// Parses `OLD=NEW`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.split_once('=') {
+            Some((from, to)) if !from.is_empty() => Ok(Rewrite {
+                from: from.as_bytes().to_vec(),
+                to: to.as_bytes().to_vec(),
+            }),
+            _ => Err(Error::InvalidTxn(format!(
+                "rewrite {text:?} is not OLD=NEW (e.g. /fiberlb/=/metadata/fiberlb/)"
+            ))),
+        }
+    }
+}
+
+/// Which keys move, and how they are renamed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Source prefixes; empty means every key.
+    pub prefixes: Vec<Vec<u8>>,
+    /// Applied in order; the first whose `from` starts the key wins.
+    pub rewrites: Vec<Rewrite>,
+}
+
+impl Selection {
+    /// The source prefixes, without any that another one already covers.
+    pub fn source_prefixes(&self) -> Vec<Vec<u8>> {
+        normalize(if self.prefixes.is_empty() {
+            vec![Vec::new()]
+        } else {
+            self.prefixes.clone()
+        })
+    }
+
+    pub fn includes(&self, key: &[u8]) -> bool {
+        !key.starts_with(RESERVED_PREFIX)
+            && (self.prefixes.is_empty() || self.prefixes.iter().any(|p| key.starts_with(p)))
+    }
+
+    /// The key as it is written in the target.
+    pub fn rewrite(&self, key: &[u8]) -> Vec<u8> {
+        for r in &self.rewrites {
+            if let Some(rest) = key.strip_prefix(r.from.as_slice()) {
+                let mut out = r.to.clone();
+                out.extend_from_slice(rest);
+                return out;
+            }
+        }
+        key.to_vec()
+    }
+
+    /// The target prefixes that can hold copied keys: each source prefix rewritten, plus
+    /// the `to` side of rewrites that apply inside a source prefix.
+    pub fn target_prefixes(&self) -> Vec<Vec<u8>> {
+        let sources = self.source_prefixes();
+        let mut out: Vec<Vec<u8>> = sources.iter().map(|p| self.rewrite(p)).collect();
+        for r in &self.rewrites {
+            if sources.iter().any(|p| r.from.starts_with(p)) {
+                out.push(r.to.clone());
+            }
+        }
+        normalize(out)
+    }
+}
+
+/// Sorts prefixes and drops those covered by a shorter one.
+fn normalize(mut prefixes: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    prefixes.sort();
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for p in prefixes {
+        if !out.iter().any(|q| p.starts_with(q)) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A stable digest of a sorted key-value sequence: two
+/// 64-bit FNV-1a lanes over length-prefixed keys and values, as 32 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Digest {
+    a: u64,
+    b: u64,
+    pub keys: u64,
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        Digest {
+            a: 0xcbf2_9ce4_8422_2325,
+            b: 0x8422_2325_cbf2_9ce4,
+            keys: 0,
+        }
+    }
+}
+
+impl Digest {
+    fn feed(&mut self, bytes: &[u8]) {
+        for chunk in [&(bytes.len() as u64).to_le_bytes()[..], bytes] {
+            for &byte in chunk {
+                self.a = (self.a ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3);
+                self.b = (self.b ^ byte as u64)
+                    .wrapping_mul(0x0000_0100_0000_01b3)
+                    .rotate_left(5);
+            }
+        }
+    }
+
+    pub fn add(&mut self, key: &[u8], value: &[u8]) {
+        self.feed(key);
+        self.feed(value);
+        self.keys += 1;
+    }
+
+    pub fn hex(&self) -> String {
+        format!("{:016x}{:016x}", self.a, self.b)
+    }
+}
+
+/// Reads the selected keys of `store` at one revision, rewritten and sorted by their
+/// target key. Returns the revision read.
+pub async fn read_selection<S: Store>(
+    store: &S,
+    selection: &Selection,
+    revision: i64,
+) -> Result<(i64, Vec<(Vec<u8>, Vec<u8>)>)> {
+    let mut revision = if revision > 0 {
+        revision
+    } else {
+        store.status().await?.revision
+    };
+    let mut entries = Vec::new();
+    for prefix in selection.source_prefixes() {
+        revision = scan(store, KeySpan::prefix(prefix), revision, |page| {
+            entries.extend(
+                page.into_iter()
+                    .filter(|kv| selection.includes(&kv.key))
+                    .map(|kv| (selection.rewrite(&kv.key), kv.value)),
+            );
+            Ok(())
+        })
+        .await?;
+    }
+    entries.sort_by(|x, y| x.0.cmp(&y.0));
+    if let Some(pair) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Error::InvalidTxn(format!(
+            "two source keys are rewritten to the same key {}; make the rewrites distinct",
+            display_key(&pair[0].0)
+        )));
+    }
+    Ok((revision, entries))
+}
+
+/// Every key under `prefixes` (none reserved), sorted, at the latest revision.
+async fn read_prefixes<S: Store>(store: &S, prefixes: &[Vec<u8>]) -> Result<Vec<KeyValue>> {
+    let mut out = Vec::new();
+    let mut revision = 0;
+    for prefix in prefixes {
+        revision = scan(store, KeySpan::prefix(prefix.clone()), revision, |page| {
+            out.extend(
+                page.into_iter()
+                    .filter(|kv| !kv.key.starts_with(RESERVED_PREFIX)),
+            );
+            Ok(())
+        })
+        .await?;
+    }
+    out.sort_by(|x, y| x.key.cmp(&y.key));
+    Ok(out)
+}
+
+/// What a copy did (or, with `dry_run`, would do).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopyReport {
+    /// The source revision the copy reflects.
+    pub source_revision: i64,
+    /// Keys selected in the source.
+    pub keys: u64,
+    /// Keys that are missing or differ in the target (written, unless `dry_run`).
+    pub to_write: u64,
+    pub load: LoadReport,
+    /// Keys in the target's copied prefixes that the source does not have.
+    pub extra: Vec<Vec<u8>>,
+    /// Of those, deleted (`delete_extra`).
+    pub deleted_extra: u64,
+    pub source_digest: String,
+    pub target_digest: String,
+    /// The target holds exactly the source's selected keys and values.
+    pub verified: bool,
+}
+
+/// Copy options beyond the selection.
+#[derive(Clone, Debug, Default)]
+pub struct CopyOptions {
+    pub dry_run: bool,
+    pub delete_extra: bool,
+    pub batch: Option<usize>,
+}
+
+/// Copies the selected keys of `from`, read at one revision, into `to`: batched,
+/// idempotent, resumable (a re-run writes what is still missing), then verified by
+/// comparing a digest of the source at that revision with the target.
+pub async fn copy<A: Store, B: Store + Clone + 'static>(
+    from: &A,
+    to: &B,
+    selection: &Selection,
+    opts: &CopyOptions,
+    progress: Progress<'_>,
+) -> Result<CopyReport> {
+    let (source_revision, entries) = read_selection(from, selection, 0).await?;
+    let mut report = CopyReport {
+        source_revision,
+        keys: entries.len() as u64,
+        ..Default::default()
+    };
+    let mut source_digest = Digest::default();
+    entries.iter().for_each(|(k, v)| source_digest.add(k, v));
+    report.source_digest = source_digest.hex();
+    let target_prefixes = selection.target_prefixes();
+    let before = read_prefixes(to, &target_prefixes).await?;
+    let wanted: HashSet<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
+    report.extra = before
+        .iter()
+        .filter(|kv| !wanted.contains(kv.key.as_slice()))
+        .map(|kv| kv.key.clone())
+        .collect();
+    report.to_write = {
+        let existing: std::collections::HashMap<&[u8], &[u8]> = before
+            .iter()
+            .map(|kv| (kv.key.as_slice(), kv.value.as_slice()))
+            .collect();
+        entries
+            .iter()
+            .filter(|(k, v)| existing.get(k.as_slice()) != Some(&v.as_slice()))
+            .count() as u64
+    };
+    drop(wanted);
+    if opts.dry_run {
+        return Ok(report);
+    }
+    report.load = load(to, entries, opts.batch, progress).await?;
+    if opts.delete_extra && !report.extra.is_empty() {
+        let limit = to.capabilities().max_txn_ops;
+        for chunk in report.extra.chunks(limit) {
+            let ops = chunk.iter().map(|k| Op::delete(KeySpan::key(k.clone())));
+            report.deleted_extra += chunk.len() as u64;
+            to.txn(Txn::new().and_then(ops)).await?;
+        }
+    }
+    // Verify: the target's copy of exactly the source's keys has the same digest.
+    let (_, again) = read_selection(from, selection, source_revision).await?;
+    let keys: HashSet<Vec<u8>> = again.into_iter().map(|(k, _)| k).collect();
+    let mut target_digest = Digest::default();
+    for kv in read_prefixes(to, &target_prefixes).await? {
+        if keys.contains(&kv.key) {
+            target_digest.add(&kv.key, &kv.value);
+        }
+    }
+    report.target_digest = target_digest.hex();
+    report.verified =
+        report.target_digest == report.source_digest && target_digest.keys == report.keys;
+    Ok(report)
+}
+
+/// What differs between two stores.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiffReport {
+    pub only_in_from: Vec<Vec<u8>>,
+    pub only_in_to: Vec<Vec<u8>>,
+    pub different: Vec<Vec<u8>>,
+    /// Keys compared on the `from` side.
+    pub keys: u64,
+}
+
+impl DiffReport {
+    pub fn is_empty(&self) -> bool {
+        self.only_in_from.is_empty() && self.only_in_to.is_empty() && self.different.is_empty()
+    }
+}
+
+/// Compares the keys under `prefixes` (all when empty; reserved keys skipped) of two
+/// stores, each read at one revision.
+pub async fn diff<A: Store, B: Store>(
+    from: &A,
+    to: &B,
+    prefixes: &[Vec<u8>],
+) -> Result<DiffReport> {
+    let prefixes = normalize(if prefixes.is_empty() {
+        vec![Vec::new()]
+    } else {
+        prefixes.to_vec()
+    });
+    let a = read_prefixes(from, &prefixes).await?;
+    let b = read_prefixes(to, &prefixes).await?;
+    let mut report = DiffReport {
+        keys: a.len() as u64,
+        ..Default::default()
+    };
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.key == y.key => {
+                if x.value != y.value {
+                    report.different.push(x.key.clone());
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x.key < y.key => {
+                report.only_in_from.push(x.key.clone());
+                i += 1;
+            }
+            (Some(_), Some(y)) => {
+                report.only_in_to.push(y.key.clone());
+                j += 1;
+            }
+            (Some(x), None) => {
+                report.only_in_from.push(x.key.clone());
+                i += 1;
+            }
+            (None, Some(y)) => {
+                report.only_in_to.push(y.key.clone());
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::MemStore;
+
+    #[test]
+    fn rewrites_and_prefixes() {
+        let sel = Selection {
+            prefixes: vec![b"/fiberlb/".to_vec(), b"/fiberlb/x/".to_vec()],
+            rewrites: vec![Rewrite::parse("/fiberlb/=/metadata/fiberlb/").unwrap()],
+        };
+        assert_eq!(sel.source_prefixes(), vec![b"/fiberlb/".to_vec()]);
+        assert_eq!(sel.rewrite(b"/fiberlb/a"), b"/metadata/fiberlb/a".to_vec());
+        assert_eq!(sel.rewrite(b"/other"), b"/other".to_vec());
+        assert_eq!(sel.target_prefixes(), vec![b"/metadata/fiberlb/".to_vec()]);
+        assert!(Rewrite::parse("nothing").is_err());
+        assert!(!Selection::default().includes(b"/_strata/mirror/x"));
+    }
+
+    #[tokio::test]
+    async fn copy_verifies_reports_extras_and_is_idempotent() {
+        let (a, b) = (MemStore::new(), MemStore::new());
+        for i in 0..50 {
+            a.put(format!("/src/{i:02}").as_bytes(), &[i as u8, 0xff])
+                .await
+                .unwrap();
+        }
+        b.put(b"/dst/extra", b"x").await.unwrap();
+        let sel = Selection {
+            prefixes: vec![b"/src/".to_vec()],
+            rewrites: vec![Rewrite::parse("/src/=/dst/").unwrap()],
+        };
+        let dry = copy(
+            &a,
+            &b,
+            &sel,
+            &CopyOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!((dry.keys, dry.to_write, dry.extra.len()), (50, 50, 1));
+        assert_eq!(
+            b.status().await.unwrap().revision,
+            2,
+            "a dry run writes nothing"
+        );
+        let done = copy(&a, &b, &sel, &CopyOptions::default(), &mut |_| {})
+            .await
+            .unwrap();
+        assert!(done.verified && done.load.changed == 50 && done.extra.len() == 1);
+        let again = copy(
+            &a,
+            &b,
+            &sel,
+            &CopyOptions {
+                delete_extra: true,
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!((again.load.changed, again.deleted_extra), (0, 1));
+        let d = diff(&a, &b, &[]).await.unwrap();
+        assert_eq!(d.only_in_from.len(), 50);
+        assert_eq!(d.only_in_to.len(), 50);
+        b.put(b"/src/07", b"changed").await.unwrap();
+        a.put(b"/_strata/mirror/x", b"1").await.unwrap();
+        let d = diff(&a, &b, &[b"/src/".to_vec()]).await.unwrap();
+        assert_eq!(d.different, vec![b"/src/07".to_vec()]);
+        assert_eq!(d.only_in_from.len(), 49);
+    }
+}
