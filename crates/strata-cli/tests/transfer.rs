@@ -233,7 +233,7 @@ fn mirror_keeps_up_through_a_member_loss() {
     let mut cluster = EtcdCluster::start(3);
     let s = Sandbox::new();
     s.ok(&["put", "/m/seed", "0"]);
-    let mut mirror = s
+    let mirror = s
         .command(&[
             "mirror",
             "--from",
