@@ -190,6 +190,15 @@ pub enum Command {
     Compact(CompactArgs),
     /// Write keys as a flat JSON snapshot {key: value}, sorted, read at one revision.
     Export(ExportArgs),
+    /// Import a dump from another store, keeping its keys as they are.
+    ///
+    /// --format etcd-v2 reads the answer of `GET /v2/keys/?recursive=true`;
+    /// etcdctl-json reads `etcdctl get --prefix / -w json`; consul reads
+    /// `consul kv export`; snapshot reads Strata's own {key: value} file. With -o the
+    /// result is written as a snapshot and no store is touched; with --dry-run the plan
+    /// against the store is printed and nothing is written; otherwise it is loaded
+    /// (batched, idempotent, resumable, like `load`).
+    Import(ImportArgs),
     /// Copy keys from one store to another: a consistent snapshot of the source,
     /// batched and resumable, then verified by digest.
     ///
@@ -420,4 +429,19 @@ pub struct DiffArgs {
     pub endpoints: Endpoints,
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The dump file, or `-` for standard input.
+    pub source: PathBuf,
+    /// What the file is: etcd-v2, etcdctl-json, consul or snapshot.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: String,
+    /// Write the result as a flat snapshot here; touch no store.
+    #[arg(short = 'o', long = "output", value_name = "SNAPSHOT")]
+    pub output: Option<PathBuf>,
+    /// Print what would be added and changed in the store; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -2,6 +2,9 @@
 //! of panicking, and the text rendering of keys and values.
 
 use std::io::{self, BufWriter, Stdout, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 use serde_json::Value;
 
@@ -46,4 +49,56 @@ pub fn show_cut(bytes: &[u8], width: usize) -> String {
     }
     let cut: String = text.chars().take(width).collect();
     format!("{cut}… ({} bytes)", bytes.len())
+}
+
+/// A file written beside its final path and renamed into place by [`AtomicFile::commit`]:
+/// readers see the whole file or none. Dropped without a commit, it removes itself.
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    out: Option<BufWriter<std::fs::File>>,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let name = path
+            .file_name()
+            .context("the output path has no file name")?;
+        let tmp = path.with_file_name(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        Ok(AtomicFile {
+            tmp,
+            path: path.to_owned(),
+            out: Some(BufWriter::new(file)),
+        })
+    }
+
+    pub fn writer(&mut self) -> &mut BufWriter<std::fs::File> {
+        self.out.as_mut().expect("an uncommitted file has a writer")
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        let out = self.out.take().expect("commit once");
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
+        std::fs::rename(&self.tmp, &self.path)
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }

@@ -193,6 +193,54 @@ async fn differing<S: Store, T: Bytes>(store: &S, entries: &[(T, T)]) -> Result<
     Ok(Some(differs))
 }
 
+/// What a load would do to one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The key is missing.
+    Add,
+    /// The key holds another value.
+    Update,
+    /// The key already holds the value.
+    Same,
+}
+
+/// What loading `entries` would change, entry by entry, without writing: the plan
+/// behind `--dry-run`. Reads the store one batch-sized range at a time.
+pub async fn plan<S: Store, T: Bytes>(store: &S, entries: &[(T, T)]) -> Result<Vec<Change>> {
+    let mut out = Vec::with_capacity(entries.len());
+    for chunk in entries.chunks(store.capabilities().max_txn_ops.max(1)) {
+        let existing = current_values(store, chunk).await?;
+        out.extend(chunk.iter().map(|(k, v)| match existing.get(k.as_ref()) {
+            None => Change::Add,
+            Some(now) if now.as_slice() == v.as_ref() => Change::Same,
+            Some(_) => Change::Update,
+        }));
+    }
+    Ok(out)
+}
+
+/// The current values of the keys between a sorted chunk's first and last key.
+async fn current_values<S: Store, T: Bytes>(
+    store: &S,
+    chunk: &[(T, T)],
+) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
+    let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
+        return Ok(HashMap::new());
+    };
+    let mut end = last.0.as_ref().to_vec();
+    end.push(0);
+    let span = KeySpan::Range {
+        start: first.0.as_ref().to_vec(),
+        end: Some(end),
+    };
+    let current = store.range(RangeRequest::new(span)).await?;
+    Ok(current
+        .kvs
+        .into_iter()
+        .map(|kv| (kv.key, kv.value))
+        .collect())
+}
+
 /// Writes one batch, retrying transient errors by re-reading and re-deciding. With
 /// `known`, the batch was compared already and its first attempt writes it directly.
 async fn load_batch<S: Store, T: Bytes>(
@@ -239,24 +287,10 @@ async fn write_all<S: Store, T: Bytes>(store: &S, chunk: &[(T, T)]) -> Result<Lo
 
 /// Reads the batch's keys and writes, in one transaction, those missing or different.
 async fn write_missing<S: Store, T: Bytes>(store: &S, chunk: &[(T, T)]) -> Result<LoadReport> {
-    let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
-        return Ok(LoadReport::default());
-    };
-    let mut end = last.0.as_ref().to_vec();
-    end.push(0);
-    let span = KeySpan::Range {
-        start: first.0.as_ref().to_vec(),
-        end: Some(end),
-    };
-    let current = store.range(RangeRequest::new(span)).await?;
-    let existing: HashMap<&[u8], &[u8]> = current
-        .kvs
-        .iter()
-        .map(|kv| (kv.key.as_slice(), kv.value.as_slice()))
-        .collect();
+    let existing = current_values(store, chunk).await?;
     let puts: Vec<Op> = chunk
         .iter()
-        .filter(|(k, v)| existing.get(k.as_ref()) != Some(&v.as_ref()))
+        .filter(|(k, v)| existing.get(k.as_ref()).map(Vec::as_slice) != Some(v.as_ref()))
         .map(|(k, v)| Op::put(k.as_ref(), v.as_ref()))
         .collect();
     let changed = puts.len() as u64;

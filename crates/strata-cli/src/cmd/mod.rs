@@ -1,5 +1,6 @@
 //! One function per command: open the store, call the library, print.
 
+mod import;
 mod kv;
 mod snapshot;
 mod transfer;
@@ -18,14 +19,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Copy(args) => transfer::copy(opts, args).await,
         Command::Mirror(args) => transfer::mirror(opts, args).await,
         Command::Diff(args) => transfer::diff(opts, args).await,
+        // With -o, import touches no store.
+        Command::Import(args) => import::import(opts, args).await,
         other => on_store(&open(opts).await?, other).await,
     }
 }
 
 async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome> {
     match command {
-        Command::Copy(_) | Command::Mirror(_) | Command::Diff(_) => {
-            anyhow::bail!("copy, mirror and diff work on --from and --to, not --store")
+        Command::Copy(_) | Command::Mirror(_) | Command::Diff(_) | Command::Import(_) => {
+            anyhow::bail!("copy, mirror, diff and import open their stores themselves")
         }
         Command::Get(args) => kv::get(store, args).await,
         Command::Put(args) => kv::put(store, args).await,
@@ -43,7 +46,7 @@ async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome>
     }
 }
 
-async fn open(opts: &crate::cli::StoreOpts) -> anyhow::Result<AnyStore> {
+pub(super) async fn open(opts: &crate::cli::StoreOpts) -> anyhow::Result<AnyStore> {
     open_url(&opts.store, opts).await
 }
 

@@ -3,7 +3,6 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use strata_core::load::{load as load_entries, LoadReport};
@@ -11,7 +10,7 @@ use strata_core::snapshot::{export as export_snapshot, read_snapshot};
 use strata_store::AnyStore;
 
 use crate::cli::*;
-use crate::output::print_json;
+use crate::output::{print_json, AtomicFile};
 use crate::Outcome;
 
 pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcome> {
@@ -25,33 +24,10 @@ pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcom
         );
         return Ok(Outcome::Ok);
     };
-    // Write beside the target and rename: the file is whole or absent, never half.
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .context("the output path has no file name")?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut out = std::io::BufWriter::new(file);
-    let report = match export_snapshot(store, prefix, &mut out).await {
-        Ok(report) => report,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-    };
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    // Written beside the target and renamed: the file is whole or absent, never half.
+    let mut file = AtomicFile::create(&path)?;
+    let report = export_snapshot(store, prefix, file.writer()).await?;
+    file.commit()?;
     eprintln!(
         "exported {} keys at revision {} to {}",
         report.keys,

@@ -1,0 +1,78 @@
+//! `strata import`: a dump into a snapshot file, a plan, or the store.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use strata_core::load::{load as load_entries, plan, Change};
+use strata_core::snapshot::SnapshotWriter;
+use strata_import::{read_dump, DumpFormat};
+
+use super::snapshot::Progress;
+use crate::cli::*;
+use crate::output::{stdout, AtomicFile};
+use crate::Outcome;
+
+pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcome> {
+    let format = DumpFormat::parse(&args.format)?;
+    let entries = read_dump(&args.source, format)?;
+    if let Some(path) = &args.output {
+        write_snapshot(path, &entries)?;
+        eprintln!("wrote {} keys to {}", entries.len(), path.display());
+        return Ok(Outcome::Ok);
+    }
+    let store = super::open(opts).await?;
+    if args.dry_run {
+        let changes = plan(&store, &entries).await?;
+        // Per first path segment, the closest thing a dump has to an entity.
+        let mut groups: BTreeMap<String, [u64; 3]> = BTreeMap::new();
+        for ((key, _), change) in entries.iter().zip(&changes) {
+            let text = String::from_utf8_lossy(key);
+            let group = text
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let slot = match change {
+                Change::Add => 0,
+                Change::Update => 1,
+                Change::Same => 2,
+            };
+            groups.entry(group).or_default()[slot] += 1;
+        }
+        let mut out = stdout();
+        writeln!(
+            out,
+            "{:<32} {:>8} {:>8} {:>10}",
+            "PREFIX", "ADD", "CHANGE", "UNCHANGED"
+        )?;
+        for (group, [add, change, same]) in &groups {
+            writeln!(
+                out,
+                "{:<32} {add:>8} {change:>8} {same:>10}",
+                format!("/{group}/")
+            )?;
+        }
+        out.flush()?;
+        eprintln!("dry run: nothing was written");
+        return Ok(Outcome::Ok);
+    }
+    let mut progress = Progress::new(entries.len() as u64);
+    let report = load_entries(&store, entries, None, &mut |r| progress.update(r)).await;
+    progress.finish();
+    let report = report?;
+    println!(
+        "imported {} keys: {} changed, {} unchanged, in {} transactions",
+        report.total, report.changed, report.unchanged, report.txns
+    );
+    Ok(Outcome::Ok)
+}
+
+/// Writes the snapshot whole or not at all.
+fn write_snapshot(path: &std::path::Path, entries: &[(Vec<u8>, Vec<u8>)]) -> anyhow::Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    let mut writer = SnapshotWriter::new(file.writer());
+    entries.iter().try_for_each(|(k, v)| writer.entry(k, v))?;
+    writer.finish()?;
+    file.commit()
+}

@@ -1,0 +1,154 @@
+//! `strata import --format …` of the example dumps: exact snapshots, loads, plans, and
+//! round trips through the real etcdctl and a Consul-shaped export.
+
+mod util;
+
+use std::collections::BTreeMap;
+
+use strata_testkit::etcd::{etcdctl, EtcdCluster};
+use util::{examples, Sandbox};
+
+fn broker(name: &str) -> String {
+    examples()
+        .join("etcd-v2-broker")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn etcd_v2_dump_gives_the_expected_snapshot_exactly() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "import",
+        &broker("etcd-v2-dump.json"),
+        "--format",
+        "etcd-v2",
+        "-o",
+        "out.json",
+    ]);
+    assert_eq!(
+        std::fs::read(s.path("out.json")).unwrap(),
+        std::fs::read(broker("expected.json")).unwrap()
+    );
+    assert!(!s.path("strata.db").exists(), "-o touches no store");
+}
+
+#[test]
+fn etcd_v2_dump_loads_plans_and_is_idempotent() {
+    let s = Sandbox::new();
+    s.ok(&["put", "/routing/nextport", "1"]);
+    let plan = s.ok(&[
+        "import",
+        &broker("etcd-v2-dump.json"),
+        "--format",
+        "etcd-v2",
+        "--dry-run",
+    ]);
+    let rows: Vec<Vec<&str>> = plan
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(rows.contains(&vec!["/routing/", "4", "1", "0"]), "{plan}");
+    assert!(rows.contains(&vec!["/service/", "12", "0", "0"]), "{plan}");
+    assert!(
+        rows.contains(&vec!["/postgresql-brokerpatroni/", "8", "0", "0"]),
+        "{plan}"
+    );
+    assert_eq!(
+        s.ok(&["get", "/routing/nextport"]),
+        "1\n",
+        "a dry run writes nothing"
+    );
+    let out = s.ok(&[
+        "import",
+        &broker("etcd-v2-dump.json"),
+        "--format",
+        "etcd-v2",
+    ]);
+    assert!(out.starts_with("imported 25 keys: 25 changed"), "{out}");
+    assert_eq!(
+        s.ok(&["export"]).into_bytes(),
+        std::fs::read(broker("expected.json")).unwrap()
+    );
+    let again = s.ok(&[
+        "import",
+        &broker("etcd-v2-dump.json"),
+        "--format",
+        "etcd-v2",
+    ]);
+    assert!(
+        again.starts_with("imported 25 keys: 0 changed, 25 unchanged"),
+        "{again}"
+    );
+}
+
+#[test]
+fn etcdctl_json_from_the_real_etcdctl_round_trips() {
+    let cluster = EtcdCluster::start(1);
+    let s = Sandbox::with_store(&cluster.url());
+    s.ok(&["load", &broker("expected.json")]);
+    std::fs::write(
+        s.path("etcdctl.json"),
+        etcdctl(&cluster, &["get", "--prefix", "/", "-w", "json"]),
+    )
+    .unwrap();
+    s.ok(&[
+        "import",
+        "etcdctl.json",
+        "--format",
+        "etcdctl-json",
+        "-o",
+        "out.json",
+    ]);
+    assert_eq!(
+        std::fs::read(s.path("out.json")).unwrap(),
+        std::fs::read(broker("expected.json")).unwrap()
+    );
+}
+
+#[test]
+fn consul_export_round_trips() {
+    let s = Sandbox::new();
+    let expected: BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(broker("expected.json")).unwrap()).unwrap();
+    // `consul kv export` writes keys without the leading slash and values in base64.
+    let export: Vec<serde_json::Value> = expected
+        .iter()
+        .map(|(k, v)| {
+            serde_json::json!({"key": k.trim_start_matches('/'), "flags": 0,
+                               "value": strata_import::base64::encode(v.as_bytes())})
+        })
+        .collect();
+    std::fs::write(
+        s.path("consul.json"),
+        serde_json::to_string_pretty(&export).unwrap(),
+    )
+    .unwrap();
+    s.ok(&["import", "consul.json", "--format", "consul"]);
+    let imported: BTreeMap<String, String> = serde_json::from_str(&s.ok(&["export"])).unwrap();
+    let back: BTreeMap<String, String> = imported
+        .into_iter()
+        .map(|(k, v)| (format!("/{k}"), v))
+        .collect();
+    assert_eq!(back, expected);
+}
+
+#[test]
+fn broken_dumps_are_named_and_write_nothing() {
+    let s = Sandbox::new();
+    std::fs::write(
+        s.path("cut.json"),
+        "{\"action\": \"get\",\n \"node\": {\"dir\": true, \"nodes\": [\n",
+    )
+    .unwrap();
+    let (_, err) = s.expect(1, &["import", "cut.json", "--format", "etcd-v2"]);
+    assert!(
+        err.contains("cut.json: not valid JSON") && err.contains("line 3"),
+        "{err}"
+    );
+    let (_, err) = s.expect(1, &["import", "cut.json", "--format", "zookeeper"]);
+    assert!(err.contains("unknown format \"zookeeper\""), "{err}");
+    assert_eq!(s.ok(&["export"]), "{}\n");
+}

@@ -1,0 +1,257 @@
+//! Dumps whose keys are kept as they are: etcd v2 (`GET /v2/keys/?recursive=true`),
+//! etcdctl (`etcdctl get --prefix / -w json`), Consul (`consul kv export`), and the
+//! flat snapshot. Each becomes sorted `key → value` entries, or an error that names the
+//! file and the line or the entry at fault.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::base64;
+
+/// Which dump a file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DumpFormat {
+    /// `GET /v2/keys/?recursive=true`: nested `node` / `nodes`, `dir`, `key`, `value`.
+    EtcdV2,
+    /// `etcdctl get --prefix / -w json`: `kvs` with base64 keys and values.
+    EtcdctlJson,
+    /// `consul kv export`: a JSON array of `{key, flags, value}`, values in base64.
+    Consul,
+    /// Strata's flat snapshot `{key: value}`.
+    Snapshot,
+}
+
+impl DumpFormat {
+    pub fn parse(name: &str) -> Result<Self, ImportError> {
+        match name {
+            "etcd-v2" => Ok(DumpFormat::EtcdV2),
+            "etcdctl-json" => Ok(DumpFormat::EtcdctlJson),
+            "consul" => Ok(DumpFormat::Consul),
+            "snapshot" => Ok(DumpFormat::Snapshot),
+            other => Err(ImportError::Format(other.to_owned())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    #[error("{file}: {reason}")]
+    Source { file: String, reason: String },
+    #[error("unknown format {0:?}; use etcd-v2, etcdctl-json, consul or snapshot")]
+    Format(String),
+}
+
+/// Sorted entries, keys and values as bytes.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Reads a dump file (`-` is standard input).
+pub fn read_dump(path: &Path, format: DumpFormat) -> Result<Entries, ImportError> {
+    let name = path.display().to_string();
+    let text = if name == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| ImportError::Source {
+        file: name.clone(),
+        reason: format!("cannot read it: {e}"),
+    })?;
+    parse_dump(&text, format, &name)
+}
+
+/// Parses a dump. `file` names the input in errors.
+pub fn parse_dump(text: &str, format: DumpFormat, file: &str) -> Result<Entries, ImportError> {
+    let fail = |reason: String| ImportError::Source {
+        file: file.to_owned(),
+        reason,
+    };
+    let json =
+        || serde_json::from_str::<Value>(text).map_err(|e| fail(format!("not valid JSON: {e}")));
+    let mut entries = match format {
+        DumpFormat::Snapshot => {
+            let entries = strata_core::snapshot::parse_snapshot(text, file)
+                .map_err(|e| fail(e.to_string()))?;
+            return Ok(entries
+                .into_iter()
+                .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
+                .collect());
+        }
+        DumpFormat::EtcdV2 => etcd_v2(&json()?),
+        DumpFormat::EtcdctlJson => etcdctl_json(&json()?),
+        DumpFormat::Consul => consul(&json()?),
+    }
+    .map_err(fail)?;
+    entries.sort();
+    if let Some(pair) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(fail(format!(
+            "key {} appears twice; a dump holds each key once",
+            strata_core::key::display_key(&pair[0].0)
+        )));
+    }
+    Ok(entries)
+}
+
+fn etcd_v2(doc: &Value) -> Result<Entries, String> {
+    let root = doc.get("node").ok_or(
+        "an etcd v2 dump has a top-level \"node\" (the answer of GET /v2/keys/?recursive=true)",
+    )?;
+    let mut out = Vec::new();
+    v2_leaves(root, &mut out)?;
+    Ok(out)
+}
+
+fn etcdctl_json(doc: &Value) -> Result<Entries, String> {
+    match doc.get("kvs") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(kvs)) => kvs
+            .iter()
+            .enumerate()
+            .map(|(i, kv)| {
+                let value = match kv.get("value") {
+                    // etcdctl leaves out an empty value.
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(_) => b64_field(kv, "value", i)?,
+                };
+                Ok((b64_field(kv, "key", i)?, value))
+            })
+            .collect(),
+        Some(_) => Err("\"kvs\" is not an array (expected `etcdctl get -w json` output)".into()),
+    }
+}
+
+fn consul(doc: &Value) -> Result<Entries, String> {
+    let Value::Array(items) = doc else {
+        return Err("a Consul export is a JSON array of {\"key\", \"flags\", \"value\"}".into());
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let key = item
+                .get("key")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("entry #{} has no \"key\" string", i + 1))?;
+            let value = match item.get("value") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(_) => b64_field(item, "value", i)?,
+            };
+            Ok((key.as_bytes().to_vec(), value))
+        })
+        .collect()
+}
+
+fn b64_field(kv: &Value, field: &str, index: usize) -> Result<Vec<u8>, String> {
+    let text = kv
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("entry #{} has no \"{field}\" string", index + 1))?;
+    base64::decode(text)
+        .ok_or_else(|| format!("entry #{}: \"{field}\" is not base64: {text:?}", index + 1))
+}
+
+/// Collects the leaves of an etcd v2 node tree: directories carry no value, and an
+/// empty directory yields nothing.
+fn v2_leaves(node: &Value, out: &mut Entries) -> Result<(), String> {
+    let key = node.get("key").and_then(Value::as_str);
+    let is_dir = node.get("dir").and_then(Value::as_bool).unwrap_or(false);
+    if is_dir {
+        if let Some(children) = node.get("nodes") {
+            let Value::Array(children) = children else {
+                return Err(format!(
+                    "directory {} has \"nodes\" that is not an array",
+                    key.unwrap_or("/")
+                ));
+            };
+            for child in children {
+                v2_leaves(child, out)?;
+            }
+        }
+        return Ok(());
+    }
+    let key = key.ok_or_else(|| "a leaf node has no \"key\"".to_owned())?;
+    let value = match node.get("value") {
+        Some(Value::String(v)) => v.clone(),
+        Some(other) => return Err(format!("key {key}: \"value\" is {other}, not a string")),
+        None => {
+            return Err(format!(
+                "key {key} is neither a directory nor has a \"value\""
+            ))
+        }
+    };
+    out.push((key.as_bytes().to_vec(), value.into_bytes()));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_dump_keeps_leaves_only() {
+        let text = r#"{"action":"get","node":{"dir":true,"nodes":[
+            {"key":"/a","dir":true,"nodes":[{"key":"/a/b","value":"1","modifiedIndex":3}]},
+            {"key":"/empty","dir":true},
+            {"key":"/c","value":"{\"x\": 1}"}]}}"#;
+        let entries = parse_dump(text, DumpFormat::EtcdV2, "d.json").unwrap();
+        assert_eq!(
+            entries,
+            vec![
+                (b"/a/b".to_vec(), b"1".to_vec()),
+                (b"/c".to_vec(), b"{\"x\": 1}".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_what_is_wrong() {
+        let err = parse_dump(
+            "{\"node\": {\"dir\": true, \"nodes\": [{\"key\": \"/x\"}]}}",
+            DumpFormat::EtcdV2,
+            "d.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "d.json: key /x is neither a directory nor has a \"value\""
+        );
+        let err = parse_dump("{\n\"node\": [", DumpFormat::EtcdV2, "d.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("d.json: not valid JSON") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = parse_dump(
+            r#"{"kvs":[{"key":"!!","value":"AA=="}]}"#,
+            DumpFormat::EtcdctlJson,
+            "e.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("entry #1: \"key\" is not base64"), "{err}");
+        let err = parse_dump(r#"{"kvs": 1}"#, DumpFormat::EtcdctlJson, "e.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an array"), "{err}");
+        assert!(DumpFormat::parse("zookeeper").is_err());
+    }
+
+    #[test]
+    fn consul_and_etcdctl_decode_base64() {
+        let consul = r#"[{"key":"service/f1/state","flags":0,"value":"cnVubmluZw=="},{"key":"empty","flags":0,"value":null}]"#;
+        let entries = parse_dump(consul, DumpFormat::Consul, "c.json").unwrap();
+        assert_eq!(
+            entries[1],
+            (b"service/f1/state".to_vec(), b"running".to_vec())
+        );
+        assert_eq!(entries[0], (b"empty".to_vec(), Vec::new()));
+        let etcdctl = r#"{"header":{"revision":5},"kvs":[{"key":"L2E=","create_revision":2,"value":"MQ=="}],"count":1}"#;
+        assert_eq!(
+            parse_dump(etcdctl, DumpFormat::EtcdctlJson, "e").unwrap(),
+            vec![(b"/a".to_vec(), b"1".to_vec())]
+        );
+    }
+}
