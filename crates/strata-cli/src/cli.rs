@@ -190,8 +190,12 @@ pub enum Command {
     Compact(CompactArgs),
     /// Write keys as a flat JSON snapshot {key: value}, sorted, read at one revision.
     Export(ExportArgs),
-    /// Import a dump from another store, keeping its keys as they are.
+    /// Import a JSON file tree through a mapping, or a dump from another store.
     ///
+    /// With --mapping FILE, SOURCE is a folder of JSON files (one per record) that the
+    /// mapping reshapes into objects; every defect of the input (malformed JSON, a file
+    /// name and body that disagree on the primary key, a dangling reference) is
+    /// reported with its file before anything is written. Without a mapping,
     /// --format etcd-v2 reads the answer of `GET /v2/keys/?recursive=true`;
     /// etcdctl-json reads `etcdctl get --prefix / -w json`; consul reads
     /// `consul kv export`; snapshot reads Strata's own {key: value} file. With -o the
@@ -436,8 +440,16 @@ pub struct ImportArgs {
     /// The dump file, or `-` for standard input.
     pub source: PathBuf,
     /// What the file is: etcd-v2, etcdctl-json, consul or snapshot.
-    #[arg(long, value_name = "FORMAT")]
-    pub format: String,
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        conflicts_with = "mapping",
+        required_unless_present = "mapping"
+    )]
+    pub format: Option<String>,
+    /// The mapping (TOML) that turns the JSON file tree SOURCE into keys.
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
     /// Write the result as a flat snapshot here; touch no store.
     #[arg(short = 'o', long = "output", value_name = "SNAPSHOT")]
     pub output: Option<PathBuf>,

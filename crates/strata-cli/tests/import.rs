@@ -152,3 +152,60 @@ fn broken_dumps_are_named_and_write_nothing() {
     assert!(err.contains("unknown format \"zookeeper\""), "{err}");
     assert_eq!(s.ok(&["export"]), "{}\n");
 }
+
+fn sigilgate(name: &str) -> String {
+    examples().join(name).to_str().unwrap().to_owned()
+}
+
+#[test]
+fn sigilgate_mapping_gives_the_expected_snapshot_and_store() {
+    let s = Sandbox::new();
+    let (legacy, mapping) = (
+        sigilgate("sigilgate/legacy"),
+        sigilgate("sigilgate/mapping.toml"),
+    );
+    s.ok(&["import", &legacy, "--mapping", &mapping, "-o", "out.json"]);
+    let expected = std::fs::read_to_string(sigilgate("sigilgate/expected.json")).unwrap();
+    let got: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.path("out.json")).unwrap()).unwrap();
+    assert_eq!(
+        got,
+        serde_json::from_str::<serde_json::Value>(&expected).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path("out.json")).unwrap(),
+        expected,
+        "byte for byte, too"
+    );
+    let out = s.ok(&["import", &legacy, "--mapping", &mapping]);
+    assert!(out.starts_with("imported 356 keys: 356 changed"), "{out}");
+    assert_eq!(s.ok(&["export"]), expected);
+    let again = s.ok(&["import", &legacy, "--mapping", &mapping]);
+    assert!(again.contains("0 changed, 356 unchanged"), "{again}");
+}
+
+#[test]
+fn broken_tree_names_every_defect_and_writes_nothing() {
+    let s = Sandbox::new();
+    let (_, err) = s.expect(
+        1,
+        &[
+            "import",
+            &sigilgate("sigilgate-broken/legacy"),
+            "--mapping",
+            &sigilgate("sigilgate/mapping.toml"),
+        ],
+    );
+    assert!(err.contains("3 defect(s); nothing was written"), "{err}");
+    assert!(
+        err.contains("users/2.json: the file name says id \"2\" but the body says 3"),
+        "{err}"
+    );
+    assert!(err.contains("users/4.json: malformed JSON"), "{err}");
+    assert!(
+        err.contains("user_id 99 refers to a users record that does not exist"),
+        "{err}"
+    );
+    assert_eq!(s.ok(&["export"]), "{}\n");
+    s.expect(2, &["import", &sigilgate("sigilgate/legacy")]);
+}

@@ -7,5 +7,7 @@
 
 pub mod base64;
 pub mod dumps;
+pub mod jq;
+pub mod mapping;
 
 pub use dumps::{read_dump, DumpFormat, ImportError};

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use strata_core::load::{load as load_entries, plan, Change};
 use strata_core::snapshot::SnapshotWriter;
+use strata_import::mapping::Mapping;
 use strata_import::{read_dump, DumpFormat};
 
 use super::snapshot::Progress;
@@ -13,8 +14,17 @@ use crate::output::{stdout, AtomicFile};
 use crate::Outcome;
 
 pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcome> {
-    let format = DumpFormat::parse(&args.format)?;
-    let entries = read_dump(&args.source, format)?;
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = match (&args.mapping, &args.format) {
+        (Some(mapping), _) => Mapping::load(mapping)?
+            .run(&args.source)?
+            .into_iter()
+            .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
+            .collect(),
+        (None, Some(format)) => read_dump(&args.source, DumpFormat::parse(format)?)?,
+        (None, None) => {
+            anyhow::bail!("give --mapping FILE for a JSON file tree, or --format for a dump")
+        }
+    };
     if let Some(path) = &args.output {
         write_snapshot(path, &entries)?;
         eprintln!("wrote {} keys to {}", entries.len(), path.display());

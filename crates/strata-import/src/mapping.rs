@@ -1,0 +1,615 @@
+//! The declarative mapping (TOML, expressions in jq) that turns a JSON file tree into
+//! key-value objects, and the file-tree source it reads.
+//!
+//! ```toml
+//! [collections.users]            # one file per record, captures from the path
+//! path = "users/{id}.json"
+//! key = "id"                     # primary key: path and body must agree
+//!
+//! [collections.devices]
+//! path = "devices/{uuid}.json"
+//! key = "uuid"
+//! refs = { user_id = "users" }   # must name an existing user
+//!
+//! [[emit]]                       # one object per record, at a key pattern
+//! from = "users"
+//! at = "/sigilgate/users/{id}"
+//! fields = '{username, plan: (.plan // "free")}'   # jq: the object's fields
+//!
+//! [[emit]]
+//! from = "devices"
+//! at = "/sigilgate/routes/{uuid}"
+//! value = ".core_ip"             # jq: a single-value key
+//! ```
+//!
+//! Each record is its file's JSON object with the path captures added. Every
+//! collection with a `key` is also a jq variable (`$users`): an object from key to
+//! record, for look-ups across collections. `where` (jq) filters records. Field values
+//! are written as text (numbers in decimal, booleans as `true`/`false`, arrays and
+//! objects as compact JSON); nulls are dropped. Path variables are escaped with the key
+//! codec, so a value can never add a level. Every file must belong to a collection:
+//! a folder that is dropped on purpose is declared and never emitted.
+//!
+//! Owns reading the tree, checking it, and running the mapping; writing is the loader's.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+use strata_core::key::encode_segment;
+
+use crate::jq::Jq;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingFile {
+    collections: BTreeMap<String, CollectionSpec>,
+    #[serde(default)]
+    emit: Vec<EmitSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CollectionSpec {
+    path: String,
+    key: Option<String>,
+    #[serde(default)]
+    refs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmitSpec {
+    from: String,
+    at: String,
+    #[serde(rename = "where")]
+    filter: Option<String>,
+    fields: Option<String>,
+    value: Option<String>,
+}
+
+/// One part of a path or key pattern segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Lit(String),
+    Var(String),
+}
+
+fn parse_template(text: &str) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(Part::Lit(rest[..open].to_owned()));
+        }
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("{text:?}: a `{{` is not closed"))?
+            + open;
+        let name = &rest[open + 1..close];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("{text:?}: {{{name}}} is not a variable name"));
+        }
+        if matches!(parts.last(), Some(Part::Var(_))) {
+            return Err(format!(
+                "{text:?}: two variables need a literal between them"
+            ));
+        }
+        parts.push(Part::Var(name.to_owned()));
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Lit(rest.to_owned()));
+    }
+    Ok(parts)
+}
+
+/// Matches `text` against a segment template, collecting captures.
+fn match_segment(parts: &[Part], text: &str, caps: &mut Vec<(String, String)>) -> bool {
+    match parts.split_first() {
+        None => text.is_empty(),
+        Some((Part::Lit(lit), rest)) => text
+            .strip_prefix(lit.as_str())
+            .is_some_and(|t| match_segment(rest, t, caps)),
+        Some((Part::Var(name), rest)) => {
+            // Try every split point, shortest capture first; captures are non-empty.
+            for end in (1..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+                caps.push((name.clone(), text[..end].to_owned()));
+                if match_segment(rest, &text[end..], caps) {
+                    return true;
+                }
+                caps.pop();
+            }
+            false
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Collection {
+    name: String,
+    segments: Vec<Vec<Part>>,
+    key: Option<String>,
+    refs: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+struct Emit {
+    index: usize,
+    from: String,
+    at: Vec<Vec<Part>>,
+    filter: Option<Jq>,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    Fields(Jq),
+    Value(Jq),
+}
+
+/// A parsed and compiled mapping.
+#[derive(Debug)]
+pub struct Mapping {
+    collections: Vec<Collection>,
+    emits: Vec<Emit>,
+    /// The jq variables: `$name` of each collection with a key.
+    vars: Vec<String>,
+}
+
+/// One defect in the input, with the file it is in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Defect {
+    pub file: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for Defect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file, self.problem)
+    }
+}
+
+/// Why a mapping run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MappingError {
+    #[error("{file}: {problem}")]
+    Mapping { file: String, problem: String },
+    #[error("the input has {} defect(s); nothing was written:\n{}", .0.len(), .0.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n"))]
+    Input(Vec<Defect>),
+}
+
+/// A record: one source file, as a JSON object with its path captures.
+#[derive(Debug, Clone)]
+struct Record {
+    file: String,
+    value: Value,
+}
+
+/// Text form of a scalar for keys and comparisons (strings as is, numbers decimal).
+fn text_of(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// What a field value is written as; `None` for null (dropped).
+fn stored_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::Array(_) | Value::Object(_) => Some(value.to_string()),
+        other => text_of(other),
+    }
+}
+
+impl Mapping {
+    /// Parses and compiles a mapping file.
+    pub fn load(path: &Path) -> Result<Mapping, MappingError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| MappingError::Mapping {
+            file: file.clone(),
+            problem: format!("cannot read it: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Mapping, MappingError> {
+        let bad = |problem: String| MappingError::Mapping {
+            file: file.to_owned(),
+            problem,
+        };
+        let spec: MappingFile =
+            toml::from_str(text).map_err(|e| bad(format!("not a mapping: {e}")))?;
+        let mut collections = Vec::new();
+        for (name, c) in &spec.collections {
+            let segments = c
+                .path
+                .split('/')
+                .map(parse_template)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(format!("collection {name}: path {e}")))?;
+            for target in c.refs.values() {
+                if spec.collections.get(target).is_none_or(|t| t.key.is_none()) {
+                    return Err(bad(format!("collection {name}: refs name {target:?}, which is not a collection with a key")));
+                }
+            }
+            collections.push(Collection {
+                name: name.clone(),
+                segments,
+                key: c.key.clone(),
+                refs: c.refs.clone(),
+            });
+        }
+        let vars: Vec<String> = collections
+            .iter()
+            .filter(|c| c.key.is_some())
+            .map(|c| format!("${}", c.name))
+            .collect();
+        let mut emits = Vec::new();
+        for (index, e) in spec.emit.iter().enumerate() {
+            let what = format!("emit #{} (from {})", index + 1, e.from);
+            if !spec.collections.contains_key(&e.from) {
+                return Err(bad(format!("{what}: there is no collection {:?}", e.from)));
+            }
+            if !e.at.starts_with('/') {
+                return Err(bad(format!("{what}: `at` must start with /")));
+            }
+            let at = e.at[1..]
+                .split('/')
+                .map(parse_template)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| bad(format!("{what}: at {err}")))?;
+            let compile =
+                |code: &str| Jq::compile(code, &vars).map_err(|err| bad(format!("{what}: {err}")));
+            let body = match (&e.fields, &e.value) {
+                (Some(f), None) => Body::Fields(compile(f)?),
+                (None, Some(v)) => Body::Value(compile(v)?),
+                _ => {
+                    return Err(bad(format!(
+                        "{what}: give exactly one of `fields` or `value`"
+                    )))
+                }
+            };
+            let filter = e.filter.as_deref().map(compile).transpose()?;
+            emits.push(Emit {
+                index,
+                from: e.from.clone(),
+                at,
+                filter,
+                body,
+            });
+        }
+        Ok(Mapping {
+            collections,
+            emits,
+            vars,
+        })
+    }
+
+    /// Reads the tree under `root` and runs the mapping. Every defect of the input is
+    /// found in one pass and reported together; the result is sorted `key → value`.
+    pub fn run(&self, root: &Path) -> Result<Vec<(String, String)>, MappingError> {
+        let mut defects = Vec::new();
+        let records = self.read_tree(root, &mut defects);
+        // Keys per collection, for references and look-ups.
+        let mut index: HashMap<&str, BTreeMap<String, &Record>> = HashMap::new();
+        for c in &self.collections {
+            let Some(key) = &c.key else { continue };
+            let by_key = index.entry(c.name.as_str()).or_default();
+            for r in records.get(&c.name).into_iter().flatten() {
+                match r.value.get(key).and_then(text_of) {
+                    Some(k) => {
+                        if by_key.insert(k.clone(), r).is_some() {
+                            defects.push(Defect {
+                                file: r.file.clone(),
+                                problem: format!("{} {k:?} appears in two files", c.name),
+                            });
+                        }
+                    }
+                    None => defects.push(Defect {
+                        file: r.file.clone(),
+                        problem: format!("has no primary key field {key:?}"),
+                    }),
+                }
+            }
+        }
+        for c in &self.collections {
+            for r in records.get(&c.name).into_iter().flatten() {
+                for (field, target) in &c.refs {
+                    let Some(value) = r.value.get(field).filter(|v| !v.is_null()) else {
+                        continue;
+                    };
+                    let found = text_of(value).is_some_and(|k| {
+                        index
+                            .get(target.as_str())
+                            .is_some_and(|m| m.contains_key(&k))
+                    });
+                    if !found {
+                        defects.push(Defect {
+                            file: r.file.clone(),
+                            problem: format!("{field} {value} refers to a {target} record that does not exist (dangling reference)"),
+                        });
+                    }
+                }
+            }
+        }
+        if !defects.is_empty() {
+            defects.sort_by(|a, b| a.file.cmp(&b.file));
+            return Err(MappingError::Input(defects));
+        }
+        let globals = self
+            .collections
+            .iter()
+            .filter(|c| c.key.is_some())
+            .map(|c| {
+                let object: serde_json::Map<String, Value> = index
+                    .get(c.name.as_str())
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, r)| (k.clone(), r.value.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Jq::var(&Value::Object(object))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| MappingError::Mapping {
+                file: "mapping".into(),
+                problem: e,
+            })?;
+        debug_assert_eq!(globals.len(), self.vars.len());
+        let mut out: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for emit in &self.emits {
+            for r in records.get(&emit.from).into_iter().flatten() {
+                if let Err(problem) = self.emit_record(emit, r, &globals, &mut out) {
+                    defects.push(Defect {
+                        file: r.file.clone(),
+                        problem,
+                    });
+                }
+            }
+        }
+        if !defects.is_empty() {
+            return Err(MappingError::Input(defects));
+        }
+        Ok(out.into_iter().map(|(k, (v, _))| (k, v)).collect())
+    }
+
+    fn emit_record(
+        &self,
+        emit: &Emit,
+        record: &Record,
+        globals: &[jaq_json::Val],
+        out: &mut BTreeMap<String, (String, String)>,
+    ) -> Result<(), String> {
+        let what = format!("emit #{}", emit.index + 1);
+        if let Some(filter) = &emit.filter {
+            let keep = filter
+                .run(&record.value, globals)
+                .map_err(|e| format!("{what}: {e}"))?;
+            if !keep
+                .first()
+                .is_some_and(|v| !matches!(v, Value::Null | Value::Bool(false)))
+            {
+                return Ok(());
+            }
+        }
+        let mut path = String::new();
+        for segment in &emit.at {
+            path.push('/');
+            let mut text = String::new();
+            for part in segment {
+                match part {
+                    Part::Lit(l) => text.push_str(l),
+                    Part::Var(v) => {
+                        text.push_str(&record.value.get(v).and_then(text_of).ok_or_else(|| {
+                            format!("{what}: the key pattern needs {v:?}, which this record lacks")
+                        })?)
+                    }
+                }
+            }
+            path.push_str(&encode_segment(&text));
+        }
+        let mut put = |key: String, value: String| -> Result<(), String> {
+            match out.get(&key) {
+                Some((existing, by)) if *existing != value => Err(format!(
+                    "{what} writes {key} = {value:?}, but {by} wrote {existing:?} there"
+                )),
+                _ => {
+                    out.insert(key, (value, format!("{what} ({})", record.file)));
+                    Ok(())
+                }
+            }
+        };
+        match &emit.body {
+            Body::Value(jq) => {
+                let values = jq
+                    .run(&record.value, globals)
+                    .map_err(|e| format!("{what}: {e}"))?;
+                if let Some(text) = values.first().and_then(stored_text) {
+                    put(path, text)?;
+                }
+            }
+            Body::Fields(jq) => {
+                for object in jq
+                    .run(&record.value, globals)
+                    .map_err(|e| format!("{what}: {e}"))?
+                {
+                    let Value::Object(fields) = object else {
+                        return Err(format!(
+                            "{what}: `fields` must produce an object, not {object}"
+                        ));
+                    };
+                    for (name, value) in fields {
+                        if let Some(text) = stored_text(&value) {
+                            put(format!("{path}/{}", encode_segment(&name)), text)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads every file under `root` into the collection whose path pattern it
+    /// matches, checking JSON and path/body agreement.
+    fn read_tree(&self, root: &Path, defects: &mut Vec<Defect>) -> BTreeMap<String, Vec<Record>> {
+        let mut files = Vec::new();
+        if let Err(e) = walk(root, &mut files) {
+            defects.push(Defect {
+                file: root.display().to_string(),
+                problem: format!("cannot read the tree: {e}"),
+            });
+        }
+        files.sort();
+        let mut records: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+        for file in files {
+            let rel = file.strip_prefix(root).unwrap_or(&file);
+            let rel_text = rel.to_string_lossy().replace('\\', "/");
+            let name = file.display().to_string();
+            let segments: Vec<&str> = rel_text.split('/').collect();
+            let matched = self.collections.iter().find_map(|c| {
+                if c.segments.len() != segments.len() {
+                    return None;
+                }
+                let mut caps = Vec::new();
+                c.segments
+                    .iter()
+                    .zip(&segments)
+                    .all(|(parts, text)| match_segment(parts, text, &mut caps))
+                    .then_some((c, caps))
+            });
+            let Some((collection, caps)) = matched else {
+                defects.push(Defect {
+                    file: name,
+                    problem: "matches no collection of the mapping; add one (it may emit nothing) or remove the file".into(),
+                });
+                continue;
+            };
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    defects.push(Defect {
+                        file: name,
+                        problem: format!("cannot read it: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let mut value: Value = match serde_json::from_str(&text) {
+                Ok(v @ Value::Object(_)) => v,
+                Ok(_) => {
+                    defects.push(Defect {
+                        file: name,
+                        problem: "is not a JSON object".into(),
+                    });
+                    continue;
+                }
+                Err(e) => {
+                    defects.push(Defect {
+                        file: name,
+                        problem: format!("malformed JSON: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let object = value.as_object_mut().expect("checked above");
+            let mut ok = true;
+            for (cap, captured) in caps {
+                match object.get(&cap) {
+                    Some(body) if text_of(body).as_deref() != Some(captured.as_str()) => {
+                        defects.push(Defect {
+                            file: name.clone(),
+                            problem: format!(
+                                "the file name says {cap} {captured:?} but the body says {body}: the primary key disagrees"
+                            ),
+                        });
+                        ok = false;
+                    }
+                    Some(_) => {}
+                    None => {
+                        object.insert(cap, Value::String(captured));
+                    }
+                }
+            }
+            if ok {
+                records
+                    .entry(collection.name.clone())
+                    .or_default()
+                    .push(Record { file: name, value });
+            }
+        }
+        records
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_templates_capture() {
+        let parts = parse_template("entry_{entry}_core_{core}.json").unwrap();
+        let mut caps = Vec::new();
+        assert!(match_segment(
+            &parts,
+            "entry_10.30.1.95_core_2a01:4f8:c0c:1::78.json",
+            &mut caps
+        ));
+        assert_eq!(
+            caps,
+            vec![
+                ("entry".into(), "10.30.1.95".into()),
+                ("core".into(), "2a01:4f8:c0c:1::78".into())
+            ]
+        );
+        let mut caps = Vec::new();
+        assert!(!match_segment(
+            &parse_template("{id}.json").unwrap(),
+            "notes.txt",
+            &mut caps
+        ));
+        assert!(parse_template("{a}{b}").is_err());
+        assert!(parse_template("{a").is_err());
+    }
+
+    #[test]
+    fn mapping_errors_name_the_emit() {
+        let err = Mapping::parse("[collections.a]\npath = \"a/{id}.json\"\n[[emit]]\nfrom = \"b\"\nat = \"/x\"\nvalue = \".\"", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("m.toml: emit #1 (from b): there is no collection \"b\""),
+            "{err}"
+        );
+        let err = Mapping::parse(
+            "[collections.a]\npath = \"a/{id}.json\"\n[[emit]]\nfrom = \"a\"\nat = \"/x\"",
+            "m.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("exactly one of `fields` or `value`"), "{err}");
+        let err = Mapping::parse("[collections.a]\npath = 1", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("m.toml: not a mapping"), "{err}");
+    }
+}
