@@ -450,6 +450,10 @@ pub struct ImportArgs {
     /// The mapping (TOML) that turns the JSON file tree SOURCE into keys.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
+    /// Keys per transaction (default and upper bound: the backend's limit); an
+    /// object is never split across transactions.
+    #[arg(long, value_name = "N")]
+    pub batch: Option<usize>,
     /// Write the result as a flat snapshot here; touch no store.
     #[arg(short = 'o', long = "output", value_name = "SNAPSHOT")]
     pub output: Option<PathBuf>,

@@ -48,23 +48,51 @@ pub type Progress<'a> = &'a mut (dyn FnMut(&LoadReport) + Send);
 /// How long a batch keeps retrying transient errors before the load gives up.
 const RETRY_FOR: Duration = Duration::from_secs(60);
 
-/// Splits sorted entries into batches within the backend's op and byte limits.
-fn batches<T: Bytes>(entries: &[(T, T)], max_ops: usize, max_bytes: usize) -> Vec<Range<usize>> {
+/// Splits entries into batches within the backend's op and byte limits. With
+/// `groups` (the object of each entry, entries of one object adjacent), a batch never
+/// splits an object, and an object that cannot fit in one transaction is an error.
+fn batches<T: Bytes>(
+    entries: &[(T, T)],
+    groups: Option<&[String]>,
+    max_ops: usize,
+    max_bytes: usize,
+    backend: &str,
+) -> Result<Vec<Range<usize>>> {
+    // Group boundaries: every index where a new group starts.
+    let starts: Vec<usize> = (0..entries.len())
+        .filter(|&i| i == 0 || groups.is_none_or(|g| g[i] != g[i - 1]))
+        .chain(std::iter::once(entries.len()))
+        .collect();
+    let size = |r: Range<usize>| -> usize {
+        entries[r]
+            .iter()
+            .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
+            .sum()
+    };
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
-    for (i, (k, v)) in entries.iter().enumerate() {
-        let size = k.as_ref().len() + v.as_ref().len();
-        if i > start && (i - start >= max_ops || bytes + size > max_bytes) {
-            out.push(start..i);
-            start = i;
+    for pair in starts.windows(2) {
+        let (g0, g1) = (pair[0], pair[1]);
+        let group_bytes = size(g0..g1);
+        if groups.is_some() && g1 - g0 > max_ops {
+            let name = groups.map(|g| g[g0].clone()).unwrap_or_default();
+            return Err(Error::TooManyOps {
+                backend: format!("{backend} (object {name})"),
+                ops: g1 - g0,
+                limit: max_ops,
+            });
+        }
+        if g0 > start && (g1 - start > max_ops || bytes + group_bytes > max_bytes) {
+            out.push(start..g0);
+            start = g0;
             bytes = 0;
         }
-        bytes += size;
+        bytes += group_bytes;
     }
     if start < entries.len() {
         out.push(start..entries.len());
     }
-    out
+    Ok(out)
 }
 
 /// Loads sorted `entries` into `store`. `batch` lowers the batch size (it is capped
@@ -78,6 +106,19 @@ fn batches<T: Bytes>(entries: &[(T, T)], max_ops: usize, max_bytes: usize) -> Ve
 pub async fn load<S: Store + Clone + 'static, T: Bytes>(
     store: &S,
     entries: Vec<(T, T)>,
+    batch: Option<usize>,
+    progress: Progress<'_>,
+) -> Result<LoadReport> {
+    load_objects(store, entries, None, batch, progress).await
+}
+
+/// [`load`], keeping objects whole: `objects` names the object of each entry, and all
+/// the keys of one object that need writing go into one transaction, so a reader (or
+/// a load killed at any moment) never sees half an object.
+pub async fn load_objects<S: Store + Clone + 'static, T: Bytes>(
+    store: &S,
+    entries: Vec<(T, T)>,
+    objects: Option<Vec<String>>,
     batch: Option<usize>,
     progress: Progress<'_>,
 ) -> Result<LoadReport> {
@@ -95,24 +136,51 @@ pub async fn load<S: Store + Clone + 'static, T: Bytes>(
     };
     // Which entries need writing (`known` = compared already, so a batch may be
     // written without reading it again first).
-    let (todo, known): (Vec<(T, T)>, bool) = match differing(store, &entries).await {
-        Ok(Some(differs)) => {
-            let todo = entries
-                .into_iter()
-                .zip(differs)
-                .filter(|(_, d)| *d)
-                .map(|(e, _)| e)
-                .collect();
-            (todo, true)
-        }
-        Ok(None) => (entries, false),
+    let differs = match differing(store, &entries).await {
+        Ok(d) => d,
         Err(e) => return Err(interrupted(&report, e)),
     };
+    let known = differs.is_some();
+    let n = entries.len();
+    let grouped = objects.is_some();
+    let names: Vec<Option<String>> = match objects {
+        Some(names) => names.into_iter().map(Some).collect(),
+        None => vec![None; n],
+    };
+    let mut todo: Vec<((T, T), Option<String>)> = entries
+        .into_iter()
+        .zip(names)
+        .zip(differs.unwrap_or_else(|| vec![true; n]))
+        .filter(|(_, d)| *d)
+        .map(|(e, _)| e)
+        .collect();
+    if grouped {
+        // An object's keys side by side, so a batch can take it whole.
+        todo.sort_by(|x, y| {
+            x.1.cmp(&y.1)
+                .then_with(|| x.0 .0.as_ref().cmp(y.0 .0.as_ref()))
+        });
+    }
+    let groups: Option<Vec<String>> = grouped.then(|| {
+        todo.iter()
+            .map(|(_, o)| o.clone().unwrap_or_default())
+            .collect()
+    });
+    let todo: Vec<(T, T)> = todo.into_iter().map(|(e, _)| e).collect();
     if known {
         report.unchanged = report.total - todo.len() as u64;
         progress(&report);
     }
-    let plan = batches(&todo, max_ops, caps.max_request_bytes);
+    let plan = match batches(
+        &todo,
+        groups.as_deref(),
+        max_ops,
+        caps.max_request_bytes,
+        caps.backend,
+    ) {
+        Ok(plan) => plan,
+        Err(e) => return Err(interrupted(&report, e)),
+    };
     let todo: Arc<[(T, T)]> = todo.into();
     let mut pending = plan.into_iter();
     let mut running = JoinSet::new();
@@ -219,24 +287,21 @@ pub async fn plan<S: Store, T: Bytes>(store: &S, entries: &[(T, T)]) -> Result<V
     Ok(out)
 }
 
-/// The current values of the keys between a sorted chunk's first and last key.
+/// The current values of a chunk's keys, read in one transaction of gets (the keys
+/// need not be contiguous: an object's fields are spread among other keys).
 async fn current_values<S: Store, T: Bytes>(
     store: &S,
     chunk: &[(T, T)],
 ) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
-    let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else {
-        return Ok(HashMap::new());
-    };
-    let mut end = last.0.as_ref().to_vec();
-    end.push(0);
-    let span = KeySpan::Range {
-        start: first.0.as_ref().to_vec(),
-        end: Some(end),
-    };
-    let current = store.range(RangeRequest::new(span)).await?;
-    Ok(current
-        .kvs
+    let gets = chunk.iter().map(|(k, _)| Op::get(KeySpan::key(k.as_ref())));
+    let resp = store.txn(Txn::new().and_then(gets)).await?;
+    Ok(resp
+        .responses
         .into_iter()
+        .filter_map(|r| match r {
+            OpResponse::Range(r) => r.kvs.into_iter().next(),
+            _ => None,
+        })
         .map(|kv| (kv.key, kv.value))
         .collect())
 }
@@ -371,11 +436,33 @@ mod tests {
     #[test]
     fn batches_respect_ops_and_bytes() {
         let e: Vec<(String, String)> = (0..10).map(|i| (format!("k{i}"), "v".repeat(8))).collect();
-        assert_eq!(batches(&e, 4, 1000), vec![0..4, 4..8, 8..10]);
+        assert_eq!(
+            batches(&e, None, 4, 1000, "t").unwrap(),
+            vec![0..4, 4..8, 8..10]
+        );
         // Each entry is 10 bytes: at most 2 fit in 25 bytes.
-        assert_eq!(batches(&e, 4, 25).len(), 5);
+        assert_eq!(batches(&e, None, 4, 25, "t").unwrap().len(), 5);
         // An entry larger than the byte limit still gets a batch of its own (the
         // backend then names it in its error).
-        assert_eq!(batches(&e, 4, 5).len(), 10);
+        assert_eq!(batches(&e, None, 4, 5, "t").unwrap().len(), 10);
+        // Objects are never split; one too large for a transaction is an error.
+        let objects: Vec<String> = ["a", "a", "a", "b", "b", "c", "c", "c", "d", "d"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            batches(&e, Some(&objects), 4, 1000, "t").unwrap(),
+            vec![0..3, 3..5, 5..8, 8..10]
+        );
+        assert_eq!(
+            batches(&e, Some(&objects), 6, 1000, "t").unwrap(),
+            vec![0..5, 5..10]
+        );
+        let err = batches(&e, Some(&objects), 2, 1000, "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("object a") && err.contains("3 operations"),
+            "{err}"
+        );
     }
 }

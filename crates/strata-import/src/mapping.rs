@@ -181,6 +181,23 @@ pub enum MappingError {
     Input(Vec<Defect>),
 }
 
+/// One key produced by a mapping, with the object it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MappedKey {
+    pub key: String,
+    pub value: String,
+    /// The object's path: the key itself for a single-value emit.
+    pub object: String,
+}
+
+/// A key being produced, and who produced it (for conflict messages).
+#[derive(Debug)]
+struct Slot {
+    value: String,
+    by: String,
+    object: String,
+}
+
 /// A record: one source file, as a JSON object with its path captures.
 #[derive(Debug, Clone)]
 struct Record {
@@ -294,6 +311,17 @@ impl Mapping {
     /// Reads the tree under `root` and runs the mapping. Every defect of the input is
     /// found in one pass and reported together; the result is sorted `key → value`.
     pub fn run(&self, root: &Path) -> Result<Vec<(String, String)>, MappingError> {
+        Ok(self
+            .run_objects(root)?
+            .into_iter()
+            .map(|m| (m.key, m.value))
+            .collect())
+    }
+
+    /// [`Mapping::run`], with the object each key belongs to: the path of an emitted
+    /// object for its fields, the key itself for a single-value emit. Several emits
+    /// may add fields to one object (a node's role and domain).
+    pub fn run_objects(&self, root: &Path) -> Result<Vec<MappedKey>, MappingError> {
         let mut defects = Vec::new();
         let records = self.read_tree(root, &mut defects);
         // Keys per collection, for references and look-ups.
@@ -363,7 +391,7 @@ impl Mapping {
                 problem: e,
             })?;
         debug_assert_eq!(globals.len(), self.vars.len());
-        let mut out: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut out: BTreeMap<String, Slot> = BTreeMap::new();
         for emit in &self.emits {
             for r in records.get(&emit.from).into_iter().flatten() {
                 if let Err(problem) = self.emit_record(emit, r, &globals, &mut out) {
@@ -377,7 +405,14 @@ impl Mapping {
         if !defects.is_empty() {
             return Err(MappingError::Input(defects));
         }
-        Ok(out.into_iter().map(|(k, (v, _))| (k, v)).collect())
+        Ok(out
+            .into_iter()
+            .map(|(key, slot)| MappedKey {
+                key,
+                value: slot.value,
+                object: slot.object,
+            })
+            .collect())
     }
 
     fn emit_record(
@@ -385,7 +420,7 @@ impl Mapping {
         emit: &Emit,
         record: &Record,
         globals: &[jaq_json::Val],
-        out: &mut BTreeMap<String, (String, String)>,
+        out: &mut BTreeMap<String, Slot>,
     ) -> Result<(), String> {
         let what = format!("emit #{}", emit.index + 1);
         if let Some(filter) = &emit.filter {
@@ -415,13 +450,22 @@ impl Mapping {
             }
             path.push_str(&encode_segment(&text));
         }
-        let mut put = |key: String, value: String| -> Result<(), String> {
+        let mut put = |key: String, value: String, object: &str| -> Result<(), String> {
             match out.get(&key) {
-                Some((existing, by)) if *existing != value => Err(format!(
-                    "{what} writes {key} = {value:?}, but {by} wrote {existing:?} there"
+                Some(slot) if slot.value != value => Err(format!(
+                    "{what} writes {key} = {value:?}, but {} wrote {:?} there",
+                    slot.by, slot.value
                 )),
                 _ => {
-                    out.insert(key, (value, format!("{what} ({})", record.file)));
+                    let by = format!("{what} ({})", record.file);
+                    out.insert(
+                        key,
+                        Slot {
+                            value,
+                            by,
+                            object: object.to_owned(),
+                        },
+                    );
                     Ok(())
                 }
             }
@@ -432,7 +476,7 @@ impl Mapping {
                     .run(&record.value, globals)
                     .map_err(|e| format!("{what}: {e}"))?;
                 if let Some(text) = values.first().and_then(stored_text) {
-                    put(path, text)?;
+                    put(path.clone(), text, &path)?;
                 }
             }
             Body::Fields(jq) => {
@@ -447,7 +491,7 @@ impl Mapping {
                     };
                     for (name, value) in fields {
                         if let Some(text) = stored_text(&value) {
-                            put(format!("{path}/{}", encode_segment(&name)), text)?;
+                            put(format!("{path}/{}", encode_segment(&name)), text, &path)?;
                         }
                     }
                 }

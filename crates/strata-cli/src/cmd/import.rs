@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use strata_core::load::{load as load_entries, plan, Change};
+use strata_core::load::{load_objects, plan, Change};
 use strata_core::snapshot::SnapshotWriter;
 use strata_import::mapping::Mapping;
 use strata_import::{read_dump, DumpFormat};
@@ -14,13 +14,19 @@ use crate::output::{stdout, AtomicFile};
 use crate::Outcome;
 
 pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcome> {
-    let entries: Vec<(Vec<u8>, Vec<u8>)> = match (&args.mapping, &args.format) {
-        (Some(mapping), _) => Mapping::load(mapping)?
-            .run(&args.source)?
-            .into_iter()
-            .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
-            .collect(),
-        (None, Some(format)) => read_dump(&args.source, DumpFormat::parse(format)?)?,
+    // With a mapping, keys belong to objects, and each object is written whole.
+    type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+    let (entries, objects): (Entries, Option<Vec<String>>) = match (&args.mapping, &args.format) {
+        (Some(mapping), _) => {
+            let mapped = Mapping::load(mapping)?.run_objects(&args.source)?;
+            let objects = mapped.iter().map(|m| m.object.clone()).collect();
+            let entries = mapped
+                .into_iter()
+                .map(|m| (m.key.into_bytes(), m.value.into_bytes()))
+                .collect();
+            (entries, Some(objects))
+        }
+        (None, Some(format)) => (read_dump(&args.source, DumpFormat::parse(format)?)?, None),
         (None, None) => {
             anyhow::bail!("give --mapping FILE for a JSON file tree, or --format for a dump")
         }
@@ -68,7 +74,10 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
         return Ok(Outcome::Ok);
     }
     let mut progress = Progress::new(entries.len() as u64);
-    let report = load_entries(&store, entries, None, &mut |r| progress.update(r)).await;
+    let report = load_objects(&store, entries, objects, args.batch, &mut |r| {
+        progress.update(r)
+    })
+    .await;
     progress.finish();
     let report = report?;
     println!(
