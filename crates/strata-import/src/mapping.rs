@@ -137,6 +137,8 @@ struct Collection {
 #[derive(Debug)]
 struct Emit {
     index: usize,
+    /// The `at` pattern as written.
+    pattern: String,
     from: String,
     at: Vec<Vec<Part>>,
     filter: Option<Jq>,
@@ -188,6 +190,9 @@ pub struct MappedKey {
     pub value: String,
     /// The object's path: the key itself for a single-value emit.
     pub object: String,
+    /// The key pattern of the emit that made it (`/sigilgate/users/{id}`): the
+    /// entity, for summaries.
+    pub entity: String,
 }
 
 /// A key being produced, and who produced it (for conflict messages).
@@ -196,6 +201,7 @@ struct Slot {
     value: String,
     by: String,
     object: String,
+    entity: String,
 }
 
 /// A record: one source file, as a JSON object with its path captures.
@@ -295,6 +301,7 @@ impl Mapping {
             let filter = e.filter.as_deref().map(compile).transpose()?;
             emits.push(Emit {
                 index,
+                pattern: e.at.clone(),
                 from: e.from.clone(),
                 at,
                 filter,
@@ -411,6 +418,7 @@ impl Mapping {
                 key,
                 value: slot.value,
                 object: slot.object,
+                entity: slot.entity,
             })
             .collect())
     }
@@ -464,6 +472,7 @@ impl Mapping {
                             value,
                             by,
                             object: object.to_owned(),
+                            entity: emit.pattern.clone(),
                         },
                     );
                     Ok(())

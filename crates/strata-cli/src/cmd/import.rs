@@ -1,6 +1,6 @@
 //! `strata import`: a dump into a snapshot file, a plan, or the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use strata_core::load::{load_objects, plan, Change};
@@ -16,9 +16,16 @@ use crate::Outcome;
 pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcome> {
     // With a mapping, keys belong to objects, and each object is written whole.
     type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+    // Per entity (emit pattern): objects and keys, for the summary at the end.
+    let mut entities: BTreeMap<String, (BTreeSet<String>, u64)> = BTreeMap::new();
     let (entries, objects): (Entries, Option<Vec<String>>) = match (&args.mapping, &args.format) {
         (Some(mapping), _) => {
             let mapped = Mapping::load(mapping)?.run_objects(&args.source)?;
+            for m in &mapped {
+                let slot = entities.entry(m.entity.clone()).or_default();
+                slot.0.insert(m.object.clone());
+                slot.1 += 1;
+            }
             let objects = mapped.iter().map(|m| m.object.clone()).collect();
             let entries = mapped
                 .into_iter()
@@ -84,6 +91,14 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
         "imported {} keys: {} changed, {} unchanged, in {} transactions",
         report.total, report.changed, report.unchanged, report.txns
     );
+    if !entities.is_empty() {
+        let mut out = stdout();
+        writeln!(out, "{:<48} {:>8} {:>8}", "ENTITY", "OBJECTS", "KEYS")?;
+        for (entity, (objects, keys)) in &entities {
+            writeln!(out, "{entity:<48} {:>8} {keys:>8}", objects.len())?;
+        }
+        out.flush()?;
+    }
     Ok(Outcome::Ok)
 }
 

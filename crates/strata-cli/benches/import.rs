@@ -1,0 +1,149 @@
+//! Import benchmark: a legacy tree in the sigilgate layout, scaled to more than
+//! 1,000,000 resulting keys, imported through `examples/sigilgate/mapping.toml` into
+//! SQLite and into a local etcd by the real binary. Reports keys/s end to end and the
+//! share of the time spent in the mapping (measured alone with `-o`) vs writing.
+//!
+//! Run: `cargo bench -p strata-cli --bench import` (STRATA_BENCH_USERS=N, default
+//! 80,000 users with two devices each: about 1.36 million keys).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use strata_testkit::etcd::EtcdCluster;
+
+const STRATA: &str = env!("CARGO_BIN_EXE_strata");
+
+fn strata(args: &[&str]) -> (Duration, String) {
+    let started = Instant::now();
+    let out = Command::new(STRATA)
+        .args(args)
+        .output()
+        .expect("run strata");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "strata {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (took, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn tree(root: &Path, users: usize) {
+    for dir in [
+        "users",
+        "devices",
+        "nodes",
+        "roles/core",
+        "domains",
+        "support",
+        "routes",
+    ] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    let write = |path: String, value: serde_json::Value| {
+        std::fs::write(root.join(path), value.to_string()).unwrap()
+    };
+    for n in 0..16 {
+        let ip = format!("10.9.0.{n}");
+        write(
+            format!("nodes/{ip}.json"),
+            serde_json::json!({"ip": ip, "status": "up", "grpc_path": format!("/p{n}")}),
+        );
+        write(
+            format!("roles/core/{ip}.json"),
+            serde_json::json!({"assigned_at": "2024-01-01T00:00:00Z"}),
+        );
+    }
+    for id in 0..users {
+        let email = (id % 4 != 0).then(|| format!("user{id}@example.org"));
+        write(
+            format!("users/{id}.json"),
+            serde_json::json!({"id": id, "username": format!("u_{id:06x}"), "status": "active", "max_devices": 3,
+                "created_at": "2024-01-01T00:00:00Z", "email": email, "display_name": format!("User {id}"),
+                "newsletter": email.as_ref().map(|_| id % 2 == 0), "telegram_id": 100000 + id}),
+        );
+        for d in 0..2 {
+            let uuid = format!("00000000-0000-4000-8000-{:06}{:06}", id, d);
+            write(
+                format!("devices/{uuid}.json"),
+                serde_json::json!({"uuid": uuid, "user_id": id, "name": format!("u{id}-d{d}"), "platform": "linux",
+                    "public_key": "noAEcTl31uGQ+dFCGAtmNtc0mRau8URBfT5MISizhBH=", "core_ip": format!("10.9.0.{}", id % 16),
+                    "created_at": "2024-02-01T00:00:00Z", "last_seen": "2025-01-01T00:00:00Z"}),
+            );
+        }
+    }
+}
+
+fn main() {
+    let users: usize = std::env::var("STRATA_BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(80_000);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("legacy");
+    let started = Instant::now();
+    tree(&root, users);
+    let generated = started.elapsed();
+    let mapping =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sigilgate/mapping.toml");
+    let (root, mapping) = (root.to_str().unwrap(), mapping.to_str().unwrap());
+    let out = dir.path().join("out.json");
+    let (map_only, _) = strata(&[
+        "import",
+        root,
+        "--mapping",
+        mapping,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let keys = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
+        &std::fs::read_to_string(&out).unwrap(),
+    )
+    .unwrap()
+    .len();
+    let sqlite = format!("sqlite:{}", dir.path().join("s.db").display());
+    let (into_sqlite, o1) = strata(&["--store", &sqlite, "import", root, "--mapping", mapping]);
+    let cluster = EtcdCluster::start(1);
+    let (into_etcd, o2) = strata(&[
+        "--store",
+        &cluster.url(),
+        "import",
+        root,
+        "--mapping",
+        mapping,
+    ]);
+    for o in [&o1, &o2] {
+        assert!(
+            o.contains(&format!("imported {keys} keys: {keys} changed")),
+            "{o}"
+        );
+    }
+    let rate = |d: Duration| keys as f64 / d.as_secs_f64();
+    let share = |total: Duration| 100.0 * map_only.as_secs_f64() / total.as_secs_f64();
+    println!(
+        "{users} users, {} devices: {keys} keys from {} files (generated in {:.1} s)\n",
+        users * 2,
+        users * 3 + 32,
+        generated.as_secs_f64()
+    );
+    println!("| import | keys/s end to end | time | mapping share | writing share |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| mapping only (`-o` snapshot) | {:.0} | {:.2} s | 100% | – |",
+        rate(map_only),
+        map_only.as_secs_f64()
+    );
+    for (name, took) in [
+        ("into SQLite", into_sqlite),
+        ("into etcd (one local node)", into_etcd),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.2} s | {:.0}% | {:.0}% |",
+            rate(took),
+            took.as_secs_f64(),
+            share(took),
+            100.0 - share(took)
+        );
+    }
+}
