@@ -209,3 +209,52 @@ fn broken_tree_names_every_defect_and_writes_nothing() {
     assert_eq!(s.ok(&["export"]), "{}\n");
     s.expect(2, &["import", &sigilgate("sigilgate/legacy")]);
 }
+
+#[test]
+fn sigilgate_mapping_into_etcd_agrees_with_etcdctl() {
+    let cluster = EtcdCluster::start(1);
+    let s = Sandbox::with_store(&cluster.url());
+    let out = s.ok(&[
+        "import",
+        &sigilgate("sigilgate/legacy"),
+        "--mapping",
+        &sigilgate("sigilgate/mapping.toml"),
+    ]);
+    assert!(out.starts_with("imported 356 keys: 356 changed"), "{out}");
+    let expected = std::fs::read_to_string(sigilgate("sigilgate/expected.json")).unwrap();
+    assert_eq!(s.ok(&["export"]), expected);
+    let json: serde_json::Value =
+        serde_json::from_str(&etcdctl(&cluster, &["get", "--prefix", "/", "-w", "json"])).unwrap();
+    let seen: BTreeMap<String, String> = json["kvs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| {
+            let text = |f: &str| {
+                String::from_utf8(strata_testkit::etcd::base64_decode(kv[f].as_str().unwrap()))
+                    .unwrap()
+            };
+            (text("key"), text("value"))
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        serde_json::from_str::<BTreeMap<String, String>>(&expected).unwrap()
+    );
+    // The plan of a second run: nothing to add or change, per entity.
+    let plan = s.ok(&[
+        "import",
+        &sigilgate("sigilgate/legacy"),
+        "--mapping",
+        &sigilgate("sigilgate/mapping.toml"),
+        "--dry-run",
+    ]);
+    let rows: Vec<Vec<&str>> = plan
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        rows.contains(&vec!["/sigilgate/users/{id}", "0", "0", "120"]),
+        "{plan}"
+    );
+}

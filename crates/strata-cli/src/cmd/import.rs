@@ -18,6 +18,7 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
     type Entries = Vec<(Vec<u8>, Vec<u8>)>;
     // Per entity (emit pattern): objects and keys, for the summary at the end.
     let mut entities: BTreeMap<String, (BTreeSet<String>, u64)> = BTreeMap::new();
+    let mut entity_of: Option<Vec<String>> = None;
     let (entries, objects): (Entries, Option<Vec<String>>) = match (&args.mapping, &args.format) {
         (Some(mapping), _) => {
             let mapped = Mapping::load(mapping)?.run_objects(&args.source)?;
@@ -26,6 +27,7 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
                 slot.0.insert(m.object.clone());
                 slot.1 += 1;
             }
+            entity_of = Some(mapped.iter().map(|m| m.entity.clone()).collect::<Vec<_>>());
             let objects = mapped.iter().map(|m| m.object.clone()).collect();
             let entries = mapped
                 .into_iter()
@@ -46,16 +48,23 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
     let store = super::open(opts).await?;
     if args.dry_run {
         let changes = plan(&store, &entries).await?;
-        // Per first path segment, the closest thing a dump has to an entity.
+        // Per entity with a mapping; per first path segment for a dump, the closest
+        // thing it has to an entity.
         let mut groups: BTreeMap<String, [u64; 3]> = BTreeMap::new();
-        for ((key, _), change) in entries.iter().zip(&changes) {
-            let text = String::from_utf8_lossy(key);
-            let group = text
-                .trim_start_matches('/')
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
+        for (i, ((key, _), change)) in entries.iter().zip(&changes).enumerate() {
+            let group = match &entity_of {
+                Some(entity) => entity[i].clone(),
+                None => {
+                    let text = String::from_utf8_lossy(key);
+                    format!(
+                        "/{}/",
+                        text.trim_start_matches('/')
+                            .split('/')
+                            .next()
+                            .unwrap_or_default()
+                    )
+                }
+            };
             let slot = match change {
                 Change::Add => 0,
                 Change::Update => 1,
@@ -64,17 +73,18 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
             groups.entry(group).or_default()[slot] += 1;
         }
         let mut out = stdout();
+        let title = if entity_of.is_some() {
+            "ENTITY"
+        } else {
+            "PREFIX"
+        };
         writeln!(
             out,
-            "{:<32} {:>8} {:>8} {:>10}",
-            "PREFIX", "ADD", "CHANGE", "UNCHANGED"
+            "{title:<48} {:>8} {:>8} {:>10}",
+            "ADD", "CHANGE", "UNCHANGED"
         )?;
         for (group, [add, change, same]) in &groups {
-            writeln!(
-                out,
-                "{:<32} {add:>8} {change:>8} {same:>10}",
-                format!("/{group}/")
-            )?;
+            writeln!(out, "{group:<48} {add:>8} {change:>8} {same:>10}")?;
         }
         out.flush()?;
         eprintln!("dry run: nothing was written");
