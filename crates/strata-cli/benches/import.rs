@@ -29,52 +29,6 @@ fn strata(args: &[&str]) -> (Duration, String) {
     (took, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn tree(root: &Path, users: usize) {
-    for dir in [
-        "users",
-        "devices",
-        "nodes",
-        "roles/core",
-        "domains",
-        "support",
-        "routes",
-    ] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    let write = |path: String, value: serde_json::Value| {
-        std::fs::write(root.join(path), value.to_string()).unwrap()
-    };
-    for n in 0..16 {
-        let ip = format!("10.9.0.{n}");
-        write(
-            format!("nodes/{ip}.json"),
-            serde_json::json!({"ip": ip, "status": "up", "grpc_path": format!("/p{n}")}),
-        );
-        write(
-            format!("roles/core/{ip}.json"),
-            serde_json::json!({"assigned_at": "2024-01-01T00:00:00Z"}),
-        );
-    }
-    for id in 0..users {
-        let email = (id % 4 != 0).then(|| format!("user{id}@example.org"));
-        write(
-            format!("users/{id}.json"),
-            serde_json::json!({"id": id, "username": format!("u_{id:06x}"), "status": "active", "max_devices": 3,
-                "created_at": "2024-01-01T00:00:00Z", "email": email, "display_name": format!("User {id}"),
-                "newsletter": email.as_ref().map(|_| id % 2 == 0), "telegram_id": 100000 + id}),
-        );
-        for d in 0..2 {
-            let uuid = format!("00000000-0000-4000-8000-{:06}{:06}", id, d);
-            write(
-                format!("devices/{uuid}.json"),
-                serde_json::json!({"uuid": uuid, "user_id": id, "name": format!("u{id}-d{d}"), "platform": "linux",
-                    "public_key": "noAEcTl31uGQ+dFCGAtmNtc0mRau8URBfT5MISizhBH=", "core_ip": format!("10.9.0.{}", id % 16),
-                    "created_at": "2024-02-01T00:00:00Z", "last_seen": "2025-01-01T00:00:00Z"}),
-            );
-        }
-    }
-}
-
 fn main() {
     let users: usize = std::env::var("STRATA_BENCH_USERS")
         .ok()
@@ -83,7 +37,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("legacy");
     let started = Instant::now();
-    tree(&root, users);
+    strata_testkit::fixtures::sigilgate_tree(&root, users);
     let generated = started.elapsed();
     let mapping =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sigilgate/mapping.toml");

@@ -8,30 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use strata_testkit::etcd::{base64_decode, etcdctl, EtcdCluster};
+use strata_testkit::etcd::{etcdctl, etcdctl_dump, EtcdCluster};
 use util::{examples, Sandbox};
-
-/// Everything under `prefix` as etcdctl sees it: key → (value, version).
-fn etcdctl_dump(cluster: &EtcdCluster, prefix: &str) -> BTreeMap<String, (String, i64)> {
-    let out = etcdctl(cluster, &["get", "--prefix", prefix, "-w", "json"]);
-    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
-    json["kvs"]
-        .as_array()
-        .map(|kvs| {
-            kvs.iter()
-                .map(|kv| {
-                    let text = |f: &str| {
-                        String::from_utf8(base64_decode(kv[f].as_str().unwrap_or(""))).unwrap()
-                    };
-                    (
-                        text("key"),
-                        (text("value"), kv["version"].as_i64().unwrap()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[test]
 fn sigilgate_round_trip_checked_with_etcdctl() {

@@ -5,57 +5,10 @@
 mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
 use strata_testkit::etcd::EtcdCluster;
 use util::{examples, random_below, Sandbox};
-
-/// A legacy tree in the sigilgate layout, scaled: users, devices, nodes, roles.
-fn scaled_tree(root: &Path, users: usize) {
-    for dir in [
-        "users",
-        "devices",
-        "nodes",
-        "roles/core",
-        "domains",
-        "support",
-        "routes",
-    ] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    let write = |path: String, value: serde_json::Value| {
-        std::fs::write(root.join(path), value.to_string()).unwrap()
-    };
-    for n in 0..8 {
-        let ip = format!("10.9.0.{n}");
-        write(
-            format!("nodes/{ip}.json"),
-            serde_json::json!({"ip": ip, "status": "up", "grpc_path": format!("/p{n}")}),
-        );
-        write(
-            format!("roles/core/{ip}.json"),
-            serde_json::json!({"assigned_at": "2024-01-01T00:00:00Z"}),
-        );
-    }
-    for id in 0..users {
-        let email = (id % 3 != 0).then(|| format!("user{id}@example.org"));
-        write(
-            format!("users/{id}.json"),
-            serde_json::json!({"id": id, "username": format!("u{id}"), "status": "active", "max_devices": 3,
-                "created_at": "2024-01-01T00:00:00Z", "email": email, "display_name": format!("User {id}"),
-                "newsletter": email.as_ref().map(|_| id % 2 == 0), "plan": if id % 5 == 0 { Some("pro") } else { None }}),
-        );
-        for d in 0..2 {
-            let uuid = format!("00000000-0000-4000-8000-{:06}{:06}", id, d);
-            write(
-                format!("devices/{uuid}.json"),
-                serde_json::json!({"uuid": uuid, "user_id": id, "name": format!("d{d}"), "platform": "linux",
-                    "public_key": "k=", "core_ip": format!("10.9.0.{}", id % 8), "created_at": "2024-02-01T00:00:00Z"}),
-            );
-        }
-    }
-}
 
 /// The object a key of the sigilgate layout belongs to.
 fn object_of(key: &str) -> &str {
@@ -76,7 +29,7 @@ fn objects(data: &BTreeMap<String, String>) -> BTreeMap<&str, BTreeSet<&str>> {
 
 fn crash_trials(s: &Sandbox, trials: usize, max_delay_ms: u64) {
     let tree = s.path("legacy");
-    scaled_tree(&tree, 2000);
+    strata_testkit::fixtures::sigilgate_tree(&tree, 2000);
     let mapping = examples().join("sigilgate/mapping.toml");
     let (tree, mapping) = (tree.to_str().unwrap(), mapping.to_str().unwrap());
     s.ok(&["import", tree, "--mapping", mapping, "-o", "expected.json"]);

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use strata_core::{Op, Store, Txn};
-use strata_testkit::etcd::{base64_decode, etcdctl, EtcdCluster};
+use strata_testkit::etcd::{etcdctl_dump, EtcdCluster};
 use strata_testkit::postgres;
 use util::{examples, Sandbox};
 
@@ -22,24 +22,10 @@ fn dataset(prefix: &str) -> BTreeMap<String, String> {
 }
 
 fn etcd_values(cluster: &EtcdCluster, prefix: &str) -> BTreeMap<String, String> {
-    let json: serde_json::Value = serde_json::from_str(&etcdctl(
-        cluster,
-        &["get", "--prefix", prefix, "-w", "json"],
-    ))
-    .unwrap();
-    json["kvs"]
-        .as_array()
-        .map(|kvs| {
-            kvs.iter()
-                .map(|kv| {
-                    let text = |f: &str| {
-                        String::from_utf8(base64_decode(kv[f].as_str().unwrap_or(""))).unwrap()
-                    };
-                    (text("key"), text("value"))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    etcdctl_dump(cluster, prefix)
+        .into_iter()
+        .map(|(k, (v, _))| (k, v))
+        .collect()
 }
 
 fn pg_values(schema: &str, prefix: &str) -> BTreeMap<String, String> {

@@ -384,6 +384,31 @@ pub fn etcdctl_as(cluster: &EtcdCluster, user: Option<&str>, args: &[&str]) -> S
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Everything under `prefix` as the real etcdctl sees it: key → (value, version).
+pub fn etcdctl_dump(
+    cluster: &EtcdCluster,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, (String, i64)> {
+    let out = etcdctl(cluster, &["get", "--prefix", prefix, "-w", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).expect("etcdctl -w json output");
+    let text = |v: &serde_json::Value| {
+        String::from_utf8_lossy(&base64_decode(v.as_str().unwrap_or(""))).into_owned()
+    };
+    json["kvs"]
+        .as_array()
+        .map(|kvs| {
+            kvs.iter()
+                .map(|kv| {
+                    (
+                        text(&kv["key"]),
+                        (text(&kv["value"]), kv["version"].as_i64().unwrap_or(0)),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Decodes standard base64 (what `etcdctl -w json` prints keys and values in).
 pub fn base64_decode(text: &str) -> Vec<u8> {
     let value = |c: u8| -> u32 {

@@ -3,6 +3,7 @@
 //! that installs it; nothing is skipped silently.
 
 pub mod etcd;
+pub mod fixtures;
 pub mod postgres;
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
