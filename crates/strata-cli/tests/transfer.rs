@@ -305,3 +305,95 @@ fn mirror_keeps_up_through_a_member_loss() {
     let checkpoint = etcd_values(&cluster, "/_strata/mirror/default");
     assert_eq!(checkpoint.len(), 1);
 }
+
+/// The source restarts under a running mirror, and the mirror itself is killed and
+/// started again: it resumes from its checkpoint (no second copy) with no gap.
+#[test]
+fn mirror_survives_a_source_restart_and_its_own() {
+    let mut source = EtcdCluster::start(1);
+    let s = Sandbox::new();
+    let target = s.store.clone();
+    let put = |s: &Sandbox, url: &str, from: usize, to: usize| {
+        for i in from..to {
+            s.ok(&[
+                "--store",
+                url,
+                "put",
+                &format!("/r/k{:03}", i % 40),
+                &format!("v{i}"),
+            ]);
+        }
+    };
+    put(&s, &source.url(), 0, 20);
+    // The URL stays the same across the restart (same ports).
+    let source_url = source.url();
+    let start = |s: &Sandbox| {
+        s.command(&[
+            "mirror",
+            "--from",
+            &source_url,
+            "--to",
+            &target,
+            "--prefix",
+            "/r/",
+            "--report-every",
+            "1s",
+            "--status",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let caught_up = |s: &Sandbox, source: &EtcdCluster| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !s
+            .run(&[
+                "diff",
+                "--from",
+                &source.url(),
+                "--to",
+                &target,
+                "--prefix",
+                "/r/",
+            ])
+            .status
+            .success()
+        {
+            assert!(Instant::now() < deadline, "the mirror did not catch up");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let mut mirror = start(&s);
+    caught_up(&s, &source);
+    source.kill(0);
+    std::thread::sleep(Duration::from_millis(500));
+    source.restart(0);
+    put(&s, &source.url(), 20, 60);
+    caught_up(&s, &source);
+    // Kill the mirror outright, change the source while it is down, start it again.
+    let _ = mirror.kill();
+    let _ = mirror.wait();
+    put(&s, &source.url(), 60, 90);
+    s.ok(&["--store", &source.url(), "del", "/r/k001"]);
+    let mirror = start(&s);
+    caught_up(&s, &source);
+    Command::new("kill")
+        .args(["-TERM", &mirror.id().to_string()])
+        .status()
+        .unwrap();
+    let out = mirror.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last["copied"], 0,
+        "the restarted mirror resumed from its checkpoint"
+    );
+    assert_eq!(last["lag_revisions"], 0);
+    s.expect(3, &["get", "/r/k001"]);
+}
