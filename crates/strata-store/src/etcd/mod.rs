@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use etcd_client::{
     Client, Compare as EtcdCompare, CompareOp as EtcdCompareOp, ConnectOptions, DeleteOptions,
-    GetOptions, PutOptions, TxnOp, TxnOpResponse, WatchOptions,
+    GetOptions, PutOptions, TxnOp, TxnOpResponse,
 };
 use strata_core::{
     prefix_end, Capabilities, Compare, CompareOp, CompareTarget, Error, Event, EventKind, KeySpan,
@@ -24,6 +24,9 @@ use strata_core::{
     TxnResponse, WatchRequest, Watcher,
 };
 use tokio::sync::mpsc;
+
+mod history;
+mod watch;
 
 const BACKEND: &str = "etcd";
 
@@ -536,7 +539,7 @@ impl Store for EtcdStore {
             self.current_revision().await? + 1
         };
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(watch_task(self.clone(), req.span, start, tx));
+        tokio::spawn(watch::watch_task(self.clone(), req.span, start, tx));
         Ok(Watcher::new(rx, BACKEND, start))
     }
 
@@ -564,173 +567,5 @@ impl Store for EtcdStore {
             revision: self.current_revision().await?,
             compact_revision: self.compact_revision().await?,
         })
-    }
-}
-
-/// Converts one watch response's events, in order.
-fn convert_events(resp: &etcd_client::WatchResponse) -> Vec<Event> {
-    resp.events()
-        .iter()
-        .filter_map(|e| {
-            let kv = from_etcd_kv(e.kv()?);
-            let kind = match e.event_type() {
-                etcd_client::EventType::Put => EventKind::Put,
-                etcd_client::EventType::Delete => EventKind::Delete,
-            };
-            Some(Event { kind, kv })
-        })
-        .collect()
-}
-
-/// How long a watch keeps trying to reconnect before it reports the failure.
-const WATCH_RECONNECT_FOR: Duration = Duration::from_secs(60);
-
-/// Streams events to `tx` from `next` on; after a lost connection, watches again from
-/// the revision after the last one delivered, so nothing is missed or repeated.
-async fn watch_task(
-    store: EtcdStore,
-    span: KeySpan,
-    mut next: i64,
-    tx: mpsc::Sender<Result<Vec<Event>>>,
-) {
-    let (key, end) = etcd_range(&span);
-    let mut failing_since: Option<tokio::time::Instant> = None;
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        let mut opts = WatchOptions::new().with_start_revision(next);
-        if let Some(end) = &end {
-            opts = opts.with_range(end.clone());
-        }
-        let mut client = store
-            .client
-            .watch_client()
-            .max_decoding_message_size(MAX_MESSAGE);
-        let stream = tokio::select! {
-            s = client.watch(key.clone(), Some(opts)) => s,
-            _ = tx.closed() => return,
-        };
-        let lost: String = match stream {
-            Err(e) => e.to_string(),
-            Ok(mut stream) => loop {
-                let message = tokio::select! {
-                    m = stream.message() => m,
-                    _ = tx.closed() => return,
-                };
-                match message {
-                    Ok(Some(resp)) => {
-                        failing_since = None;
-                        backoff = Duration::from_millis(50);
-                        if resp.canceled() {
-                            let err = if resp.compact_revision() > 0 {
-                                Error::Compacted {
-                                    requested: next,
-                                    compacted: resp.compact_revision(),
-                                }
-                            } else {
-                                Error::WatchClosed {
-                                    backend: BACKEND.into(),
-                                    reason: resp.cancel_reason().to_owned(),
-                                }
-                            };
-                            let _ = tx.send(Err(err)).await;
-                            return;
-                        }
-                        let events = convert_events(&resp);
-                        for batch in events.chunk_by(|a, b| a.revision() == b.revision()) {
-                            if tx.send(Ok(batch.to_vec())).await.is_err() {
-                                return;
-                            }
-                            next = batch[0].revision() + 1;
-                        }
-                    }
-                    Ok(None) => break "the server closed the stream".to_owned(),
-                    Err(e) => break e.to_string(),
-                }
-            },
-        };
-        let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
-        if since.elapsed() > WATCH_RECONNECT_FOR {
-            let _ = tx
-                .send(Err(Error::WatchClosed {
-                    backend: BACKEND.into(),
-                    reason: format!("no connection for {WATCH_RECONNECT_FOR:?} ({lost}); watch again from revision {next}"),
-                }))
-                .await;
-            return;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
-}
-
-mod history {
-    //! `history` on etcd: the state at the compaction point, then every change from
-    //! a watch replay, up to the revision current when the call started.
-
-    use super::*;
-
-    /// How long the replay may stay silent before a key that is absent now is taken
-    /// to have no further changes: etcd 3.4 has no ordered "caught up" marker.
-    const QUIET: Duration = Duration::from_millis(500);
-
-    pub(super) async fn read(store: &EtcdStore, key: &[u8]) -> Result<Vec<Event>> {
-        let now = store.range(RangeRequest::new(KeySpan::key(key))).await?;
-        let current = now.kvs.first().cloned();
-        let compacted = store.compact_revision().await?;
-        let mut events = Vec::new();
-        if compacted > 0 {
-            let at = store
-                .range(RangeRequest::new(KeySpan::key(key)).at_revision(compacted))
-                .await?;
-            if let Some(kv) = at
-                .kvs
-                .into_iter()
-                .next()
-                .filter(|kv| kv.mod_revision < compacted)
-            {
-                events.push(Event {
-                    kind: EventKind::Put,
-                    kv,
-                });
-            }
-        }
-        let mut watcher = store
-            .watch(WatchRequest {
-                span: KeySpan::key(key),
-                start_revision: compacted.max(1),
-            })
-            .await?;
-        loop {
-            if let Some(kv) = &current {
-                if events
-                    .last()
-                    .is_some_and(|e: &Event| e.revision() >= kv.mod_revision)
-                {
-                    break;
-                }
-            }
-            let wait = if current.is_some() {
-                store.opts.request_timeout
-            } else {
-                QUIET
-            };
-            match tokio::time::timeout(wait, watcher.next()).await {
-                Ok(Some(Ok(batch))) => {
-                    events.extend(batch.into_iter().filter(|e| e.revision() <= now.revision))
-                }
-                Ok(Some(Err(e))) => return Err(e),
-                Ok(None) | Err(_) if current.is_none() => break,
-                _ => {
-                    return Err(Error::Unavailable {
-                        backend: BACKEND.into(),
-                        operation: "read history".into(),
-                        outcome_unknown: false,
-                        source: "the history replay stopped before reaching the key's last change"
-                            .into(),
-                    })
-                }
-            }
-        }
-        Ok(events)
     }
 }
