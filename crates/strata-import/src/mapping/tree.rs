@@ -1,0 +1,208 @@
+//! The file-tree side of a mapping: path templates (`roles/{role}/{ip}.json`), and
+//! reading every file of the tree into its collection with the checks that need only
+//! the file itself (JSON, path and body agreeing).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{text_of, Defect, Mapping, Record};
+
+/// One part of a path or key pattern segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Part {
+    Lit(String),
+    Var(String),
+}
+
+pub(super) fn parse_template(text: &str) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(Part::Lit(rest[..open].to_owned()));
+        }
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("{text:?}: a `{{` is not closed"))?
+            + open;
+        let name = &rest[open + 1..close];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("{text:?}: {{{name}}} is not a variable name"));
+        }
+        if matches!(parts.last(), Some(Part::Var(_))) {
+            return Err(format!(
+                "{text:?}: two variables need a literal between them"
+            ));
+        }
+        parts.push(Part::Var(name.to_owned()));
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Lit(rest.to_owned()));
+    }
+    Ok(parts)
+}
+
+/// Matches `text` against a segment template, collecting captures.
+pub(super) fn match_segment(parts: &[Part], text: &str, caps: &mut Vec<(String, String)>) -> bool {
+    match parts.split_first() {
+        None => text.is_empty(),
+        Some((Part::Lit(lit), rest)) => text
+            .strip_prefix(lit.as_str())
+            .is_some_and(|t| match_segment(rest, t, caps)),
+        Some((Part::Var(name), rest)) => {
+            // Try every split point, shortest capture first; captures are non-empty.
+            for end in (1..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+                caps.push((name.clone(), text[..end].to_owned()));
+                if match_segment(rest, &text[end..], caps) {
+                    return true;
+                }
+                caps.pop();
+            }
+            false
+        }
+    }
+}
+
+impl Mapping {
+    /// Reads every file under `root` into the collection whose path pattern it
+    /// matches, checking JSON and path/body agreement.
+    pub(super) fn read_tree(
+        &self,
+        root: &Path,
+        defects: &mut Vec<Defect>,
+    ) -> BTreeMap<String, Vec<Record>> {
+        let mut files = Vec::new();
+        if let Err(e) = walk(root, &mut files) {
+            defects.push(Defect {
+                file: root.display().to_string(),
+                problem: format!("cannot read the tree: {e}"),
+            });
+        }
+        files.sort();
+        let mut records: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+        for file in files {
+            let rel = file.strip_prefix(root).unwrap_or(&file);
+            let rel_text = rel.to_string_lossy().replace('\\', "/");
+            let name = file.display().to_string();
+            let segments: Vec<&str> = rel_text.split('/').collect();
+            let matched = self.collections.iter().find_map(|c| {
+                if c.segments.len() != segments.len() {
+                    return None;
+                }
+                let mut caps = Vec::new();
+                c.segments
+                    .iter()
+                    .zip(&segments)
+                    .all(|(parts, text)| match_segment(parts, text, &mut caps))
+                    .then_some((c, caps))
+            });
+            let Some((collection, caps)) = matched else {
+                defects.push(Defect {
+                    file: name,
+                    problem: "matches no collection of the mapping; add one (it may emit nothing) or remove the file".into(),
+                });
+                continue;
+            };
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    defects.push(Defect {
+                        file: name,
+                        problem: format!("cannot read it: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let mut value: Value = match serde_json::from_str(&text) {
+                Ok(v @ Value::Object(_)) => v,
+                Ok(_) => {
+                    defects.push(Defect {
+                        file: name,
+                        problem: "is not a JSON object".into(),
+                    });
+                    continue;
+                }
+                Err(e) => {
+                    defects.push(Defect {
+                        file: name,
+                        problem: format!("malformed JSON: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let object = value.as_object_mut().expect("checked above");
+            let mut ok = true;
+            for (cap, captured) in caps {
+                match object.get(&cap) {
+                    Some(body) if text_of(body).as_deref() != Some(captured.as_str()) => {
+                        defects.push(Defect {
+                            file: name.clone(),
+                            problem: format!(
+                                "the file name says {cap} {captured:?} but the body says {body}: the primary key disagrees"
+                            ),
+                        });
+                        ok = false;
+                    }
+                    Some(_) => {}
+                    None => {
+                        object.insert(cap, Value::String(captured));
+                    }
+                }
+            }
+            if ok {
+                records
+                    .entry(collection.name.clone())
+                    .or_default()
+                    .push(Record { file: name, value });
+            }
+        }
+        records
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_templates_capture() {
+        let parts = parse_template("entry_{entry}_core_{core}.json").unwrap();
+        let mut caps = Vec::new();
+        assert!(match_segment(
+            &parts,
+            "entry_10.30.1.95_core_2a01:4f8:c0c:1::78.json",
+            &mut caps
+        ));
+        assert_eq!(
+            caps,
+            vec![
+                ("entry".into(), "10.30.1.95".into()),
+                ("core".into(), "2a01:4f8:c0c:1::78".into())
+            ]
+        );
+        let mut caps = Vec::new();
+        assert!(!match_segment(
+            &parse_template("{id}.json").unwrap(),
+            "notes.txt",
+            &mut caps
+        ));
+        assert!(parse_template("{a}{b}").is_err());
+        assert!(parse_template("{a").is_err());
+    }
+}
