@@ -190,6 +190,9 @@ pub enum Command {
     Compact(CompactArgs),
     /// Write keys as a flat JSON snapshot {key: value}, sorted, read at one revision.
     Export(ExportArgs),
+    /// Schemas: typed entities over key patterns, checked against the store.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// Import a JSON file tree through a mapping, or a dump from another store.
     ///
     /// With --mapping FILE, SOURCE is a folder of JSON files (one per record) that the
@@ -460,4 +463,25 @@ pub struct ImportArgs {
     /// Print what would be added and changed in the store; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Check the store against a schema, streaming it page by page: keys that match
+    /// no pattern, missing required fields, type and enum violations, dangling
+    /// references, and fields that belong to another layer. Exit code 1 when anything
+    /// is found.
+    Check(SchemaCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaCheckArgs {
+    /// The schema file (TOML; see the README).
+    #[arg(long, value_name = "FILE")]
+    pub schema: PathBuf,
+    /// Only keys under this prefix.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
 }

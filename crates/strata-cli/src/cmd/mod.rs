@@ -2,6 +2,7 @@
 
 mod import;
 mod kv;
+mod schema;
 mod snapshot;
 mod transfer;
 mod view;
@@ -9,7 +10,7 @@ mod view;
 use anyhow::Context;
 use strata_store::AnyStore;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, SchemaCommand};
 use crate::Outcome;
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -43,6 +44,7 @@ async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome>
         Command::Watch(args) => view::watch(store, args).await,
         Command::Export(args) => snapshot::export(store, args).await,
         Command::Load(args) => snapshot::load(store, args).await,
+        Command::Schema(SchemaCommand::Check(args)) => schema::check(store, args).await,
     }
 }
 

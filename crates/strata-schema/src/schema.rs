@@ -1,0 +1,435 @@
+//! The schema file (TOML) and the types it declares.
+//!
+//! ```toml
+//! [namespaces.sigilgate]
+//! prefix = "/sigilgate/"
+//! description = "operational layer: no contact data"
+//!
+//! [entities.user]
+//! key = "/sigilgate/users/{id}"          # an object: one key per field below it
+//! vars = { id = "int" }                  # int, uuid, ip, email, slug, string
+//! [entities.user.fields]
+//! username = { type = "string", required = true }
+//! status = { type = "enum", values = ["active", "blocked", "pending"], required = true }
+//! max_devices = { type = "int" }
+//! plan = { type = "string", default = "free" }
+//! token = { type = "string", secret = true }
+//!
+//! [entities.route]
+//! key = "/sigilgate/routes/{device}"     # a single-value entity: the key itself
+//! vars = { device = "uuid" }
+//! value = { type = "ref", ref = "node" } # must name an existing node
+//! backup = false                         # ephemeral data, skipped by backups
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use strata_core::key::decode_segment;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchemaError {
+    #[error("{file}: {problem}")]
+    Invalid { file: String, problem: String },
+}
+
+/// What a variable segment of a key pattern may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentType {
+    Int,
+    Uuid,
+    Ip,
+    Email,
+    Slug,
+    String,
+}
+
+impl SegmentType {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "int" => SegmentType::Int,
+            "uuid" => SegmentType::Uuid,
+            "ip" => SegmentType::Ip,
+            "email" => SegmentType::Email,
+            "slug" => SegmentType::Slug,
+            "string" => SegmentType::String,
+            _ => return None,
+        })
+    }
+
+    /// Whether a (decoded) segment is of this type.
+    pub fn accepts(self, text: &str) -> bool {
+        match self {
+            SegmentType::Int => !text.is_empty() && text.parse::<i64>().is_ok(),
+            SegmentType::Uuid => is_uuid(text),
+            SegmentType::Ip => text.parse::<IpAddr>().is_ok(),
+            SegmentType::Email => text
+                .split_once('@')
+                .is_some_and(|(u, d)| !u.is_empty() && d.contains('.')),
+            SegmentType::Slug => {
+                !text.is_empty()
+                    && text
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            }
+            SegmentType::String => !text.is_empty(),
+        }
+    }
+}
+
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// What a field's value may hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    String,
+    Int,
+    Bool,
+    Enum(Vec<String>),
+    /// RFC 3339, e.g. `2024-06-21T08:00:00Z`.
+    Timestamp,
+    /// A JSON document.
+    Json,
+    /// The id (the only variable) of an existing object of the named entity.
+    Ref(String),
+}
+
+impl FieldType {
+    /// Why `value` is not of this type, or `None` when it is.
+    pub fn violation(&self, value: &str) -> Option<String> {
+        let ok = match self {
+            FieldType::String | FieldType::Ref(_) => true,
+            FieldType::Int => value.parse::<i64>().is_ok(),
+            FieldType::Bool => value == "true" || value == "false",
+            FieldType::Enum(values) => values.iter().any(|v| v == value),
+            FieldType::Timestamp => is_timestamp(value),
+            FieldType::Json => serde_json::from_str::<serde_json::Value>(value).is_ok(),
+        };
+        (!ok).then(|| match self {
+            FieldType::Enum(values) => format!("{value:?} is not one of {values:?}"),
+            other => format!("{value:?} is not {}", other.describe()),
+        })
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            FieldType::String => "a string",
+            FieldType::Int => "an integer",
+            FieldType::Bool => "true or false",
+            FieldType::Enum(_) => "an allowed value",
+            FieldType::Timestamp => "an RFC 3339 timestamp",
+            FieldType::Json => "a JSON document",
+            FieldType::Ref(_) => "a reference",
+        }
+    }
+}
+
+fn is_timestamp(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && (b[10] == b'T' || b[10] == b' ')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && {
+            let rest = &text[19..];
+            let rest = rest
+                .strip_prefix('.')
+                .map_or(rest, |r| r.trim_start_matches(|c: char| c.is_ascii_digit()));
+            rest == "Z"
+                || (rest.len() == 6
+                    && (rest.starts_with('+') || rest.starts_with('-'))
+                    && rest.as_bytes()[3] == b':')
+        }
+}
+
+/// One field of an object entity, or the value of a single-value entity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub ty: FieldType,
+    pub required: bool,
+    pub default: Option<String>,
+    pub secret: bool,
+    pub description: Option<String>,
+}
+
+/// One part of a key pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segment {
+    Lit(String),
+    Var(String, SegmentType),
+}
+
+/// An entity: objects (or single values) at a key pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entity {
+    pub name: String,
+    pub pattern: String,
+    pub segments: Vec<Segment>,
+    pub namespace: Option<String>,
+    pub fields: BTreeMap<String, Field>,
+    /// For a single-value entity: the type of the value at the key itself.
+    pub value: Option<Field>,
+    pub backup: bool,
+    pub description: Option<String>,
+}
+
+impl Entity {
+    /// Matches a key's path (without a field) against the pattern; returns the vars.
+    pub fn match_path(&self, segments: &[&str]) -> Option<Vec<(String, String)>> {
+        if segments.len() != self.segments.len() {
+            return None;
+        }
+        let mut vars = Vec::new();
+        for (seg, text) in self.segments.iter().zip(segments) {
+            match seg {
+                Segment::Lit(l) if l == text => {}
+                Segment::Lit(_) => return None,
+                Segment::Var(name, ty) => {
+                    let decoded = decode_segment(text);
+                    if !ty.accepts(&decoded) {
+                        return None;
+                    }
+                    vars.push((name.clone(), decoded));
+                }
+            }
+        }
+        Some(vars)
+    }
+}
+
+/// A parsed schema.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Schema {
+    /// Namespace name → prefix.
+    pub namespaces: BTreeMap<String, String>,
+    pub entities: Vec<Entity>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchemaFile {
+    #[serde(default)]
+    namespaces: BTreeMap<String, NamespaceSpec>,
+    #[serde(default)]
+    entities: BTreeMap<String, EntitySpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamespaceSpec {
+    prefix: String,
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntitySpec {
+    key: String,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    #[serde(default)]
+    fields: BTreeMap<String, FieldSpec>,
+    value: Option<FieldSpec>,
+    #[serde(default = "yes")]
+    backup: bool,
+    description: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldSpec {
+    #[serde(rename = "type")]
+    ty: String,
+    #[serde(default)]
+    values: Vec<String>,
+    #[serde(rename = "ref")]
+    target: Option<String>,
+    #[serde(default)]
+    required: bool,
+    default: Option<String>,
+    #[serde(default)]
+    secret: bool,
+    description: Option<String>,
+}
+
+impl Schema {
+    pub fn load(path: &std::path::Path) -> Result<Schema, SchemaError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SchemaError::Invalid {
+            file: file.clone(),
+            problem: format!("cannot read it: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses a schema; errors name the file, and the line or the entity and field.
+    pub fn parse(text: &str, file: &str) -> Result<Schema, SchemaError> {
+        let bad = |problem: String| SchemaError::Invalid {
+            file: file.to_owned(),
+            problem,
+        };
+        let spec: SchemaFile =
+            toml::from_str(text).map_err(|e| bad(format!("not a schema: {e}")))?;
+        let namespaces: BTreeMap<String, String> = spec
+            .namespaces
+            .into_iter()
+            .map(|(name, ns)| (name, ns.prefix))
+            .collect();
+        let mut entities = Vec::new();
+        for (name, e) in &spec.entities {
+            let at = |what: String| bad(format!("entity {name}: {what}"));
+            let Some(path) = e.key.strip_prefix('/') else {
+                return Err(at(format!("key {:?} must start with /", e.key)));
+            };
+            let mut segments = Vec::new();
+            for seg in path.split('/') {
+                match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(var) => {
+                        let ty = e.vars.get(var).map(String::as_str).unwrap_or("string");
+                        let ty = SegmentType::parse(ty).ok_or_else(|| {
+                            at(format!("variable {var}: unknown type {ty:?}; use int, uuid, ip, email, slug or string"))
+                        })?;
+                        segments.push(Segment::Var(var.to_owned(), ty));
+                    }
+                    None => segments.push(Segment::Lit(seg.to_owned())),
+                }
+            }
+            let field = |fname: &str, f: &FieldSpec| -> Result<Field, SchemaError> {
+                let ty = match f.ty.as_str() {
+                    "string" => FieldType::String,
+                    "int" => FieldType::Int,
+                    "bool" => FieldType::Bool,
+                    "timestamp" => FieldType::Timestamp,
+                    "json" => FieldType::Json,
+                    "enum" if !f.values.is_empty() => FieldType::Enum(f.values.clone()),
+                    "enum" => return Err(at(format!("field {fname}: an enum needs `values`"))),
+                    "ref" => match &f.target {
+                        Some(t) if spec.entities.contains_key(t) => FieldType::Ref(t.clone()),
+                        Some(t) => return Err(at(format!("field {fname}: ref names {t:?}, which is not an entity"))),
+                        None => return Err(at(format!("field {fname}: a ref needs `ref = \"entity\"`"))),
+                    },
+                    other => {
+                        return Err(at(format!(
+                            "field {fname}: unknown type {other:?}; use string, int, bool, enum, timestamp, json or ref"
+                        )))
+                    }
+                };
+                Ok(Field {
+                    ty,
+                    required: f.required,
+                    default: f.default.clone(),
+                    secret: f.secret,
+                    description: f.description.clone(),
+                })
+            };
+            let fields = e
+                .fields
+                .iter()
+                .map(|(n, f)| field(n, f).map(|f| (n.clone(), f)))
+                .collect::<Result<BTreeMap<_, _>, _>>()?;
+            let value = e.value.as_ref().map(|f| field("value", f)).transpose()?;
+            if value.is_some() && !fields.is_empty() {
+                return Err(at(
+                    "give `fields` (an object) or `value` (a single value), not both".into(),
+                ));
+            }
+            let namespace = namespaces
+                .iter()
+                .find(|(_, p)| e.key.starts_with(p.as_str()))
+                .map(|(n, _)| n.clone());
+            entities.push(Entity {
+                name: name.clone(),
+                pattern: e.key.clone(),
+                segments,
+                namespace,
+                fields,
+                value,
+                backup: e.backup,
+                description: e.description.clone(),
+            });
+        }
+        Ok(Schema {
+            namespaces,
+            entities,
+        })
+    }
+
+    pub fn entity(&self, name: &str) -> Option<&Entity> {
+        self.entities.iter().find(|e| e.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_and_field_types() {
+        assert!(SegmentType::Uuid.accepts("0c5cd43b-f53e-4c38-be5c-39319d892098"));
+        assert!(!SegmentType::Uuid.accepts("0c5cd43b"));
+        assert!(
+            SegmentType::Ip.accepts("2a01:4f8:c0c:1::78") && SegmentType::Ip.accepts("10.20.0.20")
+        );
+        assert!(SegmentType::Email.accepts("erin+vpn@example.org"));
+        assert!(SegmentType::Int.accepts("42") && !SegmentType::Int.accepts("4x"));
+        assert_eq!(FieldType::Timestamp.violation("2024-06-21T08:00:00Z"), None);
+        assert_eq!(
+            FieldType::Timestamp.violation("2024-06-21T08:00:00.5+02:00"),
+            None
+        );
+        assert!(FieldType::Timestamp.violation("yesterday").is_some());
+        assert!(FieldType::Enum(vec!["a".into()])
+            .violation("b")
+            .unwrap()
+            .contains("not one of"));
+    }
+
+    #[test]
+    fn errors_name_the_file_entity_and_field() {
+        let err = Schema::parse(
+            "[entities.u]\nkey = \"/u/{id}\"\nvars = { id = \"number\" }",
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("s.toml: entity u: variable id: unknown type \"number\""),
+            "{err}"
+        );
+        let err = Schema::parse("[entities.u]\nkey = \"/u/{id}\"\n[entities.u.fields]\nx = { type = \"ref\", ref = \"nope\" }", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field x: ref names \"nope\""), "{err}");
+        let err = Schema::parse("[entities.u]\nkey = 3", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("s.toml: not a schema") && err.contains("line 2"),
+            "{err}"
+        );
+    }
+}

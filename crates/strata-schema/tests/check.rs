@@ -1,0 +1,77 @@
+//! `check` against the sigilgate data set: clean as shipped, and each kind of violation
+//! reported once, with its key, when seeded.
+
+use std::path::Path;
+
+use strata_core::{MemStore, Store};
+use strata_schema::{check, Schema, ViolationKind};
+
+fn examples() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"))
+}
+
+async fn seeded() -> MemStore {
+    let store = MemStore::new();
+    let entries =
+        strata_core::snapshot::read_snapshot(&examples().join("sigilgate/expected.json")).unwrap();
+    strata_core::load::load(&store, entries, None, &mut |_| {})
+        .await
+        .unwrap();
+    store
+}
+
+#[tokio::test]
+async fn the_shipped_data_set_is_clean() {
+    let schema = Schema::load(&examples().join("sigilgate/schema.toml")).unwrap();
+    let found = check(&seeded().await, &schema, b"").await.unwrap();
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[tokio::test]
+async fn each_kind_of_violation_is_reported_once_with_its_key() {
+    let schema = Schema::load(&examples().join("sigilgate/schema.toml")).unwrap();
+    let store = seeded().await;
+    let seed: [(&str, &str); 5] = [
+        ("/sigilgate/stray/key", "x"),             // unknown key
+        ("/sigilgate/users/94/status", "deleted"), // enum violation
+        (
+            "/sigilgate/routes/0c5cd43b-f53e-4c38-be5c-39319d892098",
+            "10.99.9.9",
+        ), // dangling route
+        ("/sigilgate/users/94/display_name", "Leaked"), // a field of another layer
+        ("/sigilgate/users/95/username", "half"),  // user 95: no status etc.
+    ];
+    for (k, v) in seed {
+        store.put(k.as_bytes(), v.as_bytes()).await.unwrap();
+    }
+    let found = check(&store, &schema, b"").await.unwrap();
+    let kinds: Vec<(ViolationKind, &str)> =
+        found.iter().map(|v| (v.kind, v.key.as_str())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (ViolationKind::UnknownKey, "/sigilgate/stray/key"),
+            (
+                ViolationKind::MissingField,
+                "/sigilgate/users/95/created_at"
+            ),
+            (
+                ViolationKind::MissingField,
+                "/sigilgate/users/95/max_devices"
+            ),
+            (ViolationKind::MissingField, "/sigilgate/users/95/plan"),
+            (ViolationKind::MissingField, "/sigilgate/users/95/status"),
+            (ViolationKind::WrongType, "/sigilgate/users/94/status"),
+            (
+                ViolationKind::DanglingRef,
+                "/sigilgate/routes/0c5cd43b-f53e-4c38-be5c-39319d892098"
+            ),
+            (
+                ViolationKind::OtherLayer,
+                "/sigilgate/users/94/display_name"
+            ),
+        ],
+        "{found:#?}"
+    );
+    assert!(found[5].detail.contains("\"deleted\" is not one of"));
+}
