@@ -472,6 +472,17 @@ pub enum SchemaCommand {
     /// references, and fields that belong to another layer. Exit code 1 when anything
     /// is found.
     Check(SchemaCheckArgs),
+    /// Print a draft schema (TOML) inferred from the keys under a prefix: variable
+    /// segments (ids, UUIDs, IPs, emails, host:port names), key patterns, field types,
+    /// and values that are JSON documents. Review it, then use it with `schema check`.
+    Infer(SchemaInferArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaInferArgs {
+    /// Only keys under this prefix.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
 }
 
 #[derive(Debug, Args)]

@@ -76,3 +76,39 @@ fn schema_file_errors_name_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn schema_infer_drafts_the_broker_patterns() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "import",
+        examples()
+            .join("etcd-v2-broker/etcd-v2-dump.json")
+            .to_str()
+            .unwrap(),
+        "--format",
+        "etcd-v2",
+    ]);
+    let draft = s.ok(&["schema", "infer"]);
+    for pattern in [
+        "/service/{id}/members/{uuid}",
+        "/service/{id}/state",
+        "/postgresql-brokerpatroni/{name}",
+        "/routing/allocation/{id}",
+        "/routing/nextport",
+    ] {
+        assert!(
+            draft.contains(&format!("#   {pattern}\n")),
+            "{pattern}: {draft}"
+        );
+    }
+    // The draft is a schema the store passes, and so is the shipped broker schema.
+    std::fs::write(s.path("draft.toml"), &draft).unwrap();
+    s.ok(&["schema", "check", "--schema", "draft.toml"]);
+    s.ok(&[
+        "schema",
+        "check",
+        "--schema",
+        examples().join("broker/schema.toml").to_str().unwrap(),
+    ]);
+}

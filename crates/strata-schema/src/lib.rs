@@ -6,6 +6,7 @@
 //! inference and reference queries come next.
 
 pub mod check;
+pub mod infer;
 pub mod schema;
 
 pub use check::{check, Violation, ViolationKind};

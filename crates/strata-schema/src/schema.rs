@@ -168,6 +168,9 @@ pub struct Field {
     pub required: bool,
     pub default: Option<String>,
     pub secret: bool,
+    /// For a JSON value: the paths of the members that are secret
+    /// (`admin_credentials.password`), when not the whole value is.
+    pub secret_paths: Vec<String>,
     pub description: Option<String>,
 }
 
@@ -273,6 +276,8 @@ struct FieldSpec {
     default: Option<String>,
     #[serde(default)]
     secret: bool,
+    #[serde(default)]
+    secret_paths: Vec<String>,
     description: Option<String>,
 }
 
@@ -338,11 +343,17 @@ impl Schema {
                         )))
                     }
                 };
+                if !f.secret_paths.is_empty() && ty != FieldType::Json {
+                    return Err(at(format!(
+                        "field {fname}: secret_paths apply to json fields only"
+                    )));
+                }
                 Ok(Field {
                     ty,
                     required: f.required,
                     default: f.default.clone(),
                     secret: f.secret,
+                    secret_paths: f.secret_paths.clone(),
                     description: f.description.clone(),
                 })
             };

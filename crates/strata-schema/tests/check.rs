@@ -75,3 +75,32 @@ async fn each_kind_of_violation_is_reported_once_with_its_key() {
     );
     assert!(found[5].detail.contains("\"deleted\" is not one of"));
 }
+
+#[tokio::test]
+async fn the_broker_schema_accepts_the_broker_data_and_marks_its_secrets() {
+    let schema = Schema::load(&examples().join("broker/schema.toml")).unwrap();
+    let store = MemStore::new();
+    let entries =
+        strata_core::snapshot::read_snapshot(&examples().join("etcd-v2-broker/expected.json"))
+            .unwrap();
+    strata_core::load::load(&store, entries, None, &mut |_| {})
+        .await
+        .unwrap();
+    let found = check(&store, &schema, b"").await.unwrap();
+    assert!(found.is_empty(), "{found:#?}");
+    let state = &schema.entity("service").unwrap().fields["state"];
+    assert_eq!(
+        state.secret_paths,
+        vec!["admin_credentials.password", "app_credentials.password"]
+    );
+    assert!(
+        schema
+            .entity("member")
+            .unwrap()
+            .value
+            .as_ref()
+            .unwrap()
+            .secret
+    );
+    assert!(!schema.entity("registration").unwrap().backup);
+}

@@ -45,6 +45,7 @@ async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome>
         Command::Export(args) => snapshot::export(store, args).await,
         Command::Load(args) => snapshot::load(store, args).await,
         Command::Schema(SchemaCommand::Check(args)) => schema::check(store, args).await,
+        Command::Schema(SchemaCommand::Infer(args)) => schema::infer(store, args).await,
     }
 }
 

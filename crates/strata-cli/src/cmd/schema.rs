@@ -39,3 +39,11 @@ pub async fn check(store: &AnyStore, args: SchemaCheckArgs) -> anyhow::Result<Ou
         args.schema.display()
     )
 }
+
+pub async fn infer(store: &AnyStore, args: SchemaInferArgs) -> anyhow::Result<Outcome> {
+    let draft = strata_schema::infer::infer(store, args.prefix.as_bytes()).await?;
+    let mut out = stdout();
+    out.write_all(draft.as_bytes())?;
+    out.flush()?;
+    Ok(Outcome::Ok)
+}
