@@ -476,6 +476,20 @@ pub enum SchemaCommand {
     /// segments (ids, UUIDs, IPs, emails, host:port names), key patterns, field types,
     /// and values that are JSON documents. Review it, then use it with `schema check`.
     Infer(SchemaInferArgs),
+    /// Render the schema as Markdown: each pattern, its fields, types, descriptions,
+    /// secrets and references; with --live, object counts and example values from the
+    /// store (secrets masked).
+    Doc(SchemaDocArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaDocArgs {
+    /// The schema file.
+    #[arg(long, value_name = "FILE")]
+    pub schema: PathBuf,
+    /// Add counts and example values from the store.
+    #[arg(long)]
+    pub live: bool,
 }
 
 #[derive(Debug, Args)]

@@ -112,3 +112,25 @@ fn schema_infer_drafts_the_broker_patterns() {
         examples().join("broker/schema.toml").to_str().unwrap(),
     ]);
 }
+
+#[test]
+fn schema_doc_with_live_counts() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "load",
+        examples().join("sigilgate/expected.json").to_str().unwrap(),
+    ]);
+    let schema = examples().join("sigilgate/schema.toml");
+    let md = s.ok(&[
+        "schema",
+        "doc",
+        "--schema",
+        schema.to_str().unwrap(),
+        "--live",
+    ]);
+    assert!(
+        md.starts_with("# Keyspace\n") && md.contains("## Layer public (`/public/`)"),
+        "{md}"
+    );
+    assert!(md.contains("28 keys in the store."), "{md}");
+}

@@ -6,6 +6,7 @@
 //! inference and reference queries come next.
 
 pub mod check;
+pub mod doc;
 pub mod infer;
 pub mod schema;
 

@@ -104,3 +104,33 @@ async fn the_broker_schema_accepts_the_broker_data_and_marks_its_secrets() {
     );
     assert!(!schema.entity("registration").unwrap().backup);
 }
+
+#[tokio::test]
+async fn doc_renders_patterns_fields_counts_and_masks_secrets() {
+    let schema = Schema::load(&examples().join("sigilgate/schema.toml")).unwrap();
+    let store = seeded().await;
+    let md = strata_schema::doc::doc(&schema, Some(&store))
+        .await
+        .unwrap();
+    assert!(md.contains("### user — `/sigilgate/users/{id}`"), "{md}");
+    assert!(md.contains("24 objects in the store."), "{md}");
+    assert!(
+        md.contains("| status | enum: active, blocked, pending | yes |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| public_key | string | yes |  | yes | WireGuard public key | `••••••` (secret) |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("- route.(value) → node"), "{md}");
+    assert!(
+        !md.contains("noAEcTl31uGQ"),
+        "a secret value leaked into the doc"
+    );
+    let plain = strata_schema::doc::doc::<MemStore>(&schema, None)
+        .await
+        .unwrap();
+    assert!(!plain.contains("in the store"));
+}

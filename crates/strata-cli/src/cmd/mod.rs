@@ -46,6 +46,7 @@ async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome>
         Command::Load(args) => snapshot::load(store, args).await,
         Command::Schema(SchemaCommand::Check(args)) => schema::check(store, args).await,
         Command::Schema(SchemaCommand::Infer(args)) => schema::infer(store, args).await,
+        Command::Schema(SchemaCommand::Doc(args)) => schema::doc(store, args).await,
     }
 }
 

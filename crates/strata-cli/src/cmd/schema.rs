@@ -47,3 +47,12 @@ pub async fn infer(store: &AnyStore, args: SchemaInferArgs) -> anyhow::Result<Ou
     out.flush()?;
     Ok(Outcome::Ok)
 }
+
+pub async fn doc(store: &AnyStore, args: SchemaDocArgs) -> anyhow::Result<Outcome> {
+    let schema = Schema::load(&args.schema)?;
+    let markdown = strata_schema::doc::doc(&schema, args.live.then_some(store)).await?;
+    let mut out = stdout();
+    out.write_all(markdown.as_bytes())?;
+    out.flush()?;
+    Ok(Outcome::Ok)
+}
