@@ -190,6 +190,15 @@ pub enum Command {
     Compact(CompactArgs),
     /// Write keys as a flat JSON snapshot {key: value}, sorted, read at one revision.
     Export(ExportArgs),
+    /// Whole objects through a schema: get, create, set one field, delete.
+    ///
+    /// create writes every field in one transaction that fails (exit 3) if the object
+    /// exists already, so an object is never half-created.
+    #[command(subcommand)]
+    Object(ObjectCommand),
+    /// What an object references and what references it, from the schema's ref
+    /// fields ("what depends on this node?").
+    Refs(RefsArgs),
     /// Schemas: typed entities over key patterns, checked against the store.
     #[command(subcommand)]
     Schema(SchemaCommand),
@@ -507,6 +516,54 @@ pub struct SchemaCheckArgs {
     /// Only keys under this prefix.
     #[arg(long, default_value = "")]
     pub prefix: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArg {
+    /// The schema file.
+    #[arg(long, value_name = "FILE")]
+    pub schema: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ObjectCommand {
+    /// Print an object as typed JSON (exit 3 if it does not exist).
+    Get {
+        path: String,
+        #[command(flatten)]
+        schema: SchemaArg,
+    },
+    /// Create an object from a JSON file (`-` for standard input): all fields or none.
+    Create {
+        path: String,
+        file: PathBuf,
+        #[command(flatten)]
+        schema: SchemaArg,
+    },
+    /// Set one field, type-checked.
+    Set {
+        path: String,
+        field: String,
+        value: String,
+        #[command(flatten)]
+        schema: SchemaArg,
+    },
+    /// Delete an object's fields (not the objects nested below it).
+    Delete {
+        path: String,
+        #[command(flatten)]
+        schema: SchemaArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RefsArgs {
+    /// An object path or a single-value key.
+    pub key: String,
+    #[command(flatten)]
+    pub schema: SchemaArg,
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }

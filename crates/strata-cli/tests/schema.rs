@@ -134,3 +134,94 @@ fn schema_doc_with_live_counts() {
     );
     assert!(md.contains("28 keys in the store."), "{md}");
 }
+
+fn objects_and_refs(s: &Sandbox) {
+    let schema = examples().join("sigilgate/schema.toml");
+    let schema = schema.to_str().unwrap();
+    s.ok(&[
+        "load",
+        examples().join("sigilgate/expected.json").to_str().unwrap(),
+    ]);
+    std::fs::write(s.path("user.json"), r#"{"username": "zed", "status": "active", "max_devices": 2, "created_at": "2025-01-01T00:00:00Z"}"#).unwrap();
+    s.ok(&[
+        "object",
+        "create",
+        "/sigilgate/users/500",
+        "user.json",
+        "--schema",
+        schema,
+    ]);
+    let (_, err) = s.expect(
+        3,
+        &[
+            "object",
+            "create",
+            "/sigilgate/users/500",
+            "user.json",
+            "--schema",
+            schema,
+        ],
+    );
+    assert!(err.contains("/sigilgate/users/500 already exists"), "{err}");
+    let got: serde_json::Value =
+        serde_json::from_str(&s.ok(&["object", "get", "/sigilgate/users/500", "--schema", schema]))
+            .unwrap();
+    assert_eq!(got["max_devices"], 2);
+    assert_eq!(got["plan"], "free", "the default was written");
+    let (_, err) = s.expect(
+        1,
+        &[
+            "object",
+            "set",
+            "/sigilgate/users/500",
+            "max_devices",
+            "lots",
+            "--schema",
+            schema,
+        ],
+    );
+    assert!(err.contains("\"lots\" is not an integer"), "{err}");
+    s.ok(&[
+        "object",
+        "set",
+        "/sigilgate/users/500",
+        "max_devices",
+        "4",
+        "--schema",
+        schema,
+    ]);
+    assert_eq!(s.ok(&["get", "/sigilgate/users/500/max_devices"]), "4\n");
+    s.ok(&[
+        "object",
+        "delete",
+        "/sigilgate/users/500",
+        "--schema",
+        schema,
+    ]);
+    s.expect(
+        3,
+        &["object", "get", "/sigilgate/users/500", "--schema", schema],
+    );
+    let refs: serde_json::Value = serde_json::from_str(&s.ok(&[
+        "refs",
+        "/sigilgate/nodes/10.20.0.20",
+        "--schema",
+        schema,
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(refs["entity"], "node");
+    assert_eq!(refs["referenced_by"].as_array().unwrap().len(), 8, "{refs}");
+}
+
+#[test]
+fn objects_and_refs_on_sqlite() {
+    objects_and_refs(&Sandbox::new());
+}
+
+#[test]
+fn objects_and_refs_on_etcd() {
+    let cluster = EtcdCluster::start(1);
+    objects_and_refs(&Sandbox::with_store(&cluster.url()));
+}

@@ -8,6 +8,8 @@
 pub mod check;
 pub mod doc;
 pub mod infer;
+pub mod object;
+pub mod refs;
 pub mod schema;
 
 pub use check::{check, Violation, ViolationKind};

@@ -134,3 +134,39 @@ async fn doc_renders_patterns_fields_counts_and_masks_secrets() {
         .unwrap();
     assert!(!plain.contains("in the store"));
 }
+
+#[tokio::test]
+async fn refs_of_a_node_and_of_a_route() {
+    let schema = Schema::load(&examples().join("sigilgate/schema.toml")).unwrap();
+    let store = seeded().await;
+    let node = strata_schema::refs::refs(&store, &schema, "/sigilgate/nodes/2a01:4f8:c0c:1::78")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(node.entity, "node");
+    // The routes that send devices to this core node depend on it.
+    assert_eq!(node.incoming.len(), 3, "{node:?}");
+    assert!(node
+        .incoming
+        .iter()
+        .all(|k| k.starts_with("/sigilgate/routes/")));
+    let route = strata_schema::refs::refs(
+        &store,
+        &schema,
+        "/sigilgate/routes/245448c8-989b-49dc-b95f-e8a0060c8804",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        route.outgoing,
+        vec![(
+            "/sigilgate/routes/245448c8-989b-49dc-b95f-e8a0060c8804".to_owned(),
+            "/sigilgate/nodes/2a01:4f8:c0c:1::78".to_owned()
+        )]
+    );
+    assert!(strata_schema::refs::refs(&store, &schema, "/nowhere")
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -47,6 +47,8 @@ async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome>
         Command::Schema(SchemaCommand::Check(args)) => schema::check(store, args).await,
         Command::Schema(SchemaCommand::Infer(args)) => schema::infer(store, args).await,
         Command::Schema(SchemaCommand::Doc(args)) => schema::doc(store, args).await,
+        Command::Object(command) => schema::object(store, command).await,
+        Command::Refs(args) => schema::refs(store, args).await,
     }
 }
 

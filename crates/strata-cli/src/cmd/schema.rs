@@ -56,3 +56,87 @@ pub async fn doc(store: &AnyStore, args: SchemaDocArgs) -> anyhow::Result<Outcom
     out.flush()?;
     Ok(Outcome::Ok)
 }
+
+pub async fn object(store: &AnyStore, command: ObjectCommand) -> anyhow::Result<Outcome> {
+    use strata_schema::object::{self, ObjectError};
+    match command {
+        ObjectCommand::Get { path, schema } => {
+            let schema = Schema::load(&schema.schema)?;
+            match object::get(store, &schema, &path).await? {
+                Some(value) => print_json(&value)?,
+                None => {
+                    eprintln!("object {path} not found");
+                    return Ok(Outcome::Mismatch);
+                }
+            }
+        }
+        ObjectCommand::Create { path, file, schema } => {
+            let schema = Schema::load(&schema.schema)?;
+            let name = file.display().to_string();
+            let text = if name == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?
+            };
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{name}: not valid JSON: {e}"))?;
+            match object::create(store, &schema, &path, &value).await {
+                Ok(revision) => println!("created {path} (revision {revision})"),
+                Err(e @ ObjectError::Exists { .. }) => {
+                    eprintln!("{e}");
+                    return Ok(Outcome::Mismatch);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        ObjectCommand::Set {
+            path,
+            field,
+            value,
+            schema,
+        } => {
+            let schema = Schema::load(&schema.schema)?;
+            let revision = object::set(store, &schema, &path, &field, &value).await?;
+            println!("OK (revision {revision})");
+        }
+        ObjectCommand::Delete { path, schema } => {
+            let schema = Schema::load(&schema.schema)?;
+            let deleted = object::delete(store, &schema, &path).await?;
+            println!("deleted {deleted} fields of {path}");
+            if deleted == 0 {
+                return Ok(Outcome::Mismatch);
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+pub async fn refs(store: &AnyStore, args: RefsArgs) -> anyhow::Result<Outcome> {
+    let schema = Schema::load(&args.schema.schema)?;
+    let Some(found) = strata_schema::refs::refs(store, &schema, &args.key).await? else {
+        anyhow::bail!(
+            "{} matches no entity of {}",
+            args.key,
+            args.schema.schema.display()
+        );
+    };
+    if args.format == Format::Json {
+        print_json(&json!({
+            "entity": found.entity,
+            "references": found.outgoing.iter().map(|(k, t)| json!({"key": k, "object": t})).collect::<Vec<_>>(),
+            "referenced_by": found.incoming,
+        }))?;
+    } else {
+        let mut out = stdout();
+        writeln!(out, "{} ({})", args.key, found.entity)?;
+        for (holder, target) in &found.outgoing {
+            writeln!(out, "  references   {target}   (via {holder})")?;
+        }
+        for key in &found.incoming {
+            writeln!(out, "  referenced by {key}")?;
+        }
+        out.flush()?;
+    }
+    Ok(Outcome::Ok)
+}
