@@ -49,14 +49,14 @@ enum Seg {
     Var(String, &'static str),
 }
 
-fn type_name(ty: SegmentType) -> &'static str {
+fn type_name(ty: &SegmentType) -> &'static str {
     match ty {
         SegmentType::Int => "int",
         SegmentType::Uuid => "uuid",
         SegmentType::Ip => "ip",
         SegmentType::Email => "email",
         SegmentType::Slug => "slug",
-        SegmentType::String => "string",
+        SegmentType::String | SegmentType::Regex(_) => "string",
     }
 }
 
@@ -93,7 +93,7 @@ fn patterns(node: Node, prefix: Vec<Seg>, out: &mut BTreeMap<Vec<Seg>, Vec<Strin
             merge(&mut merged, child);
         }
         let mut next = prefix;
-        next.push(Seg::Var(name, type_name(ty)));
+        next.push(Seg::Var(name, type_name(&ty)));
         patterns(merged, next, out);
     } else {
         for (k, child) in node.children {

@@ -36,7 +36,7 @@ pub enum SchemaError {
 }
 
 /// What a variable segment of a key pattern may hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum SegmentType {
     Int,
     Uuid,
@@ -44,11 +44,31 @@ pub enum SegmentType {
     Email,
     Slug,
     String,
+    /// `regex:PATTERN`: the whole (decoded) segment must match.
+    Regex(regex::Regex),
 }
 
+impl PartialEq for SegmentType {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (SegmentType::Regex(a), SegmentType::Regex(b)) => a.as_str() == b.as_str(),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl Eq for SegmentType {}
+
 impl SegmentType {
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
+    fn parse(name: &str) -> Option<Result<Self, String>> {
+        if let Some(pattern) = name.strip_prefix("regex:") {
+            return Some(
+                regex::Regex::new(&format!("^(?:{pattern})$"))
+                    .map(SegmentType::Regex)
+                    .map_err(|e| format!("bad regex {pattern:?}: {e}")),
+            );
+        }
+        Some(Ok(match name {
             "int" => SegmentType::Int,
             "uuid" => SegmentType::Uuid,
             "ip" => SegmentType::Ip,
@@ -56,11 +76,11 @@ impl SegmentType {
             "slug" => SegmentType::Slug,
             "string" => SegmentType::String,
             _ => return None,
-        })
+        }))
     }
 
     /// Whether a (decoded) segment is of this type.
-    pub fn accepts(self, text: &str) -> bool {
+    pub fn accepts(&self, text: &str) -> bool {
         match self {
             SegmentType::Int => !text.is_empty() && text.parse::<i64>().is_ok(),
             SegmentType::Uuid => is_uuid(text),
@@ -75,6 +95,7 @@ impl SegmentType {
                         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
             }
             SegmentType::String => !text.is_empty(),
+            SegmentType::Regex(re) => re.is_match(text),
         }
     }
 }
@@ -315,9 +336,13 @@ impl Schema {
                 match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                     Some(var) => {
                         let ty = e.vars.get(var).map(String::as_str).unwrap_or("string");
-                        let ty = SegmentType::parse(ty).ok_or_else(|| {
-                            at(format!("variable {var}: unknown type {ty:?}; use int, uuid, ip, email, slug or string"))
-                        })?;
+                        let ty = SegmentType::parse(ty)
+                            .ok_or_else(|| {
+                                at(format!(
+                                    "variable {var}: unknown type {ty:?}; use int, uuid, ip, email, slug, string or regex:PATTERN"
+                                ))
+                            })?
+                            .map_err(|e| at(format!("variable {var}: {e}")))?;
                         segments.push(Segment::Var(var.to_owned(), ty));
                     }
                     None => segments.push(Segment::Lit(seg.to_owned())),
@@ -407,6 +432,9 @@ mod tests {
         );
         assert!(SegmentType::Email.accepts("erin+vpn@example.org"));
         assert!(SegmentType::Int.accepts("42") && !SegmentType::Int.accepts("4x"));
+        let re = SegmentType::parse("regex:f[0-9]+").unwrap().unwrap();
+        assert!(re.accepts("f12") && !re.accepts("xf12") && !re.accepts("f12x"));
+        assert!(SegmentType::parse("regex:(").unwrap().is_err());
         assert_eq!(FieldType::Timestamp.violation("2024-06-21T08:00:00Z"), None);
         assert_eq!(
             FieldType::Timestamp.violation("2024-06-21T08:00:00.5+02:00"),

@@ -1,0 +1,79 @@
+//! `strata schema check` of about 1,000,000 keys on SQLite (target: under 5 s), next to
+//! `strata export` of the same keys (the cost of just reading them) in the same run.
+//!
+//! Run: `cargo bench -p strata-cli --bench schema` (STRATA_BENCH_USERS=N, default 60,000
+//! users with two devices each, loaded through the sigilgate mapping).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const STRATA: &str = env!("CARGO_BIN_EXE_strata");
+
+fn strata(args: &[&str]) -> (Duration, String) {
+    let started = Instant::now();
+    let out = Command::new(STRATA)
+        .args(args)
+        .output()
+        .expect("run strata");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "strata {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (took, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn main() {
+    let users: usize = std::env::var("STRATA_BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60_000);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("legacy");
+    strata_testkit::fixtures::sigilgate_tree(&root, users);
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let store = format!("sqlite:{}", dir.path().join("s.db").display());
+    let (_, out) = strata(&[
+        "--store",
+        &store,
+        "import",
+        root.to_str().unwrap(),
+        "--mapping",
+        examples.join("sigilgate/mapping.toml").to_str().unwrap(),
+    ]);
+    let keys: usize = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let (export, _) = strata(&[
+        "--store",
+        &store,
+        "export",
+        "-o",
+        dir.path().join("e.json").to_str().unwrap(),
+    ]);
+    let (check, _) = strata(&[
+        "--store",
+        &store,
+        "schema",
+        "check",
+        "--schema",
+        examples.join("sigilgate/schema.toml").to_str().unwrap(),
+    ]);
+    println!("{keys} keys in SQLite\n");
+    println!("| command | time | keys/s |");
+    println!("|---|---|---|");
+    println!(
+        "| `strata schema check` | {:.2} s | {:.0} |",
+        check.as_secs_f64(),
+        keys as f64 / check.as_secs_f64()
+    );
+    println!(
+        "| `strata export` (reading alone, reference) | {:.2} s | {:.0} |",
+        export.as_secs_f64(),
+        keys as f64 / export.as_secs_f64()
+    );
+}
