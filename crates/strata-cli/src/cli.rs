@@ -539,6 +539,11 @@ pub enum ObjectCommand {
     Create {
         path: String,
         file: PathBuf,
+        /// Write an object too large for one transaction in several, behind a
+        /// pending marker (readers see it only once complete; an interrupted write is
+        /// rolled back by the next run).
+        #[arg(long)]
+        chunked: bool,
         #[command(flatten)]
         schema: SchemaArg,
     },

@@ -225,3 +225,46 @@ fn objects_and_refs_on_etcd() {
     let cluster = EtcdCluster::start(1);
     objects_and_refs(&Sandbox::with_store(&cluster.url()));
 }
+
+/// An object of 200 fields is more than one etcd transaction (128 ops): refused with
+/// its op count and the limit, and written whole with --chunked.
+#[test]
+fn chunked_objects_on_etcd() {
+    let cluster = EtcdCluster::start(1);
+    let s = Sandbox::with_store(&cluster.url());
+    let fields: String = (0..200)
+        .map(|i| format!("f{i:03} = {{ type = \"int\", required = true }}\n"))
+        .collect();
+    std::fs::write(s.path("big.toml"), format!("[entities.big]\nkey = \"/big/{{id}}\"\nvars = {{ id = \"int\" }}\n[entities.big.fields]\n{fields}")).unwrap();
+    let object: serde_json::Map<String, serde_json::Value> = (0..200)
+        .map(|i| (format!("f{i:03}"), serde_json::json!(i)))
+        .collect();
+    std::fs::write(
+        s.path("big.json"),
+        serde_json::Value::Object(object.clone()).to_string(),
+    )
+    .unwrap();
+    let (_, err) = s.expect(
+        1,
+        &[
+            "object", "create", "/big/1", "big.json", "--schema", "big.toml",
+        ],
+    );
+    assert!(
+        err.contains("needs 200 operations") && err.contains("at most 128"),
+        "{err}"
+    );
+    s.ok(&[
+        "object",
+        "create",
+        "/big/1",
+        "big.json",
+        "--schema",
+        "big.toml",
+        "--chunked",
+    ]);
+    let got: serde_json::Value =
+        serde_json::from_str(&s.ok(&["object", "get", "/big/1", "--schema", "big.toml"])).unwrap();
+    assert_eq!(got, serde_json::Value::Object(object));
+    s.expect(3, &["get", "/_strata/pending/big/1"]);
+}

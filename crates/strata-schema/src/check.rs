@@ -68,6 +68,10 @@ pub async fn check<S: Store>(store: &S, schema: &Schema, prefix: &[u8]) -> Resul
         });
     scan(store, KeySpan::prefix(prefix.to_vec()), 0, |page| {
         for kv in page {
+            // Strata's own state (mirror checkpoints, chunked-write markers).
+            if kv.key.starts_with(strata_core::transfer::RESERVED_PREFIX) {
+                continue;
+            }
             let key = String::from_utf8_lossy(&kv.key).into_owned();
             let value = String::from_utf8_lossy(&kv.value).into_owned();
             let segments: Vec<&str> = key.strip_prefix('/').unwrap_or(&key).split('/').collect();

@@ -5,6 +5,8 @@
 //!   fields exists already, so an object is never half-created; an object needing more
 //!   operations than the backend allows in one transaction is refused with its path,
 //!   op count and limit.
+//! - With `chunked`, an object larger than one transaction is written in several,
+//!   behind a marker key `/_strata/pending<path>` (see [`create_chunked`]).
 //! - `set` writes one field, type-checked; `get` is one range read, assembled; `delete`
 //!   removes the object's own fields in one transaction (not objects nested below it).
 
@@ -26,8 +28,15 @@ pub enum ObjectError {
         "{path} already exists (field {field} is set); delete it first or set fields one by one"
     )]
     Exists { path: String, field: String },
+    #[error("{path} is being written in chunks (or a chunked write was interrupted); run the same `object create --chunked` again to roll it back and write it anew")]
+    Pending { path: String },
     #[error(transparent)]
     Store(#[from] Error),
+}
+
+/// The marker key of a chunked write of `path`.
+pub fn pending_key(path: &str) -> String {
+    format!("/_strata/pending{path}")
 }
 
 /// Finds the object entity whose pattern matches `path`.
@@ -139,25 +148,26 @@ pub async fn get<S: Store>(
     let entity = entity_for(schema, path).ok_or_else(|| ObjectError::NoEntity {
         path: path.to_owned(),
     })?;
-    // One transaction of gets, so the fields come from one revision.
-    let gets = field_keys(entity, path)
-        .into_iter()
-        .map(|k| Op::get(KeySpan::key(k)));
-    let resp = store.txn(Txn::new().and_then(gets)).await?;
-    let kvs: Vec<(String, String)> = resp
-        .responses
-        .into_iter()
-        .filter_map(|r| match r {
-            OpResponse::Range(r) => r.kvs.into_iter().next(),
-            _ => None,
-        })
-        .map(|kv| {
-            (
-                String::from_utf8_lossy(&kv.key).into_owned(),
-                String::from_utf8_lossy(&kv.value).into_owned(),
-            )
-        })
-        .collect();
+    if store.get(pending_key(path).as_bytes()).await?.is_some() {
+        return Err(ObjectError::Pending {
+            path: path.to_owned(),
+        });
+    }
+    // One range read of the object's subtree at one revision (paged), keeping its
+    // own fields, not those of objects nested below it.
+    let prefix = format!("{path}/");
+    let mut kvs: Vec<(String, String)> = Vec::new();
+    strata_core::scan(store, KeySpan::prefix(prefix.as_bytes()), 0, |page| {
+        for kv in page {
+            let key = String::from_utf8_lossy(&kv.key).into_owned();
+            if key[prefix.len()..].contains('/') {
+                continue;
+            }
+            kvs.push((key, String::from_utf8_lossy(&kv.value).into_owned()));
+        }
+        Ok(())
+    })
+    .await?;
     Ok((!kvs.is_empty()).then(|| decode(entity, path, &kvs)))
 }
 
@@ -211,6 +221,76 @@ pub async fn create<S: Store>(
         path: path.to_owned(),
         field,
     })
+}
+
+/// Creates an object too large for one transaction, in several, so that readers
+/// through Strata never see it half-built.
+///
+/// Protocol: (1) a marker `/_strata/pending<path>` holding a unique token is put in the
+/// first transaction, guarded by "no marker and none of the first chunk's fields";
+/// (2) each further chunk is guarded by "the marker holds our token and none of this
+/// chunk's fields exists"; (3) the last transaction deletes the marker. While the
+/// marker exists, `get` reports the object as being written. A run that finds a marker
+/// left by an interrupted write rolls it back (deletes the object's fields, then the
+/// marker) before writing anew.
+pub async fn create_chunked<S: Store>(
+    store: &S,
+    schema: &Schema,
+    path: &str,
+    object: &Value,
+) -> Result<i64, ObjectError> {
+    let entity = entity_for(schema, path).ok_or_else(|| ObjectError::NoEntity {
+        path: path.to_owned(),
+    })?;
+    let fields = encode(entity, path, object)?;
+    let marker = pending_key(path);
+    let room = store.capabilities().max_txn_ops.saturating_sub(1).max(1);
+    if store.get(marker.as_bytes()).await?.is_some() {
+        // Roll back the interrupted write: the fields, then the marker.
+        let keys = field_keys(entity, path);
+        for chunk in keys.chunks(room) {
+            let ops = chunk.iter().map(|k| Op::delete(KeySpan::key(k.clone())));
+            store.txn(Txn::new().and_then(ops)).await?;
+        }
+        store.delete(KeySpan::key(marker.clone())).await?;
+    }
+    let token = format!("pending:{}", store.status().await?.revision);
+    let mut revision = 0;
+    for (i, chunk) in fields.chunks(room).enumerate() {
+        let mut guards: Vec<Compare> = chunk
+            .iter()
+            .map(|(k, _)| Compare::absent(k.clone()))
+            .collect();
+        guards.push(if i == 0 {
+            Compare::absent(marker.clone())
+        } else {
+            Compare::value(marker.clone(), strata_core::CompareOp::Equal, token.clone())
+        });
+        let mut ops: Vec<Op> = chunk
+            .iter()
+            .map(|(k, v)| Op::put(k.clone(), v.clone()))
+            .collect();
+        if i == 0 {
+            ops.push(Op::put(marker.clone(), token.clone()));
+        }
+        let resp = store.txn(Txn::new().when(guards).and_then(ops)).await?;
+        if !resp.succeeded {
+            return Err(ObjectError::Exists {
+                path: path.to_owned(),
+                field: chunk[0].0.clone(),
+            });
+        }
+        revision = resp.revision;
+    }
+    let done = Txn::new()
+        .when([Compare::value(
+            marker.clone(),
+            strata_core::CompareOp::Equal,
+            token,
+        )])
+        .and_then([Op::delete(KeySpan::key(marker))]);
+    let resp = store.txn(done).await?;
+    Ok(resp.revision.max(revision))
 }
 
 pub async fn set<S: Store>(
@@ -322,6 +402,64 @@ plan = { type = "enum", values = ["free", "pro"], default = "free" }
             .unwrap_err()
             .to_string();
         assert!(err.contains("x is not a field of user"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn large_objects_need_chunks_and_interrupted_chunks_are_rolled_back() {
+        let fields: String = (0..30)
+            .map(|i| format!("f{i:02} = {{ type = \"int\", required = true }}\n"))
+            .collect();
+        let schema = Schema::parse(
+            &format!("[entities.big]\nkey = \"/big/{{id}}\"\n[entities.big.fields]\n{fields}"),
+            "t",
+        )
+        .unwrap();
+        let store = strata_core::MemStore::with_capabilities(strata_core::Capabilities {
+            backend: "mem",
+            max_txn_ops: 8,
+            max_value_bytes: 1024,
+            max_request_bytes: 1 << 20,
+            range_page_size: 100,
+            max_in_flight: 1,
+        });
+        let object: Value =
+            Value::Object((0..30).map(|i| (format!("f{i:02}"), json!(i))).collect());
+        let err = create(&store, &schema, "/big/1", &object)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("needs 30 operations") && err.contains("at most 8"),
+            "{err}"
+        );
+        // An interrupted chunked write: a marker and some fields.
+        store
+            .put(pending_key("/big/1").as_bytes(), b"pending:0")
+            .await
+            .unwrap();
+        store.put(b"/big/1/f00", b"0").await.unwrap();
+        assert!(matches!(
+            get(&store, &schema, "/big/1").await,
+            Err(ObjectError::Pending { .. })
+        ));
+        create_chunked(&store, &schema, "/big/1", &object)
+            .await
+            .unwrap();
+        assert_eq!(
+            get(&store, &schema, "/big/1").await.unwrap().unwrap(),
+            object
+        );
+        assert!(store
+            .get(pending_key("/big/1").as_bytes())
+            .await
+            .unwrap()
+            .is_none());
+        assert!(
+            create_chunked(&store, &schema, "/big/1", &object)
+                .await
+                .is_err(),
+            "it exists now"
+        );
     }
 
     #[tokio::test]

@@ -70,7 +70,12 @@ pub async fn object(store: &AnyStore, command: ObjectCommand) -> anyhow::Result<
                 }
             }
         }
-        ObjectCommand::Create { path, file, schema } => {
+        ObjectCommand::Create {
+            path,
+            file,
+            chunked,
+            schema,
+        } => {
             let schema = Schema::load(&schema.schema)?;
             let name = file.display().to_string();
             let text = if name == "-" {
@@ -81,7 +86,12 @@ pub async fn object(store: &AnyStore, command: ObjectCommand) -> anyhow::Result<
             };
             let value: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| anyhow::anyhow!("{name}: not valid JSON: {e}"))?;
-            match object::create(store, &schema, &path, &value).await {
+            let created = if chunked {
+                object::create_chunked(store, &schema, &path, &value).await
+            } else {
+                object::create(store, &schema, &path, &value).await
+            };
+            match created {
                 Ok(revision) => println!("created {path} (revision {revision})"),
                 Err(e @ ObjectError::Exists { .. }) => {
                     eprintln!("{e}");
