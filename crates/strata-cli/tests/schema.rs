@@ -79,7 +79,18 @@ fn schema_file_errors_name_the_file() {
 
 #[test]
 fn schema_infer_drafts_the_broker_patterns() {
-    let s = Sandbox::new();
+    infer_on(&Sandbox::new());
+}
+
+#[test]
+fn schema_infer_and_doc_on_etcd() {
+    let cluster = EtcdCluster::start(1);
+    let s = Sandbox::with_store(&cluster.url());
+    infer_on(&s);
+    doc_on(&Sandbox::with_store(&EtcdCluster::start(1).url()));
+}
+
+fn infer_on(s: &Sandbox) {
     s.ok(&[
         "import",
         examples()
@@ -115,7 +126,10 @@ fn schema_infer_drafts_the_broker_patterns() {
 
 #[test]
 fn schema_doc_with_live_counts() {
-    let s = Sandbox::new();
+    doc_on(&Sandbox::new());
+}
+
+fn doc_on(s: &Sandbox) {
     s.ok(&[
         "load",
         examples().join("sigilgate/expected.json").to_str().unwrap(),
