@@ -462,6 +462,10 @@ pub struct ImportArgs {
     /// The mapping (TOML) that turns the JSON file tree SOURCE into keys.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
+    /// Check the result against this schema before anything is written: any
+    /// violation is reported with its key and nothing is written.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
     /// Keys per transaction (default and upper bound: the backend's limit); an
     /// object is never split across transactions.
     #[arg(long, value_name = "N")]

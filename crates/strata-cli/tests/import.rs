@@ -258,3 +258,50 @@ fn sigilgate_mapping_into_etcd_agrees_with_etcdctl() {
         "{plan}"
     );
 }
+
+#[test]
+fn schema_violations_stop_the_import_before_any_write() {
+    let s = Sandbox::new();
+    let (legacy, mapping, schema) = (
+        sigilgate("sigilgate/legacy"),
+        sigilgate("sigilgate/mapping.toml"),
+        sigilgate("sigilgate/schema.toml"),
+    );
+    // The shipped mapping meets the shipped schema.
+    s.ok(&[
+        "import",
+        &legacy,
+        "--mapping",
+        &mapping,
+        "--schema",
+        &schema,
+        "-o",
+        "ok.json",
+    ]);
+    // A mapping that writes a field the schema does not know is stopped.
+    let bad = std::fs::read_to_string(&mapping).unwrap().replace(
+        "fields = '{username, status, max_devices, created_at, plan: (.plan // \"free\")}'",
+        "fields = '{username, status, max_devices, created_at, plan: (.plan // \"free\"), email}'",
+    );
+    std::fs::write(s.path("bad.toml"), bad).unwrap();
+    let (_, err) = s.expect(
+        1,
+        &[
+            "import",
+            &legacy,
+            "--mapping",
+            "bad.toml",
+            "--schema",
+            &schema,
+        ],
+    );
+    assert!(
+        err.contains("violates the schema") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/sigilgate/users/") && err.contains("field email is not part of entity user"),
+        "{err}"
+    );
+    assert_eq!(s.ok(&["export"]), "{}\n");
+}

@@ -40,6 +40,28 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
             anyhow::bail!("give --mapping FILE for a JSON file tree, or --format for a dump")
         }
     };
+    if let Some(schema) = &args.schema {
+        // Check the result as a store of its own before writing anything anywhere.
+        let schema = strata_schema::Schema::load(schema)?;
+        let scratch = strata_core::MemStore::new();
+        strata_core::load::load(&scratch, entries.clone(), None, &mut |_| {}).await?;
+        let found = strata_schema::check(&scratch, &schema, b"").await?;
+        if !found.is_empty() {
+            let lines: Vec<String> = found
+                .iter()
+                .map(|v| format!("  {} {}: {}", v.kind.name(), v.key, v.detail))
+                .collect();
+            anyhow::bail!(
+                "the import violates the schema {} in {} place(s); nothing was written:\n{}",
+                args.schema
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                found.len(),
+                lines.join("\n")
+            );
+        }
+    }
     if let Some(path) = &args.output {
         write_snapshot(path, &entries)?;
         eprintln!("wrote {} keys to {}", entries.len(), path.display());
