@@ -12,22 +12,9 @@ use std::time::{Duration, Instant};
 use strata_testkit::etcd::{etcdctl, EtcdCluster};
 use strata_testkit::postgres::PgServer;
 
-const STRATA: &str = env!("CARGO_BIN_EXE_strata");
+mod common;
 
-fn strata(args: &[&str]) -> (Duration, String) {
-    let started = Instant::now();
-    let out = Command::new(STRATA)
-        .args(args)
-        .output()
-        .expect("run strata");
-    let took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "strata {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (took, String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use common::strata;
 
 fn etcd_count(cluster: &EtcdCluster, prefix: &str) -> i64 {
     let json: serde_json::Value = serde_json::from_str(&etcdctl(

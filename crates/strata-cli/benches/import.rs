@@ -7,27 +7,13 @@
 //! 80,000 users with two devices each: about 1.36 million keys).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use strata_testkit::etcd::EtcdCluster;
 
-const STRATA: &str = env!("CARGO_BIN_EXE_strata");
+mod common;
 
-fn strata(args: &[&str]) -> (Duration, String) {
-    let started = Instant::now();
-    let out = Command::new(STRATA)
-        .args(args)
-        .output()
-        .expect("run strata");
-    let took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "strata {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (took, String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use common::strata;
 
 fn main() {
     let users: usize = std::env::var("STRATA_BENCH_USERS")

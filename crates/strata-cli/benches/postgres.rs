@@ -9,23 +9,13 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use strata_testkit::postgres::PgServer;
 
-const STRATA: &str = env!("CARGO_BIN_EXE_strata");
+mod common;
 
-fn timed(cmd: &mut Command) -> (Duration, String) {
-    let started = Instant::now();
-    let out = cmd.output().expect("run a benchmark command");
-    let took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (took, String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use common::{timed, STRATA};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

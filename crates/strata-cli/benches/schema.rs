@@ -5,25 +5,10 @@
 //! users with two devices each, loaded through the sigilgate mapping).
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
-const STRATA: &str = env!("CARGO_BIN_EXE_strata");
+mod common;
 
-fn strata(args: &[&str]) -> (Duration, String) {
-    let started = Instant::now();
-    let out = Command::new(STRATA)
-        .args(args)
-        .output()
-        .expect("run strata");
-    let took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "strata {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (took, String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use common::strata;
 
 fn main() {
     let users: usize = std::env::var("STRATA_BENCH_USERS")

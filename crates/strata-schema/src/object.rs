@@ -39,6 +39,13 @@ pub fn pending_key(path: &str) -> String {
     format!("/_strata/pending{path}")
 }
 
+/// The object entity whose pattern matches `path`, or the error that says none does.
+fn object_entity<'s>(schema: &'s Schema, path: &str) -> Result<&'s Entity, ObjectError> {
+    entity_for(schema, path).ok_or_else(|| ObjectError::NoEntity {
+        path: path.to_owned(),
+    })
+}
+
 /// Finds the object entity whose pattern matches `path`.
 pub fn entity_for<'s>(schema: &'s Schema, path: &str) -> Option<&'s Entity> {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
@@ -145,9 +152,7 @@ pub async fn get<S: Store>(
     schema: &Schema,
     path: &str,
 ) -> Result<Option<Value>, ObjectError> {
-    let entity = entity_for(schema, path).ok_or_else(|| ObjectError::NoEntity {
-        path: path.to_owned(),
-    })?;
+    let entity = object_entity(schema, path)?;
     if store.get(pending_key(path).as_bytes()).await?.is_some() {
         return Err(ObjectError::Pending {
             path: path.to_owned(),
@@ -177,9 +182,7 @@ pub async fn create<S: Store>(
     path: &str,
     object: &Value,
 ) -> Result<i64, ObjectError> {
-    let entity = entity_for(schema, path).ok_or_else(|| ObjectError::NoEntity {
-        path: path.to_owned(),
-    })?;
+    let entity = object_entity(schema, path)?;
     let fields = encode(entity, path, object)?;
     let guards: Vec<Compare> = field_keys(entity, path)
         .into_iter()
@@ -239,9 +242,7 @@ pub async fn create_chunked<S: Store>(
     path: &str,
     object: &Value,
 ) -> Result<i64, ObjectError> {
-    let entity = entity_for(schema, path).ok_or_else(|| ObjectError::NoEntity {
-        path: path.to_owned(),
-    })?;
+    let entity = object_entity(schema, path)?;
     let fields = encode(entity, path, object)?;
     let marker = pending_key(path);
     let room = store.capabilities().max_txn_ops.saturating_sub(1).max(1);
@@ -300,9 +301,7 @@ pub async fn set<S: Store>(
     field: &str,
     value: &str,
 ) -> Result<i64, ObjectError> {
-    let entity = entity_for(schema, path).ok_or_else(|| ObjectError::NoEntity {
-        path: path.to_owned(),
-    })?;
+    let entity = object_entity(schema, path)?;
     let invalid = |problem: String| ObjectError::Invalid {
         path: path.to_owned(),
         problem,
@@ -324,9 +323,7 @@ pub async fn set<S: Store>(
 }
 
 pub async fn delete<S: Store>(store: &S, schema: &Schema, path: &str) -> Result<i64, ObjectError> {
-    let entity = entity_for(schema, path).ok_or_else(|| ObjectError::NoEntity {
-        path: path.to_owned(),
-    })?;
+    let entity = object_entity(schema, path)?;
     let ops = field_keys(entity, path)
         .into_iter()
         .map(|k| Op::delete(KeySpan::key(k)));

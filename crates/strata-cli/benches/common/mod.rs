@@ -1,0 +1,26 @@
+#![allow(dead_code)]
+
+//! Helpers shared by the benchmarks that drive the real `strata` binary.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub const STRATA: &str = env!("CARGO_BIN_EXE_strata");
+
+/// Runs `strata ARGS`, fails loudly on error, and returns the wall time and stdout.
+pub fn strata(args: &[&str]) -> (Duration, String) {
+    timed(Command::new(STRATA).args(args))
+}
+
+/// Runs a command, fails loudly on error, and returns the wall time and stdout.
+pub fn timed(cmd: &mut Command) -> (Duration, String) {
+    let started = Instant::now();
+    let out = cmd.output().expect("run a benchmark command");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (took, String::from_utf8_lossy(&out.stdout).into_owned())
+}
