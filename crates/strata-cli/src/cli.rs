@@ -462,6 +462,10 @@ pub struct ImportArgs {
     /// The mapping (TOML) that turns the JSON file tree SOURCE into keys.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
+    /// Also delete the fields of imported objects that the input no longer has
+    /// (stale fields), each object in one transaction. Needs --mapping.
+    #[arg(long)]
+    pub prune: bool,
     /// Check the result against this schema before anything is written: any
     /// violation is reported with its key and nothing is written.
     #[arg(long, value_name = "FILE")]

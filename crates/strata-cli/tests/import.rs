@@ -50,10 +50,16 @@ fn etcd_v2_dump_loads_plans_and_is_idempotent() {
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
-    assert!(rows.contains(&vec!["/routing/", "4", "1", "0"]), "{plan}");
-    assert!(rows.contains(&vec!["/service/", "12", "0", "0"]), "{plan}");
     assert!(
-        rows.contains(&vec!["/postgresql-brokerpatroni/", "8", "0", "0"]),
+        rows.contains(&vec!["/routing/", "4", "1", "0", "0"]),
+        "{plan}"
+    );
+    assert!(
+        rows.contains(&vec!["/service/", "12", "0", "0", "0"]),
+        "{plan}"
+    );
+    assert!(
+        rows.contains(&vec!["/postgresql-brokerpatroni/", "8", "0", "0", "0"]),
         "{plan}"
     );
     assert_eq!(
@@ -254,7 +260,7 @@ fn sigilgate_mapping_into_etcd_agrees_with_etcdctl() {
         .map(|l| l.split_whitespace().collect())
         .collect();
     assert!(
-        rows.contains(&vec!["/sigilgate/users/{id}", "0", "0", "120"]),
+        rows.contains(&vec!["/sigilgate/users/{id}", "0", "0", "120", "0"]),
         "{plan}"
     );
 }
@@ -304,4 +310,51 @@ fn schema_violations_stop_the_import_before_any_write() {
         "{err}"
     );
     assert_eq!(s.ok(&["export"]), "{}\n");
+}
+
+#[test]
+fn prune_removes_stale_fields_of_imported_objects_only() {
+    let s = Sandbox::new();
+    let (legacy, mapping) = (
+        sigilgate("sigilgate/legacy"),
+        sigilgate("sigilgate/mapping.toml"),
+    );
+    s.ok(&["import", &legacy, "--mapping", &mapping]);
+    // A field the input no longer has, and a key that belongs to no imported object.
+    s.ok(&["put", "/sigilgate/users/94/telegram_id", "12345"]);
+    s.ok(&["put", "/sigilgate/other/x", "kept"]);
+    let (plan, err) = s.expect(0, &["import", &legacy, "--mapping", &mapping, "--dry-run"]);
+    let rows: Vec<Vec<&str>> = plan
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        rows.contains(&vec!["/sigilgate/users/{id}", "0", "0", "120", "1"]),
+        "{plan}"
+    );
+    assert!(
+        err.contains("1 stale fields are removed only with --prune"),
+        "{err}"
+    );
+    s.ok(&["import", &legacy, "--mapping", &mapping]);
+    assert_eq!(
+        s.ok(&["get", "/sigilgate/users/94/telegram_id"]),
+        "12345\n",
+        "kept without --prune"
+    );
+    let out = s.ok(&["import", &legacy, "--mapping", &mapping, "--prune"]);
+    assert!(out.contains("pruned 1 stale fields"), "{out}");
+    s.expect(3, &["get", "/sigilgate/users/94/telegram_id"]);
+    assert_eq!(s.ok(&["get", "/sigilgate/other/x"]), "kept\n");
+    // Devices nested under the user object are objects of their own, untouched.
+    let devices = s.ok(&["get", "--prefix", "/sigilgate/users/", "--keys-only"]);
+    assert_eq!(
+        devices.lines().filter(|l| l.contains("/devices/")).count(),
+        112
+    );
+    let (_, err) = s.expect(1, &["import", "x.json", "--format", "etcd-v2", "--prune"]);
+    assert!(
+        err.contains("--prune works on the objects of a mapping"),
+        "{err}"
+    );
 }

@@ -1,9 +1,9 @@
 //! `strata import`: a dump into a snapshot file, a plan, or the store.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 
-use strata_core::load::{load_objects, plan, Change};
+use strata_core::load::{delete_fields, load_objects, plan, stale_fields, Change};
 use strata_core::snapshot::SnapshotWriter;
 use strata_import::mapping::Mapping;
 use strata_import::{read_dump, DumpFormat};
@@ -14,6 +14,9 @@ use crate::output::{stdout, AtomicFile};
 use crate::Outcome;
 
 pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcome> {
+    if args.prune && args.mapping.is_none() {
+        anyhow::bail!("--prune works on the objects of a mapping; give --mapping FILE (a dump has no objects)");
+    }
     // With a mapping, keys belong to objects, and each object is written whole.
     type Entries = Vec<(Vec<u8>, Vec<u8>)>;
     // Per entity (emit pattern): objects and keys, for the summary at the end.
@@ -68,11 +71,20 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
         return Ok(Outcome::Ok);
     }
     let store = super::open(opts).await?;
+    // Fields of imported objects that the input no longer has: removed with --prune.
+    let stale = match &objects {
+        Some(objects) => {
+            let set: HashSet<String> = objects.iter().cloned().collect();
+            let keep: HashSet<Vec<u8>> = entries.iter().map(|(k, _)| k.clone()).collect();
+            stale_fields(&store, &set, &keep).await?
+        }
+        None => Vec::new(),
+    };
     if args.dry_run {
         let changes = plan(&store, &entries).await?;
         // Per entity with a mapping; per first path segment for a dump, the closest
         // thing it has to an entity.
-        let mut groups: BTreeMap<String, [u64; 3]> = BTreeMap::new();
+        let mut groups: BTreeMap<String, [u64; 4]> = BTreeMap::new();
         for (i, ((key, _), change)) in entries.iter().zip(&changes).enumerate() {
             let group = match &entity_of {
                 Some(entity) => entity[i].clone(),
@@ -94,6 +106,18 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
             };
             groups.entry(group).or_default()[slot] += 1;
         }
+        if let (Some(entity), Some(objects)) = (&entity_of, &objects) {
+            let entity_of_object: HashMap<&str, &str> = objects
+                .iter()
+                .zip(entity)
+                .map(|(o, e)| (o.as_str(), e.as_str()))
+                .collect();
+            for (object, _) in &stale {
+                if let Some(e) = entity_of_object.get(object.as_str()) {
+                    groups.entry((*e).to_owned()).or_default()[3] += 1;
+                }
+            }
+        }
         let mut out = stdout();
         let title = if entity_of.is_some() {
             "ENTITY"
@@ -102,11 +126,17 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
         };
         writeln!(
             out,
-            "{title:<48} {:>8} {:>8} {:>10}",
-            "ADD", "CHANGE", "UNCHANGED"
+            "{title:<48} {:>8} {:>8} {:>10} {:>8}",
+            "ADD", "CHANGE", "UNCHANGED", "REMOVE"
         )?;
-        for (group, [add, change, same]) in &groups {
-            writeln!(out, "{group:<48} {add:>8} {change:>8} {same:>10}")?;
+        for (group, [add, change, same, remove]) in &groups {
+            writeln!(
+                out,
+                "{group:<48} {add:>8} {change:>8} {same:>10} {remove:>8}"
+            )?;
+        }
+        if !stale.is_empty() && !args.prune {
+            eprintln!("{} stale fields are removed only with --prune", stale.len());
         }
         out.flush()?;
         eprintln!("dry run: nothing was written");
@@ -123,6 +153,15 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
         "imported {} keys: {} changed, {} unchanged, in {} transactions",
         report.total, report.changed, report.unchanged, report.txns
     );
+    if args.prune {
+        let deleted = delete_fields(&store, &stale).await?;
+        println!("pruned {deleted} stale fields");
+    } else if !stale.is_empty() {
+        eprintln!(
+            "{} fields of imported objects are not in the input; --prune removes them",
+            stale.len()
+        );
+    }
     if !entities.is_empty() {
         let mut out = stdout();
         writeln!(out, "{:<48} {:>8} {:>8}", "ENTITY", "OBJECTS", "KEYS")?;
