@@ -202,6 +202,18 @@ pub enum Command {
     /// Schemas: typed entities over key patterns, checked against the store.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Versioned migrations of the data in the store: per area, recorded in the
+    /// store, exactly once even with several runners.
+    ///
+    /// A migrations folder (--dir, default ./migrations) holds one folder per area,
+    /// each with <version>_<name>.toml files of steps (rename_field, move, set_default,
+    /// delete_field, delete, split, explode_json, implode_json, jq). Areas are
+    /// independent; within one, versions apply in order. What was applied, with a
+    /// SHA-256 checksum of each file, is kept under /_strata/migrations/<area>/.
+    /// Typical use: `strata migrate new users move_plan`, edit the file, `strata
+    /// migrate plan`, `strata migrate up --yes`.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// Import a JSON file tree through a mapping, or a dump from another store.
     ///
     /// With --mapping FILE, SOURCE is a folder of JSON files (one per record) that the
@@ -480,6 +492,91 @@ pub struct ImportArgs {
     /// Print what would be added and changed in the store; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrationsDir {
+    /// The migrations folder: one subfolder per area.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "STRATA_MIGRATIONS",
+        default_value = "migrations"
+    )]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateSelect {
+    #[command(flatten)]
+    pub dir: MigrationsDir,
+    /// Only this area.
+    #[arg(long, value_name = "AREA")]
+    pub area: Option<String>,
+    /// Stop after this version (inclusive).
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Per area: the current version, pending migrations, one in progress, the lock.
+    Status {
+        #[command(flatten)]
+        dir: MigrationsDir,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+        format: Format,
+    },
+    /// The exact key changes `up` would make, counted per step; writes nothing.
+    ///
+    /// The pending migrations run on an in-memory copy of the keys they can touch,
+    /// with the same code as `up`, and every added (+), changed (~) and removed (-)
+    /// key is printed.
+    Plan {
+        #[command(flatten)]
+        select: MigrateSelect,
+        /// Print only the counts, not every key.
+        #[arg(long)]
+        summary: bool,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Apply pending migrations (and finish one an interrupted run left in progress).
+    ///
+    /// Takes the area's lock (another runner waits with --wait, or exits naming the
+    /// holder), refuses to run if an applied migration's file changed, then rewrites
+    /// every object once, each write conditioned on the revisions it read: an
+    /// application's concurrent write is never lost, the object is redone. Killed at
+    /// any moment, it resumes where it stopped when run again.
+    Up {
+        #[command(flatten)]
+        select: MigrateSelect,
+        /// Apply without asking (required when standard input is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Wait up to this many seconds for another runner's lock.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        wait: u64,
+        /// A lock not renewed for this many seconds (a killed runner's) is taken over.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        lock_ttl: u64,
+        /// Keys read per page while scanning a step's objects.
+        #[arg(long, value_name = "KEYS", default_value_t = 1000)]
+        page: i64,
+    },
+    /// Check that every applied migration still matches its file (checksum), none is
+    /// missing, and no new one sits below an area's current version. Exit 1 if not.
+    Verify {
+        #[command(flatten)]
+        dir: MigrationsDir,
+    },
+    /// Create <dir>/<area>/<next version>_<name>.toml from a commented template.
+    New {
+        area: String,
+        name: String,
+        #[command(flatten)]
+        dir: MigrationsDir,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 mod import;
 mod kv;
+mod migrate;
 mod schema;
 mod snapshot;
 mod transfer;
@@ -10,7 +11,7 @@ mod view;
 use anyhow::Context;
 use strata_store::AnyStore;
 
-use crate::cli::{Cli, Command, SchemaCommand};
+use crate::cli::{Cli, Command, MigrateCommand, SchemaCommand};
 use crate::Outcome;
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -22,6 +23,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Diff(args) => transfer::diff(opts, args).await,
         // With -o, import touches no store.
         Command::Import(args) => import::import(opts, args).await,
+        // `migrate new` touches no store.
+        Command::Migrate(MigrateCommand::New { area, name, dir }) => {
+            migrate::new(&dir.dir, &area, &name)
+        }
         other => on_store(&open(opts).await?, other).await,
     }
 }
@@ -49,6 +54,7 @@ async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome>
         Command::Schema(SchemaCommand::Doc(args)) => schema::doc(store, args).await,
         Command::Object(command) => schema::object(store, command).await,
         Command::Refs(args) => schema::refs(store, args).await,
+        Command::Migrate(command) => migrate::run(store, command).await,
     }
 }
 

@@ -1,0 +1,311 @@
+//! `strata migrate …`: status, plan, up, verify, new.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use strata_migrate::{Areas, Counts, RunEvent, StepStats, UpOptions};
+use strata_store::AnyStore;
+
+use crate::cli::{Format, MigrateCommand, MigrateSelect};
+use crate::output::{print_json, show, stdout};
+use crate::Outcome;
+
+pub fn new(dir: &Path, area: &str, name: &str) -> anyhow::Result<Outcome> {
+    let path = strata_migrate::new_file(dir, area, name)?;
+    println!("{}", path.display());
+    eprintln!("edit its steps, then preview with `strata migrate plan --area {area}`");
+    Ok(Outcome::Ok)
+}
+
+fn load(dir: &Path) -> anyhow::Result<Areas> {
+    Ok(strata_migrate::load_dir(dir)?)
+}
+
+fn options(select: &MigrateSelect) -> UpOptions {
+    UpOptions {
+        area: select.area.clone(),
+        to: select.to,
+        ..UpOptions::default()
+    }
+}
+
+pub async fn run(store: &AnyStore, command: MigrateCommand) -> anyhow::Result<Outcome> {
+    match command {
+        MigrateCommand::New { area, name, dir } => new(&dir.dir, &area, &name),
+        MigrateCommand::Status { dir, format } => status(store, &load(&dir.dir)?, format).await,
+        MigrateCommand::Verify { dir } => {
+            let areas = load(&dir.dir)?;
+            let statuses = strata_migrate::verify(store, &areas).await?;
+            let applied: usize = statuses.iter().map(|s| s.applied.len()).sum();
+            println!(
+                "ok: {applied} applied migrations in {} areas match their files",
+                statuses.len()
+            );
+            Ok(Outcome::Ok)
+        }
+        MigrateCommand::Plan {
+            select,
+            summary,
+            format,
+        } => {
+            let areas = load(&select.dir.dir)?;
+            let plans = strata_migrate::plan(store, &areas, &options(&select)).await?;
+            print_plan(&plans, summary, format)?;
+            Ok(Outcome::Ok)
+        }
+        MigrateCommand::Up {
+            select,
+            yes,
+            wait,
+            lock_ttl,
+            page,
+        } => {
+            let areas = load(&select.dir.dir)?;
+            let opts = UpOptions {
+                wait: Duration::from_secs(wait),
+                lock_ttl: Duration::from_secs(lock_ttl.max(1)),
+                page_keys: page.max(1),
+                ..options(&select)
+            };
+            if !yes {
+                confirm(store, &areas, &opts).await?;
+            }
+            up(store, &areas, &opts).await
+        }
+    }
+}
+
+async fn status(store: &AnyStore, areas: &Areas, format: Format) -> anyhow::Result<Outcome> {
+    let statuses = strata_migrate::status(store, areas).await?;
+    if format == Format::Json {
+        let items: Vec<_> = statuses
+            .iter()
+            .map(|s| {
+                json!({
+                    "area": s.area, "current": s.current, "local": s.local,
+                    "applied": s.applied, "pending": s.pending,
+                    "in_progress": s.in_progress, "lock": s.lock, "problems": s.problems,
+                })
+            })
+            .collect();
+        print_json(&json!(items))?;
+        return Ok(Outcome::Ok);
+    }
+    let mut out = stdout();
+    if statuses.is_empty() {
+        writeln!(
+            out,
+            "no areas: create one with `strata migrate new AREA NAME`"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{:<16} {:>7} {:>7}  STATE",
+            "AREA", "CURRENT", "PENDING"
+        )?;
+    }
+    for s in &statuses {
+        let state = if let Some(p) = &s.in_progress {
+            format!(
+                "in progress: {:04}_{} step {}, after {} (started {} by {}); `migrate up` finishes it",
+                p.version,
+                p.name,
+                p.step + 1,
+                p.cursor.as_deref().unwrap_or("the start"),
+                p.started_at,
+                p.by
+            )
+        } else if s.pending.is_empty() {
+            "up to date".to_owned()
+        } else {
+            format!("pending: {}", s.pending.join(", "))
+        };
+        writeln!(
+            out,
+            "{:<16} {:>7} {:>7}  {state}",
+            s.area,
+            s.current,
+            s.pending.len()
+        )?;
+        if let Some(lock) = &s.lock {
+            writeln!(out, "{:<16} locked by {}", "", lock.describe())?;
+        }
+        for problem in &s.problems {
+            writeln!(out, "{:<16} ! {problem}", "")?;
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Ok)
+}
+
+fn counts_text(c: &Counts) -> String {
+    let mut text = format!(
+        "{} object rewrites ({} keys written, {} deleted)",
+        c.objects, c.puts, c.deletes
+    );
+    if c.retries > 0 {
+        text.push_str(&format!("; {} redone after a concurrent write", c.retries));
+    }
+    text
+}
+
+fn step_json(s: &StepStats) -> serde_json::Value {
+    json!({"step": s.label, "objects_read": s.objects_seen, "objects": s.counts.objects,
+           "puts": s.counts.puts, "deletes": s.counts.deletes})
+}
+
+fn print_plan(
+    plans: &[strata_migrate::PlannedMigration],
+    summary: bool,
+    format: Format,
+) -> anyhow::Result<()> {
+    let text = |v: &Option<Vec<u8>>| {
+        v.as_deref()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    if format == Format::Json {
+        let items: Vec<_> = plans
+            .iter()
+            .map(|p| {
+                let changes: Vec<_> = p
+                    .changes
+                    .iter()
+                    .map(|c| json!({"key": String::from_utf8_lossy(&c.key), "before": text(&c.before), "after": text(&c.after)}))
+                    .collect();
+                json!({"area": p.area, "migration": p.label, "description": p.description,
+                       "resumes": p.resumes, "steps": p.steps.iter().map(step_json).collect::<Vec<_>>(),
+                       "changes": changes})
+            })
+            .collect();
+        print_json(&json!(items))?;
+        return Ok(());
+    }
+    let mut out = stdout();
+    if plans.is_empty() {
+        writeln!(out, "nothing to apply: every area is up to date")?;
+    }
+    for p in plans {
+        let resumes = if p.resumes {
+            " (finishes an interrupted run)"
+        } else {
+            ""
+        };
+        writeln!(out, "{} {}{resumes}: {}", p.area, p.label, p.description)?;
+        for (i, s) in p.steps.iter().enumerate() {
+            writeln!(
+                out,
+                "  step {} {}: {} of {} objects read",
+                i + 1,
+                s.label,
+                counts_text(&s.counts),
+                s.objects_seen
+            )?;
+        }
+        let added = p.changes.iter().filter(|c| c.before.is_none()).count();
+        let removed = p.changes.iter().filter(|c| c.after.is_none()).count();
+        let changed = p.changes.len() - added - removed;
+        writeln!(
+            out,
+            "  keys: {added} added, {changed} changed, {removed} removed"
+        )?;
+        if summary {
+            continue;
+        }
+        for c in &p.changes {
+            let key = show(&c.key);
+            match (&c.before, &c.after) {
+                (None, Some(a)) => writeln!(out, "  + {key} = {}", show(a))?,
+                (Some(b), None) => writeln!(out, "  - {key} (was {})", show(b))?,
+                (Some(b), Some(a)) => writeln!(out, "  ~ {key}: {} -> {}", show(b), show(a))?,
+                (None, None) => {}
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Without --yes: show the plan's counts and ask, on a terminal only.
+async fn confirm(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "standard input is not a terminal, so there is no one to confirm: \
+             review `strata migrate plan` and run `strata migrate up --yes`"
+        );
+    }
+    let plans = strata_migrate::plan(store, areas, opts).await?;
+    if plans.is_empty() {
+        return Ok(());
+    }
+    print_plan(&plans, true, Format::Text)?;
+    eprint!("apply these migrations? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        anyhow::bail!("nothing applied");
+    }
+    Ok(())
+}
+
+async fn up(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::Result<Outcome> {
+    let terminal = std::io::stderr().is_terminal();
+    let mut bar: Option<ProgressBar> = None;
+    let mut current = String::new();
+    let mut on = |event: &RunEvent| match event {
+        RunEvent::Started {
+            area,
+            label,
+            resumed,
+        } => {
+            current = format!("{area} {label}");
+            let verb = if *resumed { "resuming" } else { "applying" };
+            if terminal {
+                let b = ProgressBar::new_spinner();
+                b.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                b.enable_steady_tick(Duration::from_millis(120));
+                b.set_message(format!("{verb} {current}"));
+                bar = Some(b);
+            } else {
+                eprintln!("{verb} {current}");
+            }
+        }
+        RunEvent::Step { index, of, label } => {
+            if let Some(b) = &bar {
+                b.set_message(format!("{current} step {}/{of} {label}", index + 1));
+            }
+        }
+        RunEvent::Objects { seen } => {
+            if let Some(b) = &bar {
+                b.set_position(*seen);
+            }
+        }
+        RunEvent::Done(report) => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+            println!(
+                "applied {} {}: {}",
+                report.area,
+                report.label,
+                counts_text(&report.total)
+            );
+        }
+    };
+    let reports = strata_migrate::up(store, areas, opts, &mut on).await;
+    if let Some(b) = bar.take() {
+        b.abandon();
+    }
+    if reports?.is_empty() {
+        println!("nothing to apply: every area is up to date");
+    }
+    Ok(Outcome::Ok)
+}

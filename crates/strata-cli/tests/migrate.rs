@@ -1,0 +1,236 @@
+//! `strata migrate`: the shipped example, plan against up, verify, the lock, and
+//! several runners at once on a real etcd and a real PostgreSQL.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use serde_json::Value;
+use strata_testkit::{etcd, postgres};
+use util::migrations::{expected, write_data, write_migrations};
+use util::{examples, Sandbox};
+
+type Data = BTreeMap<String, String>;
+
+fn export(s: &Sandbox, prefix: &str) -> Data {
+    serde_json::from_str(&s.ok(&["export", "--prefix", prefix])).unwrap()
+}
+
+/// Applies the changes of `migrate plan -o json` to `data`.
+fn apply_plan(mut data: Data, plan: &str) -> Data {
+    let plan: Value = serde_json::from_str(plan).unwrap();
+    for migration in plan.as_array().unwrap() {
+        for change in migration["changes"].as_array().unwrap() {
+            let key = change["key"].as_str().unwrap().to_owned();
+            match change["after"].as_str() {
+                Some(v) => data.insert(key, v.to_owned()),
+                None => data.remove(&key),
+            };
+        }
+    }
+    data
+}
+
+#[test]
+fn the_sigilgate_example_plans_exactly_what_up_does() {
+    let s = Sandbox::new();
+    let dir = examples().join("sigilgate/migrations");
+    let dir = dir.to_str().unwrap();
+    s.ok(&[
+        "load",
+        examples().join("sigilgate/expected.json").to_str().unwrap(),
+    ]);
+    let before = export(&s, "/");
+    let status = s.ok(&["migrate", "status", "--dir", dir]);
+    assert!(
+        status.contains("pending: 0001_paths, 0002_domain_default"),
+        "{status}"
+    );
+    let text = s.ok(&["migrate", "plan", "--dir", dir]);
+    assert!(text.contains("users 0001_billing"), "{text}");
+    assert!(
+        text.contains("  - /sigilgate/users/92/plan (was free)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  + /sigilgate/users/92/billing/currency = EUR"),
+        "{text}"
+    );
+    let plan = s.ok(&["migrate", "plan", "--dir", dir, "-o", "json"]);
+    // A plan writes nothing.
+    assert_eq!(export(&s, "/"), before);
+    let (_, err) = s.expect(1, &["migrate", "up", "--dir", dir]);
+    assert!(err.contains("--yes"), "{err}");
+    let out = s.ok(&["migrate", "up", "--dir", dir, "--yes"]);
+    assert!(
+        out.contains(
+            "applied users 0001_billing: 48 object rewrites (48 keys written, 24 deleted)"
+        ),
+        "{out}"
+    );
+    let mut after = export(&s, "/");
+    after.retain(|k, _| !k.starts_with("/_strata/"));
+    assert_eq!(after, apply_plan(before, &plan));
+    assert_eq!(after["/sigilgate/paths/10.20.0.20/grpc_path"], "/1c7bd1");
+    assert!(!after.contains_key("/sigilgate/nodes/10.20.0.20/grpc_path"));
+    assert_eq!(
+        after["/sigilgate/nodes/10.30.6.109/domain"],
+        "10.30.6.109.nodes.sigil.example.net"
+    );
+    // A second run has nothing to do; verify agrees with the files.
+    assert!(s
+        .ok(&["migrate", "up", "--dir", dir, "--yes"])
+        .contains("nothing to apply"));
+    assert!(s
+        .ok(&["migrate", "verify", "--dir", dir])
+        .contains("3 applied migrations in 2 areas"));
+    let status = s.ok(&["migrate", "status", "--dir", dir, "-o", "json"]);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status[0]["current"], 2);
+    assert_eq!(status[1]["applied"][0]["objects"], 48);
+}
+
+#[test]
+fn an_edited_applied_migration_is_refused_until_restored() {
+    let s = Sandbox::new();
+    let dir = s.path("migrations");
+    write_migrations(&dir, "/v", "t");
+    write_data(&s.path("data.json"), "/v", 20);
+    s.ok(&["load", "data.json"]);
+    s.ok(&["migrate", "up", "--yes", "--area", "users_t", "--to", "1"]);
+    let file = dir.join("users_t/0001_billing.toml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    // Comments and layout do not count; meaning does.
+    std::fs::write(&file, format!("# reviewed\n\n{original}")).unwrap();
+    s.ok(&["migrate", "verify"]);
+    std::fs::write(&file, original.replace("EUR", "GBP")).unwrap();
+    let (_, err) = s.expect(1, &["migrate", "verify"]);
+    assert!(
+        err.contains("users_t 0001_billing: applied with checksum"),
+        "{err}"
+    );
+    assert!(err.contains("0001_billing.toml now has checksum"), "{err}");
+    let (_, err) = s.expect(1, &["migrate", "up", "--yes"]);
+    assert!(err.contains("must not change"), "{err}");
+    std::fs::write(&file, &original).unwrap();
+    // A new migration below the current version is refused too.
+    std::fs::write(
+        dir.join("users_t/0000_early.toml"),
+        "[[steps]]\nop='delete'\nobject='/v/x/{id}'\n",
+    )
+    .unwrap();
+    let (_, err) = s.expect(1, &["migrate", "verify"]);
+    assert!(err.contains("below the area's current version 1"), "{err}");
+    std::fs::remove_file(dir.join("users_t/0000_early.toml")).unwrap();
+    s.ok(&["migrate", "up", "--yes"]);
+    let data: Data =
+        serde_json::from_str(&std::fs::read_to_string(s.path("data.json")).unwrap()).unwrap();
+    assert_eq!(export(&s, "/v/"), expected(&data, "/v"));
+}
+
+#[test]
+fn a_held_lock_names_its_holder_and_an_expired_one_is_taken_over() {
+    let s = Sandbox::new();
+    write_migrations(&s.path("migrations"), "/l", "l");
+    write_data(&s.path("data.json"), "/l", 8);
+    s.ok(&["load", "data.json"]);
+    let far = strata_core_millis() + 3_600_000;
+    let held = format!(
+        r#"{{"owner":"ops-host/4242/1","expires_at_ms":{far},"acquired_at":"2026-11-24T08:00:00Z"}}"#
+    );
+    s.ok(&["put", "/_strata/migrations/users_l/lock", &held]);
+    let (_, err) = s.expect(
+        1,
+        &["migrate", "up", "--yes", "--area", "users_l", "--wait", "1"],
+    );
+    assert!(
+        err.contains("area users_l is being migrated by ops-host/4242/1"),
+        "{err}"
+    );
+    let status = s.ok(&["migrate", "status"]);
+    assert!(status.contains("locked by ops-host/4242/1"), "{status}");
+    let expired = held.replace(&far.to_string(), "1");
+    s.ok(&["put", "/_strata/migrations/users_l/lock", &expired]);
+    s.ok(&["migrate", "up", "--yes", "--area", "users_l"]);
+    assert!(s
+        .ok(&["get", "--prefix", "/_strata/migrations/users_l/lock"])
+        .is_empty());
+}
+
+fn strata_core_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Four `migrate up` at once: each migration is recorded once, each object rewritten
+/// once (the jq counter `n` is 1 everywhere).
+fn four_runners_at_once(s: &Sandbox, prefix: &str, tag: &str) {
+    write_migrations(&s.path("migrations"), prefix, tag);
+    write_data(&s.path("data.json"), prefix, 400);
+    s.ok(&["load", "data.json"]);
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            s.command(&["migrate", "up", "--yes", "--wait", "120", "--page", "50"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut applied_lines = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        applied_lines.extend(
+            stdout
+                .lines()
+                .filter(|l| l.starts_with("applied"))
+                .map(str::to_owned),
+        );
+    }
+    applied_lines.sort();
+    assert_eq!(
+        applied_lines
+            .iter()
+            .map(|l| l.split(':').next().unwrap())
+            .collect::<Vec<_>>(),
+        [
+            format!("applied nodes_{tag} 0001_paths"),
+            format!("applied users_{tag} 0001_billing"),
+            format!("applied users_{tag} 0002_count"),
+        ],
+        "each migration is applied by exactly one runner"
+    );
+    let records = s.ok(&[
+        "get",
+        "--prefix",
+        &format!("/_strata/migrations/users_{tag}/applied/"),
+    ]);
+    assert_eq!(records.lines().count(), 2, "{records}");
+    assert!(records.contains(r#""objects":400"#), "{records}");
+    let data: Data =
+        serde_json::from_str(&std::fs::read_to_string(s.path("data.json")).unwrap()).unwrap();
+    let done = export(s, &format!("{prefix}/"));
+    assert_eq!(done, expected(&data, prefix));
+}
+
+#[test]
+fn four_runners_at_once_on_etcd() {
+    let cluster = etcd::shared();
+    four_runners_at_once(&Sandbox::with_store(&cluster.url()), "/mig4", "etcd4");
+}
+
+#[test]
+fn four_runners_at_once_on_postgres() {
+    let pg = postgres::shared();
+    let s = Sandbox::with_store(&pg.url(&format!("mig{}", std::process::id())));
+    four_runners_at_once(&s, "/mig4", "pg4");
+}

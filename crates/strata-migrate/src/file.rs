@@ -1,0 +1,294 @@
+//! Migration files: `migrations/<area>/<version>_<name>.toml`, each a list of steps.
+//!
+//! Owns reading a migrations folder into areas of ordered migrations, checking every
+//! step before anything runs, the checksum (SHA-256 over a canonical JSON form, so
+//! comments and layout may change but meaning may not) and the template of
+//! `strata migrate new`. It does not touch a store.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::pattern::{field_path, Pattern};
+use crate::step::Step;
+use crate::Error;
+
+/// One migration file, checked.
+#[derive(Clone, Debug)]
+pub struct Migration {
+    pub area: String,
+    pub version: u64,
+    pub name: String,
+    pub description: String,
+    pub path: PathBuf,
+    pub steps: Vec<Step>,
+    /// SHA-256 of the canonical form, lowercase hex.
+    pub checksum: String,
+}
+
+impl Migration {
+    /// `0001_move_plan`: how status lines and records name it.
+    pub fn label(&self) -> String {
+        format!("{:04}_{}", self.version, self.name)
+    }
+}
+
+/// A step as written in the file (`[[steps]]` with `op = "…"`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StepSpec {
+    /// Renames or moves one field; `to` is a field path or an absolute key template.
+    RenameField {
+        object: String,
+        from: String,
+        to: String,
+    },
+    /// Re-keys every object of `from` to `to` (the same variables), fields and all.
+    Move { from: String, to: String },
+    /// Writes `value` into `field` of every object that lacks it.
+    SetDefault {
+        object: String,
+        field: String,
+        value: String,
+    },
+    /// Deletes one field of every object.
+    DeleteField { object: String, field: String },
+    /// Deletes every object of the pattern, subtree and all.
+    Delete { object: String },
+    /// Moves `fields` into the object `to` (a template): `{to}/{field}`.
+    Split {
+        object: String,
+        fields: Vec<String>,
+        to: String,
+    },
+    /// Turns a field holding a JSON object into one key per member.
+    ExplodeJson { object: String, field: String },
+    /// Turns the keys below a field back into one JSON object at the field.
+    ImplodeJson { object: String, field: String },
+    /// Rewrites each object with a jq filter (jaq): `.` is `{field: value}`, `$vars`
+    /// the pattern's variables; the output is the new object, `null` deletes it.
+    Jq { object: String, filter: String },
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    steps: Vec<StepSpec>,
+}
+
+/// Every area of a migrations folder: area name → migrations in version order.
+pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Vec<Migration>>, Error> {
+    let io = |path: &Path, e: std::io::Error| Error::File {
+        path: path.display().to_string(),
+        reason: format!("cannot read it: {e}"),
+    };
+    let mut areas = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::File {
+        path: dir.display().to_string(),
+        reason: format!(
+            "cannot read the migrations folder: {e}; create it with `strata migrate new AREA NAME` or pass --dir"
+        ),
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let area = entry.file_name().to_string_lossy().into_owned();
+        check_area_name(&area).map_err(|reason| Error::File {
+            path: path.display().to_string(),
+            reason,
+        })?;
+        areas.insert(area.clone(), load_area(&path, &area)?);
+    }
+    Ok(areas)
+}
+
+/// The migrations of one area folder, in version order.
+pub fn load_area(dir: &Path, area: &str) -> Result<Vec<Migration>, Error> {
+    let mut out: Vec<Migration> = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::File {
+        path: dir.display().to_string(),
+        reason: format!("cannot read it: {e}"),
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        out.push(load_file(&path, area)?);
+    }
+    out.sort_by_key(|m| m.version);
+    if let Some(pair) = out.windows(2).find(|w| w[0].version == w[1].version) {
+        return Err(Error::File {
+            path: pair[1].path.display().to_string(),
+            reason: format!(
+                "version {} is also used by {}; give each migration of an area its own version",
+                pair[1].version,
+                pair[0].path.display()
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// Reads and checks one migration file.
+pub fn load_file(path: &Path, area: &str) -> Result<Migration, Error> {
+    let fail = |reason: String| Error::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let (version, name) = parse_file_name(stem).ok_or_else(|| {
+        fail("the file name must be <version>_<name>.toml, e.g. 0001_move_plan.toml".into())
+    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    let spec: FileSpec = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    if spec.steps.is_empty() {
+        return Err(fail(
+            "it has no steps; add at least one [[steps]] table (see `strata migrate new`)".into(),
+        ));
+    }
+    let mut steps = Vec::new();
+    for (i, s) in spec.steps.iter().enumerate() {
+        steps.push(Step::from_spec(s).map_err(|e| fail(format!("step {}: {e}", i + 1)))?);
+    }
+    let checksum = checksum(&spec);
+    Ok(Migration {
+        area: area.to_owned(),
+        version,
+        name: name.to_owned(),
+        description: spec.description,
+        path: path.to_owned(),
+        steps,
+        checksum,
+    })
+}
+
+fn parse_file_name(stem: &str) -> Option<(u64, &str)> {
+    let (version, name) = stem.split_once('_')?;
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) || name.is_empty() {
+        return None;
+    }
+    Some((version.parse().ok()?, name))
+}
+
+/// An area name is one plain key segment.
+pub fn check_area_name(area: &str) -> Result<(), String> {
+    if area.is_empty()
+        || !area
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        || area.starts_with('.')
+    {
+        return Err(format!(
+            "area {area:?} must be a name of letters, digits, `_`, `-` and `.`"
+        ));
+    }
+    Ok(())
+}
+
+/// SHA-256 over `strata-migration/1\n` and the canonical JSON of the file (sorted keys,
+/// no whitespace): comments, layout and key order do not change it.
+fn checksum(spec: &FileSpec) -> String {
+    let value = serde_json::to_value(spec).expect("a parsed migration serializes");
+    let canonical = serde_json::to_string(&value).expect("JSON values serialize");
+    let mut hasher = Sha256::new();
+    hasher.update(b"strata-migration/1\n");
+    hasher.update(canonical.as_bytes());
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes `<dir>/<area>/<next version>_<name>.toml` from the template; returns its path.
+pub fn new_file(dir: &Path, area: &str, name: &str) -> Result<PathBuf, Error> {
+    let fail = |path: &Path, reason: String| Error::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    check_area_name(area).map_err(|r| fail(dir, r))?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(fail(
+            dir,
+            format!("name {name:?} must be letters, digits, `_` and `-`, e.g. move_plan"),
+        ));
+    }
+    let area_dir = dir.join(area);
+    std::fs::create_dir_all(&area_dir).map_err(|e| fail(&area_dir, e.to_string()))?;
+    let next = load_area(&area_dir, area)?
+        .last()
+        .map_or(1, |m| m.version + 1);
+    let path = area_dir.join(format!("{next:04}_{name}.toml"));
+    std::fs::write(&path, TEMPLATE.replace("{name}", name))
+        .map_err(|e| fail(&path, e.to_string()))?;
+    Ok(path)
+}
+
+const TEMPLATE: &str = r#"# Migration {name}. Steps run in order; each rewrites every object its pattern
+# matches, once, with a compare on every key it read (a concurrent write is retried).
+# Patterns: `/prefix/{var}/...`; a `{var}` is one key segment. Field paths are relative
+# to the object (`billing/plan`). Preview with `strata migrate plan`, apply with
+# `strata migrate up`. Once applied, do not edit this file: add a new migration.
+description = "What this migration does, in one sentence"
+
+# [[steps]]
+# op = "rename_field"       # a field moves; `to` may be an absolute key template
+# object = "/app/users/{id}"
+# from = "plan"
+# to = "billing/plan"
+
+# [[steps]]
+# op = "set_default"        # only where the field is missing
+# object = "/app/users/{id}"
+# field = "billing/currency"
+# value = "EUR"
+
+# [[steps]]
+# op = "split"              # fields move to another namespace: {to}/{field}
+# object = "/app/nodes/{ip}"
+# fields = ["grpc_path"]
+# to = "/app/paths/{ip}"
+
+# [[steps]]
+# op = "move"               # re-key whole objects
+# from = "/app/hosts/{ip}"
+# to = "/app/nodes/{ip}"
+
+# [[steps]]
+# op = "delete_field"       # or op = "delete" with only `object`: the whole object
+# object = "/app/users/{id}"
+# field = "legacy_flag"
+
+# [[steps]]
+# op = "explode_json"       # a JSON object value becomes one key per member
+# object = "/app/devices/{id}"   # (op = "implode_json" does the reverse)
+# field = "config"
+
+# [[steps]]
+# op = "jq"                 # `.` is {field: value}; `$vars` the pattern's variables
+# object = "/app/users/{id}"
+# filter = '.status |= ascii_downcase'
+"#;
+
+/// Checks a field path argument of a step.
+pub(crate) fn field(text: &str) -> Result<String, String> {
+    field_path(text)
+}
+
+/// Checks a pattern argument of a step.
+pub(crate) fn pattern(text: &str) -> Result<Pattern, String> {
+    Pattern::parse(text)
+}

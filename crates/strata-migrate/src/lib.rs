@@ -1,0 +1,201 @@
+//! Versioned migrations of data already in a store, in the manner of Flyway and sqlx
+//! but for a key-value keyspace.
+//!
+//! A migrations folder holds one folder per *area* (`users`, `nodes`), each with
+//! `<version>_<name>.toml` files of declarative steps ([`file`], [`step`]). Areas are
+//! independent; within one, versions apply in order. The store records what was
+//! applied, with checksums, under `/_strata/migrations/<area>/` ([`state`]); a per-area
+//! lock ([`lock`]) makes concurrent runners take turns, and the runner ([`runner`])
+//! rewrites each object exactly once under compare-and-swap, recording progress in the
+//! same transactions so that a killed run resumes where it stopped. [`plan`] shows the
+//! exact key changes first, by running the same code on an in-memory copy.
+
+pub mod file;
+pub mod lock;
+pub mod pattern;
+pub mod plan;
+pub mod runner;
+pub mod state;
+pub mod step;
+
+use std::collections::BTreeMap;
+
+pub use file::{load_dir, new_file, Migration};
+pub use plan::{plan, KeyChange, PlannedMigration};
+pub use runner::{up, MigrationReport, RunEvent, StepStats, UpOptions};
+pub use state::{Applied, Counts, Progress};
+
+use lock::LockRecord;
+use state::AreaState;
+use strata_core::Store;
+
+/// Area name → its migrations in version order.
+pub type Areas = BTreeMap<String, Vec<Migration>>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+
+    #[error("{context}: {source}")]
+    Store {
+        context: String,
+        #[source]
+        source: strata_core::Error,
+    },
+
+    #[error("the migration state at {key} is unreadable ({reason}); it was not written by strata: inspect it with `strata get {key}`")]
+    Corrupt { key: String, reason: String },
+
+    #[error("area {area} is being migrated by {holder}; wait for it with --wait SECONDS, or let the lock expire if that runner is dead")]
+    Locked { area: String, holder: String },
+
+    #[error("lost the migration lock of area {area}, now held by {holder} (a pause longer than the lock's expiry?); nothing more was written: run again to finish")]
+    LockLost { area: String, holder: String },
+
+    #[error("the migrations do not match what the store records:\n  {}", problems.join("\n  "))]
+    Invalid { problems: Vec<String> },
+
+    #[error("area {area} has no folder among the migrations (areas: {})", if known.is_empty() { "none".to_owned() } else { known.join(", ") })]
+    UnknownArea { area: String, known: Vec<String> },
+
+    #[error("{area} {migration}, step {step}: {reason}")]
+    Step {
+        area: String,
+        migration: String,
+        step: String,
+        reason: String,
+    },
+
+    #[error("stopped after applying {}: {source}", done.join(", "))]
+    Stopped {
+        done: Vec<String>,
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+impl Error {
+    pub(crate) fn store(context: impl Into<String>, source: strata_core::Error) -> Self {
+        Error::Store {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// What is wrong between an area's files and its recorded state (Flyway's validate):
+/// an applied migration changed or missing, a new one below the current version, an
+/// in-progress one changed. Empty when all is well.
+pub fn validate(area: &str, migrations: &[Migration], state: &AreaState) -> Vec<String> {
+    let mut problems = Vec::new();
+    let local: BTreeMap<u64, &Migration> = migrations.iter().map(|m| (m.version, m)).collect();
+    let short = |c: &str| c.chars().take(12).collect::<String>();
+    for (version, applied) in &state.applied {
+        match local.get(version) {
+            None => problems.push(format!(
+                "{area} {version:04}_{}: applied on {} by {}, but there is no such file in the area's folder; restore it",
+                applied.name, applied.applied_at, applied.applied_by
+            )),
+            Some(m) if m.checksum != applied.checksum => problems.push(format!(
+                "{area} {}: applied with checksum {}, but {} now has checksum {}; an applied migration must not change: \
+                 restore the file and put the change in a new migration",
+                m.label(),
+                short(&applied.checksum),
+                m.path.display(),
+                short(&m.checksum)
+            )),
+            Some(_) => {}
+        }
+    }
+    let current = state.current();
+    for m in migrations {
+        let running = state
+            .progress
+            .as_ref()
+            .is_some_and(|p| p.version == m.version);
+        if m.version < current && !state.applied.contains_key(&m.version) && !running {
+            problems.push(format!(
+                "{}: version {} is below the area's current version {current} and was never applied; \
+                 give it a version above {current}",
+                m.path.display(),
+                m.version
+            ));
+        }
+    }
+    if let Some(p) = &state.progress {
+        match local.get(&p.version) {
+            None => problems.push(format!(
+                "{area} {:04}_{}: in progress (started {} by {}), but its file is gone; restore it and run again",
+                p.version, p.name, p.started_at, p.by
+            )),
+            Some(m) if m.checksum != p.checksum => problems.push(format!(
+                "{area} {}: in progress with checksum {}, but {} now has checksum {}; restore the file to finish it",
+                m.label(),
+                short(&p.checksum),
+                m.path.display(),
+                short(&m.checksum)
+            )),
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+/// One area's state, for `migrate status`.
+#[derive(Clone, Debug)]
+pub struct AreaStatus {
+    pub area: String,
+    /// Migration files in the folder (0 when the area exists only in the store).
+    pub local: usize,
+    pub current: u64,
+    pub applied: Vec<Applied>,
+    /// Labels of the migrations `up` would apply, in order.
+    pub pending: Vec<String>,
+    pub in_progress: Option<Progress>,
+    pub lock: Option<LockRecord>,
+    pub problems: Vec<String>,
+}
+
+/// The state of every area, local or recorded.
+pub async fn status<S: Store>(store: &S, areas: &Areas) -> Result<Vec<AreaStatus>, Error> {
+    let mut names: Vec<String> = areas.keys().cloned().collect();
+    names.extend(state::stored_areas(store).await?);
+    names.sort();
+    names.dedup();
+    let none = Vec::new();
+    let mut out = Vec::new();
+    for area in names {
+        let migrations = areas.get(&area).unwrap_or(&none);
+        let recorded = state::read(store, &area).await?;
+        let current = recorded.current();
+        let pending = migrations
+            .iter()
+            .filter(|m| m.version > current)
+            .map(Migration::label)
+            .collect();
+        out.push(AreaStatus {
+            local: migrations.len(),
+            current,
+            applied: recorded.applied.values().cloned().collect(),
+            pending,
+            problems: validate(&area, migrations, &recorded),
+            in_progress: recorded.progress,
+            lock: recorded.lock,
+            area,
+        });
+    }
+    Ok(out)
+}
+
+/// `migrate verify`: every applied migration still matches its file.
+pub async fn verify<S: Store>(store: &S, areas: &Areas) -> Result<Vec<AreaStatus>, Error> {
+    let statuses = status(store, areas).await?;
+    let problems: Vec<String> = statuses.iter().flat_map(|s| s.problems.clone()).collect();
+    if problems.is_empty() {
+        Ok(statuses)
+    } else {
+        Err(Error::Invalid { problems })
+    }
+}

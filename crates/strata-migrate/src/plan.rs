@@ -1,0 +1,160 @@
+//! `migrate plan`: the exact key changes `up` would make, with no write to the store.
+//!
+//! Owns the dry run: the keys the pending migrations can touch (and the area's
+//! recorded state) are copied into an in-memory store, the very same runner applies
+//! the migrations there one by one, and each one's before/after is diffed. So the plan
+//! is what `up` does, not a second implementation of it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use strata_core::{KeySpan, MemStore, Op, Store, Txn};
+
+use crate::lock::Lock;
+use crate::runner::{select, up_area, StepStats, UpOptions};
+use crate::state::{self, area_prefix, lock_key, STATE_PREFIX};
+use crate::{validate, Areas, Error};
+
+/// One key's change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyChange {
+    pub key: Vec<u8>,
+    pub before: Option<Vec<u8>>,
+    pub after: Option<Vec<u8>>,
+}
+
+/// What one pending migration would do.
+#[derive(Clone, Debug)]
+pub struct PlannedMigration {
+    pub area: String,
+    pub label: String,
+    pub description: String,
+    pub resumes: bool,
+    pub steps: Vec<StepStats>,
+    pub changes: Vec<KeyChange>,
+}
+
+type Data = BTreeMap<Vec<u8>, Vec<u8>>;
+
+async fn read_span<S: Store>(store: &S, prefix: &[u8], into: &mut Data) -> Result<(), Error> {
+    strata_core::scan(store, KeySpan::prefix(prefix), 0, |kvs| {
+        into.extend(kvs.into_iter().map(|kv| (kv.key, kv.value)));
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::store("reading the data a plan needs", e))?;
+    Ok(())
+}
+
+/// Plans every pending migration of the selected areas (up to `opts.to`).
+pub async fn plan<S: Store>(
+    store: &S,
+    areas: &Areas,
+    opts: &UpOptions,
+) -> Result<Vec<PlannedMigration>, Error> {
+    let mut out = Vec::new();
+    for (area, migrations) in select(areas, opts.area.as_deref())? {
+        let recorded = state::read(store, area).await?;
+        let problems = validate(area, migrations, &recorded);
+        if !problems.is_empty() {
+            return Err(Error::Invalid { problems });
+        }
+        let pending: Vec<_> = migrations
+            .iter()
+            .filter(|m| {
+                recorded
+                    .progress
+                    .as_ref()
+                    .is_some_and(|p| p.version == m.version)
+                    || (m.version > recorded.current() && opts.to.is_none_or(|to| m.version <= to))
+            })
+            .collect();
+        if pending.is_empty() {
+            continue;
+        }
+        let mut prefixes: Vec<String> = pending
+            .iter()
+            .flat_map(|m| m.steps.iter().flat_map(|s| s.prefixes()))
+            .collect();
+        prefixes.sort();
+        prefixes.dedup();
+        let mut data = Data::new();
+        for prefix in &prefixes {
+            read_span(store, prefix.as_bytes(), &mut data).await?;
+        }
+        let mut state_data = Data::new();
+        read_span(store, area_prefix(area).as_bytes(), &mut state_data).await?;
+        state_data.remove(lock_key(area).as_bytes());
+        let mem = MemStore::new();
+        let mut puts: Vec<Op> = Vec::new();
+        for (k, v) in data.iter().chain(state_data.iter()) {
+            puts.push(Op::put(k.clone(), v.clone()));
+            if puts.len() == 1000 {
+                mem.txn(Txn::new().and_then(std::mem::take(&mut puts)))
+                    .await
+                    .map_err(|e| Error::store("copying into memory", e))?;
+            }
+        }
+        mem.txn(Txn::new().and_then(puts))
+            .await
+            .map_err(|e| Error::store("copying into memory", e))?;
+        let mut lock = Lock::acquire(
+            &mem,
+            area,
+            "plan",
+            Duration::from_secs(3600),
+            Duration::ZERO,
+        )
+        .await?;
+        let mut before = data;
+        for m in pending {
+            let mut reports = Vec::new();
+            let step_opts = UpOptions {
+                to: Some(m.version),
+                ..opts.clone()
+            };
+            up_area(
+                &mem,
+                &mut lock,
+                area,
+                migrations,
+                &step_opts,
+                &mut |_| {},
+                &mut reports,
+            )
+            .await?;
+            let mut after = Data::new();
+            for prefix in &prefixes {
+                read_span(&mem, prefix.as_bytes(), &mut after).await?;
+            }
+            after.retain(|k, _| !k.starts_with(STATE_PREFIX.as_bytes()));
+            let report = reports.pop();
+            out.push(PlannedMigration {
+                area: area.clone(),
+                label: m.label(),
+                description: m.description.clone(),
+                resumes: report.as_ref().is_some_and(|r| r.resumed),
+                steps: report.map(|r| r.steps).unwrap_or_default(),
+                changes: diff(&before, &after),
+            });
+            before = after;
+        }
+    }
+    Ok(out)
+}
+
+fn diff(before: &Data, after: &Data) -> Vec<KeyChange> {
+    let mut keys: Vec<&Vec<u8>> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (b, a) = (before.get(k), after.get(k));
+            (b != a).then(|| KeyChange {
+                key: k.clone(),
+                before: b.cloned(),
+                after: a.cloned(),
+            })
+        })
+        .collect()
+}

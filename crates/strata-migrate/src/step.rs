@@ -1,0 +1,519 @@
+//! What one step does to one object: the pure part of a migration.
+//!
+//! Owns turning a step as written into a checked [`Step`] and computing, for one
+//! object read from the store, the keys to write and delete ([`Edits`]). It does no
+//! I/O: the runner reads objects, applies these edits under compares, and records
+//! progress.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde_json::{Map, Value};
+use strata_core::key::{decode_segment, encode_segment};
+use strata_import::jq::Jq;
+
+use crate::file::{field, pattern, StepSpec};
+use crate::pattern::{Pattern, Vars};
+
+/// One object as read: its key, the pattern's variables and its fields (`""` is the
+/// object key itself), each with the value and mod revision read.
+#[derive(Clone, Debug, Default)]
+pub struct Object {
+    pub key: String,
+    pub vars: Vars,
+    pub fields: BTreeMap<String, (Vec<u8>, i64)>,
+}
+
+impl Object {
+    /// The stored key of a field of this object.
+    pub fn key_of(&self, field: &str) -> String {
+        join(&self.key, field)
+    }
+
+    /// The fields equal to `field` or below it, with the part below (`""` for itself).
+    fn under<'a>(&'a self, field: &'a str) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        self.fields.iter().filter_map(move |(f, (v, _))| {
+            let rest = if f == field {
+                ""
+            } else {
+                f.strip_prefix(field)?.strip_prefix('/')?
+            };
+            Some((rest, v.as_slice()))
+        })
+    }
+}
+
+fn join(base: &str, rest: &str) -> String {
+    if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}/{rest}")
+    }
+}
+
+/// Desired key states: `Some(value)` to put, `None` to delete.
+pub type Edits = BTreeMap<String, Option<Vec<u8>>>;
+
+/// Where a moved field goes.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A field of the same object.
+    Field(String),
+    /// An absolute key, filled in from the source's variables.
+    Key(Pattern),
+}
+
+/// A checked step.
+#[derive(Clone, Debug)]
+pub enum Step {
+    RenameField {
+        object: Pattern,
+        from: String,
+        to: Target,
+    },
+    Move {
+        from: Pattern,
+        to: Pattern,
+    },
+    SetDefault {
+        object: Pattern,
+        field: String,
+        value: Vec<u8>,
+    },
+    DeleteField {
+        object: Pattern,
+        field: String,
+    },
+    Delete {
+        object: Pattern,
+    },
+    Split {
+        object: Pattern,
+        fields: Vec<String>,
+        to: Pattern,
+    },
+    ExplodeJson {
+        object: Pattern,
+        field: String,
+    },
+    ImplodeJson {
+        object: Pattern,
+        field: String,
+    },
+    Jq {
+        object: Pattern,
+        filter: Rc<Jq>,
+        vars: Vec<String>,
+    },
+}
+
+impl Step {
+    /// Checks a step as written: patterns, field paths, templates bound by the source's
+    /// variables, the jq filter compiled.
+    pub fn from_spec(spec: &StepSpec) -> Result<Step, String> {
+        let target = |to: &str, object: &Pattern| -> Result<Target, String> {
+            if to.starts_with('/') {
+                let t = pattern(to)?;
+                t.check_bound_by(object)?;
+                Ok(Target::Key(t))
+            } else {
+                Ok(Target::Field(field(to)?))
+            }
+        };
+        Ok(match spec {
+            StepSpec::RenameField { object, from, to } => {
+                let object = pattern(object)?;
+                let to = target(to, &object)?;
+                Step::RenameField {
+                    from: field(from)?,
+                    to,
+                    object,
+                }
+            }
+            StepSpec::Move { from, to } => {
+                let (from, to) = (pattern(from)?, pattern(to)?);
+                to.check_bound_by(&from)?;
+                if to.scan_prefix().starts_with(&from.scan_prefix()) {
+                    return Err(format!(
+                        "moving {:?} to {:?} would move objects into the range still being read; \
+                         move them out in one step and back in a second",
+                        from.as_str(),
+                        to.as_str()
+                    ));
+                }
+                Step::Move { from, to }
+            }
+            StepSpec::SetDefault {
+                object,
+                field: f,
+                value,
+            } => Step::SetDefault {
+                object: pattern(object)?,
+                field: field(f)?,
+                value: value.as_bytes().to_vec(),
+            },
+            StepSpec::DeleteField { object, field: f } => Step::DeleteField {
+                object: pattern(object)?,
+                field: field(f)?,
+            },
+            StepSpec::Delete { object } => Step::Delete {
+                object: pattern(object)?,
+            },
+            StepSpec::Split { object, fields, to } => {
+                let object = pattern(object)?;
+                let to = pattern(to)?;
+                to.check_bound_by(&object)?;
+                if fields.is_empty() {
+                    return Err("split needs at least one field in `fields`".into());
+                }
+                let fields = fields.iter().map(|f| field(f)).collect::<Result<_, _>>()?;
+                Step::Split { object, fields, to }
+            }
+            StepSpec::ExplodeJson { object, field: f } => Step::ExplodeJson {
+                object: pattern(object)?,
+                field: field(f)?,
+            },
+            StepSpec::ImplodeJson { object, field: f } => Step::ImplodeJson {
+                object: pattern(object)?,
+                field: field(f)?,
+            },
+            StepSpec::Jq { object, filter } => {
+                let object = pattern(object)?;
+                let vars = vec!["$vars".to_owned()];
+                let jq = Jq::compile(filter, &vars)?;
+                Step::Jq {
+                    object,
+                    filter: Rc::new(jq),
+                    vars,
+                }
+            }
+        })
+    }
+
+    /// The pattern whose objects the step visits.
+    pub fn object(&self) -> &Pattern {
+        match self {
+            Step::Move { from, .. } => from,
+            Step::RenameField { object, .. }
+            | Step::SetDefault { object, .. }
+            | Step::DeleteField { object, .. }
+            | Step::Delete { object }
+            | Step::Split { object, .. }
+            | Step::ExplodeJson { object, .. }
+            | Step::ImplodeJson { object, .. }
+            | Step::Jq { object, .. } => object,
+        }
+    }
+
+    /// `rename_field /sigilgate/users/{id}`: how reports name the step.
+    pub fn label(&self) -> String {
+        let op = match self {
+            Step::RenameField { .. } => "rename_field",
+            Step::Move { .. } => "move",
+            Step::SetDefault { .. } => "set_default",
+            Step::DeleteField { .. } => "delete_field",
+            Step::Delete { .. } => "delete",
+            Step::Split { .. } => "split",
+            Step::ExplodeJson { .. } => "explode_json",
+            Step::ImplodeJson { .. } => "implode_json",
+            Step::Jq { .. } => "jq",
+        };
+        format!("{op} {}", self.object().as_str())
+    }
+
+    /// Every key prefix the step may read or write (for `plan`'s copy of the data).
+    pub fn prefixes(&self) -> Vec<String> {
+        let mut out = vec![self.object().scan_prefix()];
+        match self {
+            Step::Move { to, .. } | Step::Split { to, .. } => out.push(to.scan_prefix()),
+            Step::RenameField {
+                to: Target::Key(to),
+                ..
+            } => out.push(to.scan_prefix()),
+            _ => {}
+        }
+        out
+    }
+
+    /// The edits this step makes to `obj`; empty when there is nothing to do.
+    pub fn apply(&self, obj: &Object) -> Result<Edits, String> {
+        let mut edits = Edits::new();
+        let relocate = |edits: &mut Edits, from_field: &str, to_base: &str| {
+            for (rest, value) in obj.under(from_field) {
+                edits.insert(join(to_base, rest), Some(value.to_vec()));
+            }
+            for (rest, _) in obj.under(from_field) {
+                let old = obj.key_of(&join(from_field, rest));
+                edits.entry(old).or_insert(None);
+            }
+        };
+        match self {
+            Step::RenameField { from, to, .. } => {
+                let base = match to {
+                    Target::Field(f) => obj.key_of(f),
+                    Target::Key(t) => t.render(&obj.vars),
+                };
+                relocate(&mut edits, from, &base);
+            }
+            Step::Move { to, .. } => relocate(&mut edits, "", &to.render(&obj.vars)),
+            Step::Split { fields, to, .. } => {
+                let base = to.render(&obj.vars);
+                for f in fields {
+                    relocate(&mut edits, f, &join(&base, f));
+                }
+            }
+            Step::SetDefault { field, value, .. } => {
+                if obj.under(field).next().is_none() {
+                    edits.insert(obj.key_of(field), Some(value.clone()));
+                }
+            }
+            Step::DeleteField { field, .. } => {
+                for (rest, _) in obj.under(field) {
+                    edits.insert(obj.key_of(&join(field, rest)), None);
+                }
+            }
+            Step::Delete { .. } => {
+                for f in obj.fields.keys() {
+                    edits.insert(obj.key_of(f), None);
+                }
+            }
+            Step::ExplodeJson { field, .. } => explode(obj, field, &mut edits)?,
+            Step::ImplodeJson { field, .. } => implode(obj, field, &mut edits)?,
+            Step::Jq { filter, .. } => run_jq(obj, filter, &mut edits)?,
+        }
+        // A relocation onto itself (or a put of the same value) is no edit.
+        edits.retain(|key, want| {
+            let field = key
+                .strip_prefix(&obj.key)
+                .map(|r| r.strip_prefix('/').unwrap_or(r));
+            let have = field.and_then(|f| obj.fields.get(f)).map(|(v, _)| v);
+            have != want.as_ref()
+        });
+        Ok(edits)
+    }
+}
+
+/// A stored value as a JSON member: JSON objects, arrays, numbers, booleans and null
+/// are taken as JSON; anything else is a string.
+fn member_value(value: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(value);
+    match serde_json::from_str::<Value>(&text) {
+        Ok(v) if !v.is_string() => v,
+        _ => Value::String(text.into_owned()),
+    }
+}
+
+/// A JSON member as a stored value: strings as their text, the rest as compact JSON.
+fn stored_value(value: &Value) -> Vec<u8> {
+    match value {
+        Value::String(s) => s.as_bytes().to_vec(),
+        other => other.to_string().into_bytes(),
+    }
+}
+
+fn explode(obj: &Object, field: &str, edits: &mut Edits) -> Result<(), String> {
+    let Some((value, _)) = obj.fields.get(field) else {
+        return Ok(());
+    };
+    let key = obj.key_of(field);
+    let members: Map<String, Value> = serde_json::from_slice(value).map_err(|_| {
+        format!("key {key} does not hold a JSON object; fix or delete it, then run again")
+    })?;
+    edits.insert(key.clone(), None);
+    for (name, member) in &members {
+        edits.insert(
+            format!("{key}/{}", encode_segment(name)),
+            Some(stored_value(member)),
+        );
+    }
+    Ok(())
+}
+
+fn implode(obj: &Object, field: &str, edits: &mut Edits) -> Result<(), String> {
+    let mut members = Map::new();
+    for (rest, value) in obj.under(field) {
+        if rest.is_empty() {
+            continue;
+        }
+        if rest.contains('/') {
+            return Err(format!(
+                "key {} is two levels below {}; implode_json joins one level, implode the deeper one first",
+                obj.key_of(&join(field, rest)),
+                obj.key_of(field)
+            ));
+        }
+        members.insert(decode_segment(rest), member_value(value));
+        edits.insert(obj.key_of(&join(field, rest)), None);
+    }
+    if members.is_empty() {
+        return Ok(());
+    }
+    edits.insert(
+        obj.key_of(field),
+        Some(Value::Object(members).to_string().into_bytes()),
+    );
+    Ok(())
+}
+
+fn run_jq(obj: &Object, filter: &Jq, edits: &mut Edits) -> Result<(), String> {
+    let mut input = Map::new();
+    for (f, (value, _)) in &obj.fields {
+        let text = String::from_utf8(value.clone()).map_err(|_| {
+            format!(
+                "key {} is not UTF-8 text; a jq step reads text values only",
+                obj.key_of(f)
+            )
+        })?;
+        input.insert(f.clone(), Value::String(text));
+    }
+    let vars: Map<String, Value> = obj
+        .vars
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(decode_segment(v))))
+        .collect();
+    let vars = Jq::var(&Value::Object(vars))?;
+    let mut out = filter.run(&Value::Object(input), &[vars])?;
+    if out.len() != 1 {
+        return Err(format!(
+            "the jq filter gave {} outputs for {}; it must give exactly one object (or null to delete it)",
+            out.len(),
+            obj.key
+        ));
+    }
+    let fields = match out.pop() {
+        Some(Value::Object(fields)) => fields,
+        Some(Value::Null) => Map::new(),
+        Some(other) => return Err(format!(
+            "the jq filter turned {} into {other}; it must give an object (or null to delete it)",
+            obj.key
+        )),
+        None => unreachable!("one output checked above"),
+    };
+    for f in obj.fields.keys() {
+        if !fields.contains_key(f) {
+            edits.insert(obj.key_of(f), None);
+        }
+    }
+    for (f, value) in &fields {
+        if !f.is_empty() {
+            field(f).map_err(|e| format!("the jq filter's output for {}: {e}", obj.key))?;
+        }
+        edits.insert(obj.key_of(f), Some(stored_value(value)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(fields: &[(&str, &str)]) -> Object {
+        let p = Pattern::parse("/app/users/{id}").unwrap();
+        let m = p.matches("/app/users/7").unwrap();
+        Object {
+            key: m.object,
+            vars: m.vars,
+            fields: fields
+                .iter()
+                .map(|(f, v)| (f.to_string(), (v.as_bytes().to_vec(), 3)))
+                .collect(),
+        }
+    }
+
+    fn step(toml_text: &str) -> Step {
+        let spec: StepSpec = toml::from_str(toml_text).unwrap();
+        Step::from_spec(&spec).unwrap()
+    }
+
+    fn show(edits: &Edits) -> Vec<String> {
+        edits
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!("+{k}={}", String::from_utf8_lossy(v)),
+                None => format!("-{k}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rename_set_default_split_and_delete() {
+        let obj = object(&[("plan", "pro"), ("status", "active")]);
+        let s = step("op='rename_field'\nobject='/app/users/{id}'\nfrom='plan'\nto='billing/plan'");
+        assert_eq!(
+            show(&s.apply(&obj).unwrap()),
+            ["+/app/users/7/billing/plan=pro", "-/app/users/7/plan"]
+        );
+        let s = step("op='set_default'\nobject='/app/users/{id}'\nfield='plan'\nvalue='free'");
+        assert!(s.apply(&obj).unwrap().is_empty());
+        let s =
+            step("op='split'\nobject='/app/users/{id}'\nfields=['status']\nto='/app/status/{id}'");
+        assert_eq!(
+            show(&s.apply(&obj).unwrap()),
+            ["+/app/status/7/status=active", "-/app/users/7/status"]
+        );
+        let s = step("op='delete'\nobject='/app/users/{id}'");
+        assert_eq!(s.apply(&obj).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let obj = object(&[("config", r#"{"a":1,"b":"x","c/d":true}"#)]);
+        let s = step("op='explode_json'\nobject='/app/users/{id}'\nfield='config'");
+        let edits = s.apply(&obj).unwrap();
+        assert_eq!(
+            show(&edits),
+            [
+                "-/app/users/7/config",
+                "+/app/users/7/config/a=1",
+                "+/app/users/7/config/b=x",
+                "+/app/users/7/config/c%2Fd=true"
+            ]
+        );
+        let exploded = object(&[
+            ("config/a", "1"),
+            ("config/b", "x"),
+            ("config/c%2Fd", "true"),
+        ]);
+        let s = step("op='implode_json'\nobject='/app/users/{id}'\nfield='config'");
+        let edits = s.apply(&exploded).unwrap();
+        assert_eq!(
+            edits["/app/users/7/config"].as_deref(),
+            Some(&br#"{"a":1,"b":"x","c/d":true}"#[..])
+        );
+        let bad = object(&[("config", "not json")]);
+        let s = step("op='explode_json'\nobject='/app/users/{id}'\nfield='config'");
+        assert!(s.apply(&bad).unwrap_err().contains("/app/users/7/config"));
+    }
+
+    #[test]
+    fn jq_rewrites_and_deletes() {
+        let obj = object(&[("status", "ACTIVE"), ("n", "1")]);
+        let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='.status |= ascii_downcase | .id = $vars.id | del(.n)'");
+        assert_eq!(
+            show(&s.apply(&obj).unwrap()),
+            [
+                "+/app/users/7/id=7",
+                "-/app/users/7/n",
+                "+/app/users/7/status=active"
+            ]
+        );
+        let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='null'");
+        assert_eq!(s.apply(&obj).unwrap().len(), 2);
+        let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='.[]'");
+        assert!(s.apply(&obj).unwrap_err().contains("exactly one"));
+    }
+
+    #[test]
+    fn refuses_unbound_templates_and_self_moves() {
+        let spec: StepSpec = toml::from_str("op='move'\nfrom='/a/{id}'\nto='/a/x/{id}'").unwrap();
+        assert!(Step::from_spec(&spec)
+            .unwrap_err()
+            .contains("range still being read"));
+        let spec: StepSpec =
+            toml::from_str("op='split'\nobject='/a/{id}'\nfields=['f']\nto='/b/{ip}'").unwrap();
+        assert!(Step::from_spec(&spec).unwrap_err().contains("{ip}"));
+        assert!(
+            toml::from_str::<StepSpec>("op='move'\nfrom='/a/{id}'\nto='/b/{id}'\nextra=1").is_err()
+        );
+    }
+}
