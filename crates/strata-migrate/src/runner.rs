@@ -557,6 +557,11 @@ impl<S: Store> StepRun<'_, S> {
                     return Err(self.lock.lost(self.store).await);
                 }
                 let fresh = self.read_object(&obj.key).await?;
+                if attempt == 0 && fresh.fields != obj.fields {
+                    // The object changed after the batch read it: it is redone.
+                    p.counts.retries += 1;
+                    self.stats.counts.retries += 1;
+                }
                 let edits = self.edits(&fresh)?;
                 let outside = edits
                     .keys()

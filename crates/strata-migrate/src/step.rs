@@ -383,10 +383,12 @@ fn run_jq(obj: &Object, filter: &Jq, edits: &mut Edits) -> Result<(), String> {
     let fields = match out.pop() {
         Some(Value::Object(fields)) => fields,
         Some(Value::Null) => Map::new(),
-        Some(other) => return Err(format!(
+        Some(other) => {
+            return Err(format!(
             "the jq filter turned {} into {other}; it must give an object (or null to delete it)",
             obj.key
-        )),
+        ))
+        }
         None => unreachable!("one output checked above"),
     };
     for f in obj.fields.keys() {
