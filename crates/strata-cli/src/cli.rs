@@ -202,6 +202,17 @@ pub enum Command {
     /// Schemas: typed entities over key patterns, checked against the store.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Back the store up into a Git repository as readable JSON files; history and
+    /// restore of any single record.
+    ///
+    /// Each group of sibling keys is one pretty-printed JSON file (key /a/b/c is member
+    /// "c" of a/b.json), so `git log -p` shows each change as a one-line diff. The first
+    /// run is a full backup; later ones replay only the changes since the revision the
+    /// last commit records and edit only the affected trees. With --schema, fields
+    /// marked secret are written as keyed fingerprints (or encrypted with
+    /// --encrypt-secrets KEYFILE) and backup = false entities are left out.
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// Versioned migrations of the data in the store: per area, recorded in the
     /// store, exactly once even with several runners.
     ///
@@ -492,6 +503,130 @@ pub struct ImportArgs {
     /// Print what would be added and changed in the store; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupRepoArgs {
+    /// The backup repository (created, bare, on the first run).
+    #[arg(long, value_name = "DIR", env = "STRATA_BACKUP_REPO")]
+    pub repo: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupShape {
+    #[command(flatten)]
+    pub repo: BackupRepoArgs,
+    /// Back up only keys under this prefix (repeatable; default every key).
+    #[arg(long = "prefix", value_name = "PREFIX")]
+    pub prefixes: Vec<String>,
+    /// A schema: its secret fields are never written in the clear and its
+    /// backup = false entities are left out.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// Encrypt secrets (ChaCha20-Poly1305) with this 32-byte key file instead of
+    /// writing fingerprints, so that they can be restored.
+    #[arg(long, value_name = "KEYFILE")]
+    pub encrypt_secrets: Option<PathBuf>,
+    /// The HMAC key of secret fingerprints (default: strata/fingerprint.key inside the
+    /// repository's Git folder, created on first use; never committed or pushed).
+    #[arg(long, value_name = "FILE")]
+    pub fingerprint_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupWriteArgs {
+    #[command(flatten)]
+    pub shape: BackupShape,
+    /// Commit author, as "Name <email>".
+    #[arg(
+        long,
+        value_name = "NAME <EMAIL>",
+        default_value = "Strata Backup <strata@localhost>"
+    )]
+    pub author: String,
+    /// Committer, as "Name <email>" (default: the author).
+    #[arg(long, value_name = "NAME <EMAIL>")]
+    pub committer: Option<String>,
+    /// Push the branch to this remote (a name or a URL/path) after each commit.
+    #[arg(long, value_name = "REMOTE")]
+    pub push: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up once: a full backup the first time, then only what changed since the
+    /// last commit's revision. A commit is made only when something changed; its
+    /// message holds the store, the revision and the counts of keys added, changed
+    /// and removed.
+    Run {
+        #[command(flatten)]
+        args: BackupWriteArgs,
+    },
+    /// Back up continuously: follow the store's changes and commit each burst after
+    /// --debounce (so at most seconds of changes are unsaved). Resumes from the last
+    /// commit's revision after a disconnect or restart; stops on SIGINT/SIGTERM after
+    /// committing what it has.
+    Watch {
+        #[command(flatten)]
+        args: BackupWriteArgs,
+        /// Seconds to gather changes before a commit.
+        #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+        debounce: f64,
+    },
+    /// Every commit where a key (or every field of an object) changed, newest first,
+    /// with the values.
+    Log {
+        /// A key (/app/users/7/status) or an object (/app/users/7).
+        target: String,
+        #[command(flatten)]
+        repo: BackupRepoArgs,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Every key that differs between two commits or dates.
+    Diff {
+        from: String,
+        to: String,
+        #[command(flatten)]
+        repo: BackupRepoArgs,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Restore keys as they were at a commit or date.
+    ///
+    /// TARGET is a key or object (/app/users/7: the key and everything below it) or a
+    /// prefix ending in /. Restored in one transaction that holds only if none of those
+    /// keys changed since read: a concurrent change is reported, not overwritten,
+    /// unless --force. Keys of the span missing from the backup are deleted.
+    /// With --all --to URL, a whole store is rebuilt into an empty one.
+    Restore {
+        /// Key, object or prefix (with a trailing /); leave out with --all.
+        #[arg(required_unless_present = "all")]
+        target: Option<String>,
+        /// A commit (id, HEAD~3, …) or a date (2026-11-24, 2026-11-24T08:00:00Z).
+        #[arg(long, value_name = "COMMIT|DATE", default_value = "HEAD")]
+        at: String,
+        /// Print what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Overwrite keys that changed since they were read.
+        #[arg(long)]
+        force: bool,
+        /// Rebuild every key of the backup into the empty store --to.
+        #[arg(long, requires = "to", conflicts_with = "target")]
+        all: bool,
+        /// The store to rebuild into (with --all).
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        #[command(flatten)]
+        shape: BackupShape,
+    },
+    /// Restore the last commit into a scratch in-memory store and compare its digest
+    /// with the live store at the revision the commit records. Exit 1 on a mismatch.
+    Verify {
+        #[command(flatten)]
+        shape: BackupShape,
+    },
 }
 
 #[derive(Debug, Args)]

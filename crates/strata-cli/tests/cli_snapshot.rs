@@ -140,7 +140,7 @@ fn load_killed_at_random_moments_is_completed_by_a_rerun() {
         let partial: BTreeMap<String, String> =
             serde_json::from_str(&s.ok(&["export", "--prefix", "/crash/"])).unwrap();
         assert!(
-            partial.len() % 500 == 0 || partial.len() == expected.len(),
+            partial.len().is_multiple_of(500) || partial.len() == expected.len(),
             "trial {trial}: {} keys is not whole batches",
             partial.len()
         );

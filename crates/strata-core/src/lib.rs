@@ -5,6 +5,7 @@
 //!
 //! This crate owns semantics, not storage: the real backends live in `strata-store`.
 
+pub mod base64;
 pub mod clock;
 pub mod engine;
 pub mod error;

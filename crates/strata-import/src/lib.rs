@@ -5,7 +5,7 @@
 //! `etcdctl get -w json` output, a Consul `kv export`, and Strata's own snapshot. The
 //! JSON file-tree source and the mapping language come next (see the README).
 
-pub mod base64;
+pub use strata_core::base64;
 pub mod dumps;
 pub mod jq;
 pub mod mapping;

@@ -1,5 +1,6 @@
 //! One function per command: open the store, call the library, print.
 
+mod backup;
 mod import;
 mod kv;
 mod migrate;
@@ -23,6 +24,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Diff(args) => transfer::diff(opts, args).await,
         // With -o, import touches no store.
         Command::Import(args) => import::import(opts, args).await,
+        // log and diff read only the repository; restore --all opens --to.
+        Command::Backup(command) => backup::command(opts, command).await,
         // `migrate new` touches no store.
         Command::Migrate(MigrateCommand::New { area, name, dir }) => {
             migrate::new(&dir.dir, &area, &name)
@@ -33,7 +36,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
 
 async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome> {
     match command {
-        Command::Copy(_) | Command::Mirror(_) | Command::Diff(_) | Command::Import(_) => {
+        Command::Copy(_)
+        | Command::Mirror(_)
+        | Command::Diff(_)
+        | Command::Import(_)
+        | Command::Backup(_) => {
             anyhow::bail!("copy, mirror, diff and import open their stores themselves")
         }
         Command::Get(args) => kv::get(store, args).await,

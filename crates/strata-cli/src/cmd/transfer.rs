@@ -142,7 +142,7 @@ fn status_json(s: &MirrorStatus) -> serde_json::Value {
 }
 
 /// Completes on SIGINT or SIGTERM.
-async fn shutdown() {
+pub(super) async fn shutdown() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

@@ -25,7 +25,7 @@ pub fn encode(bytes: &[u8]) -> String {
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let digit = |c: u8| ALPHABET.iter().position(|&a| a == c).map(|p| p as u32);
     let trimmed = text.trim_end_matches('=');
-    if text.len() % 4 != 0 || text.len() - trimmed.len() > 2 {
+    if !text.len().is_multiple_of(4) || text.len() - trimmed.len() > 2 {
         return None;
     }
     let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);

@@ -1,0 +1,520 @@
+//! `backup run` and `backup watch`: the store into Git, in full or incrementally.
+//!
+//! Owns choosing full or incremental, reading the store (one consistent read for a
+//! full backup; the changes since the recorded revision for an incremental one),
+//! turning keys into file edits, and committing. Invariant: a commit is written only
+//! after every blob and tree it points to, and the branch moves (atomically, checked
+//! against the parent) only after the commit; so a killed run leaves at most unused
+//! objects, never a commit that claims a revision whose data it lacks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use git2::build::TreeUpdateBuilder;
+use git2::{FileMode, ObjectType, Oid, Signature};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use strata_core::{scan, EventKind, KeySpan, Store, WatchRequest};
+
+use crate::layout::{locate, parse, render};
+use crate::repo::{git_err, Repo, Trailers};
+use crate::secrets::Secrets;
+use crate::Error;
+
+/// A Git identity.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub name: String,
+    pub email: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            name: "Strata Backup".into(),
+            email: "strata@localhost".into(),
+        }
+    }
+}
+
+/// How a backup runs.
+#[derive(Debug)]
+pub struct BackupOptions {
+    pub repo: PathBuf,
+    /// Key prefixes to back up (empty: every key). `/_strata/` is always left out.
+    pub prefixes: Vec<Vec<u8>>,
+    pub secrets: Secrets,
+    /// Text that identifies the options shaping the files (prefixes, schema, secrets
+    /// mode); a change forces a full backup.
+    pub options_id: String,
+    /// The store, as named in commit messages (without credentials).
+    pub store_label: String,
+    pub author: Identity,
+    pub committer: Identity,
+    /// A remote (name or URL) to push to after each commit.
+    pub push: Option<String>,
+}
+
+/// What one backup did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackupReport {
+    /// The commit made, `None` when nothing changed.
+    pub commit: Option<String>,
+    pub revision: i64,
+    pub full: bool,
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+    /// Files (blobs) written: the changed objects.
+    pub files_written: u64,
+    /// Keys read from the store (all of them for a full backup, the changes otherwise).
+    pub keys_read: u64,
+}
+
+const RESERVED: &[u8] = strata_core::transfer::RESERVED_PREFIX;
+
+impl BackupOptions {
+    fn selected(&self, key: &[u8]) -> bool {
+        !key.starts_with(RESERVED)
+            && (self.prefixes.is_empty() || self.prefixes.iter().any(|p| key.starts_with(p)))
+            && !self.secrets.skipped(key)
+    }
+
+    fn spans(&self) -> Vec<KeySpan> {
+        if self.prefixes.is_empty() {
+            vec![KeySpan::all()]
+        } else {
+            self.prefixes
+                .iter()
+                .map(|p| KeySpan::prefix(p.clone()))
+                .collect()
+        }
+    }
+
+    /// A short digest of the options, kept in each commit.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.options_id.as_bytes());
+        h.finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn signature(id: &Identity) -> Result<Signature<'static>, Error> {
+        Signature::now(&id.name, &id.email).map_err(git_err("making the commit signature"))
+    }
+}
+
+/// Keys changed, with their final value (`None`: deleted).
+type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// One backup: incremental when the last commit was made with the same options and
+/// its revision is still in the store's history, full otherwise.
+pub async fn run<S: Store>(store: &S, opts: &BackupOptions) -> Result<BackupReport, Error> {
+    let repo = Repo::open(&opts.repo, true, true)?;
+    let report = run_in(store, &repo, opts).await?;
+    push(&repo, opts)?;
+    Ok(report)
+}
+
+async fn run_in<S: Store>(
+    store: &S,
+    repo: &Repo,
+    opts: &BackupOptions,
+) -> Result<BackupReport, Error> {
+    let status = store
+        .status()
+        .await
+        .map_err(|e| Error::store("reading the store's revision", e))?;
+    let last = last_trailers(repo)?;
+    if let Some(t) = last.filter(|t| t.options == opts.digest()) {
+        if t.revision >= status.revision {
+            return Ok(BackupReport {
+                revision: t.revision,
+                ..BackupReport::default()
+            });
+        }
+        match changes_between(store, opts, t.revision + 1, status.revision).await {
+            Ok(changes) => return commit_changes(repo, opts, changes, status.revision).await,
+            Err(strata_core::Error::Compacted { .. }) => {}
+            Err(e) => return Err(Error::store("reading the changes since the last backup", e)),
+        }
+    }
+    full(store, repo, opts).await
+}
+
+fn last_trailers(repo: &Repo) -> Result<Option<Trailers>, Error> {
+    Ok(repo
+        .head()?
+        .and_then(|c| Trailers::parse(c.message().unwrap_or(""))))
+}
+
+/// Every change of the selected keys in revisions `from..=to`, replayed by a watch.
+async fn changes_between<S: Store>(
+    store: &S,
+    opts: &BackupOptions,
+    from: i64,
+    to: i64,
+) -> Result<Changes, strata_core::Error> {
+    let mut changes = Changes::new();
+    let mut watcher = store
+        .watch(WatchRequest {
+            span: KeySpan::all(),
+            start_revision: from,
+        })
+        .await?;
+    // Every revision up to `to` was made by a write, so the replay reaches `to`.
+    loop {
+        let batch = tokio::time::timeout(Duration::from_secs(60), watcher.next())
+            .await
+            .map_err(|_| strata_core::Error::WatchClosed {
+                backend: store.capabilities().backend.to_owned(),
+                reason: format!("no change reached revision {to} within 60 s"),
+            })?;
+        let events = match batch {
+            Some(Ok(events)) => events,
+            Some(Err(e)) => return Err(e),
+            None => return Ok(changes),
+        };
+        // A batch never splits a revision, so stopping after one is exact.
+        for e in events {
+            if e.revision() > to {
+                return Ok(changes);
+            }
+            if opts.selected(&e.kv.key) {
+                let value = (e.kind == EventKind::Put).then_some(e.kv.value);
+                changes.insert(e.kv.key, value);
+            }
+        }
+        if watcher.resume_revision() > to {
+            return Ok(changes);
+        }
+    }
+}
+
+/// Applies key changes to the files of HEAD and commits (if anything changed).
+async fn commit_changes(
+    repo: &Repo,
+    opts: &BackupOptions,
+    changes: Changes,
+    revision: i64,
+) -> Result<BackupReport, Error> {
+    let head = repo.head()?;
+    let base = match &head {
+        Some(c) => c.tree().map_err(git_err("reading HEAD's tree"))?,
+        None => repo.empty_tree()?,
+    };
+    // File → (member, new value, key).
+    type Edit = (String, Option<Vec<u8>>, Vec<u8>);
+    let mut by_file: BTreeMap<String, Vec<Edit>> = BTreeMap::new();
+    let keys_read = changes.len() as u64;
+    for (key, value) in changes {
+        let (file, member) = locate(&key);
+        by_file.entry(file).or_default().push((member, value, key));
+    }
+    let mut report = BackupReport {
+        revision,
+        keys_read,
+        ..BackupReport::default()
+    };
+    let mut update = TreeUpdateBuilder::new();
+    for (file, edits) in by_file {
+        let old = match repo.file(&base, &file)? {
+            Some(bytes) => parse(&bytes).ok_or_else(|| Error::Format {
+                key: file.clone(),
+                reason: "not a JSON object".into(),
+            })?,
+            None => BTreeMap::new(),
+        };
+        let mut new = old.clone();
+        for (member, value, key) in edits {
+            match value.and_then(|v| opts.secrets.protect(&key, &v)) {
+                Some(v) => new.insert(member, v),
+                None => new.remove(&member),
+            };
+        }
+        count(&old, &new, &mut report);
+        if new == old {
+            continue;
+        }
+        if new.is_empty() {
+            update.remove(file.as_str());
+        } else {
+            let oid = repo
+                .git
+                .blob(&render(&new))
+                .map_err(git_err(format!("writing {file}")))?;
+            update.upsert(file.as_str(), oid, FileMode::Blob);
+            report.files_written += 1;
+        }
+    }
+    let tree = update
+        .create_updated(&repo.git, &base)
+        .map_err(git_err("writing the trees"))?;
+    finish(repo, opts, head.as_ref(), base.id(), tree, report)
+}
+
+fn count(old: &BTreeMap<String, Value>, new: &BTreeMap<String, Value>, report: &mut BackupReport) {
+    for (m, v) in new {
+        match old.get(m) {
+            None => report.added += 1,
+            Some(o) if o != v => report.changed += 1,
+            Some(_) => {}
+        }
+    }
+    report.removed += old.keys().filter(|m| !new.contains_key(*m)).count() as u64;
+}
+
+/// Commits `tree` unless it equals the parent's.
+fn finish(
+    repo: &Repo,
+    opts: &BackupOptions,
+    head: Option<&git2::Commit<'_>>,
+    base: Oid,
+    tree: Oid,
+    mut report: BackupReport,
+) -> Result<BackupReport, Error> {
+    if head.is_some() && tree == base {
+        return Ok(report);
+    }
+    let message = format!(
+        "backup at revision {}: {} added, {} changed, {} removed\n\n\
+         Store: {}\nStrata-Revision: {}\nStrata-Added: {}\nStrata-Changed: {}\nStrata-Removed: {}\nStrata-Options: {}\n",
+        report.revision,
+        report.added,
+        report.changed,
+        report.removed,
+        opts.store_label,
+        report.revision,
+        report.added,
+        report.changed,
+        report.removed,
+        opts.digest()
+    );
+    let author = BackupOptions::signature(&opts.author)?;
+    let committer = BackupOptions::signature(&opts.committer)?;
+    let oid = repo.commit(tree, head, &message, &author, &committer)?;
+    report.commit = Some(oid.to_string());
+    Ok(report)
+}
+
+/// A full backup: one consistent read of the selected keys, every file compared by
+/// its hash with HEAD's and written only if it differs.
+async fn full<S: Store>(
+    store: &S,
+    repo: &Repo,
+    opts: &BackupOptions,
+) -> Result<BackupReport, Error> {
+    let revision = store
+        .status()
+        .await
+        .map_err(|e| Error::store("reading the store's revision", e))?
+        .revision;
+    let mut files: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    let mut keys_read = 0u64;
+    for span in opts.spans() {
+        scan(store, span, revision, |kvs| {
+            for kv in kvs {
+                keys_read += 1;
+                if !opts.selected(&kv.key) {
+                    continue;
+                }
+                if let Some(v) = opts.secrets.protect(&kv.key, &kv.value) {
+                    let (file, member) = locate(&kv.key);
+                    files.entry(file).or_default().insert(member, v);
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::store("reading the store", e))?;
+    }
+    let head = repo.head()?;
+    let base = match &head {
+        Some(c) => c.tree().map_err(git_err("reading HEAD's tree"))?,
+        None => repo.empty_tree()?,
+    };
+    let old_files = repo.files(&base, "")?;
+    let mut report = BackupReport {
+        revision,
+        full: true,
+        keys_read,
+        ..BackupReport::default()
+    };
+    let mut update = TreeUpdateBuilder::new();
+    let mut seen = BTreeSet::new();
+    for (file, members) in &files {
+        seen.insert(file.as_str());
+        let bytes = render(members);
+        let oid = Oid::hash_object(ObjectType::Blob, &bytes).map_err(git_err("hashing a file"))?;
+        let old = old_files.get(file);
+        if old == Some(&oid) {
+            continue;
+        }
+        let before = match old {
+            Some(o) => parse(&repo.blob(*o)?).unwrap_or_default(),
+            None => BTreeMap::new(),
+        };
+        count(&before, members, &mut report);
+        repo.git
+            .blob(&bytes)
+            .map_err(git_err(format!("writing {file}")))?;
+        update.upsert(file.as_str(), oid, FileMode::Blob);
+        report.files_written += 1;
+    }
+    for (file, oid) in &old_files {
+        if !seen.contains(file.as_str()) {
+            let before = parse(&repo.blob(*oid)?).unwrap_or_default();
+            report.removed += before.len() as u64;
+            update.remove(file.as_str());
+        }
+    }
+    let tree = update
+        .create_updated(&repo.git, &base)
+        .map_err(git_err("writing the trees"))?;
+    finish(repo, opts, head.as_ref(), base.id(), tree, report)
+}
+
+fn push(repo: &Repo, opts: &BackupOptions) -> Result<(), Error> {
+    let Some(remote) = &opts.push else {
+        return Ok(());
+    };
+    let Some(_) = repo.head()? else {
+        return Ok(());
+    };
+    let mut r = repo
+        .git
+        .find_remote(remote)
+        .or_else(|_| repo.git.remote_anonymous(remote))
+        .map_err(git_err(format!("finding the remote {remote}")))?;
+    let head = repo
+        .git
+        .find_reference("HEAD")
+        .map_err(git_err("reading HEAD"))?;
+    let branch = head
+        .symbolic_target()
+        .unwrap_or("refs/heads/main")
+        .to_owned();
+    r.push(&[format!("{branch}:{branch}")], None)
+        .map_err(git_err(format!(
+            "pushing {branch} to {remote} (the commit is kept; the next run pushes again)"
+        )))?;
+    Ok(())
+}
+
+/// `backup watch`: a backup now, then one commit per burst of changes, `debounce`
+/// after its first change, until `stop` resolves. After a lost watch it starts again
+/// from the last committed revision (a full read if that was compacted).
+pub async fn watch<S: Store, F: Future<Output = ()>>(
+    store: &S,
+    opts: &BackupOptions,
+    debounce: Duration,
+    on_commit: &mut dyn FnMut(&BackupReport),
+    stop: F,
+) -> Result<(), Error> {
+    let repo = Repo::open(&opts.repo, true, true)?;
+    tokio::pin!(stop);
+    loop {
+        let report = run_in(store, &repo, opts).await?;
+        push(&repo, opts)?;
+        on_commit(&report);
+        let mut recorded = report.revision;
+        if report.commit.is_none() {
+            recorded = last_trailers(&repo)?.map_or(report.revision, |t| t.revision);
+        }
+        let watched = follow(
+            store,
+            &repo,
+            opts,
+            recorded,
+            debounce,
+            on_commit,
+            stop.as_mut(),
+        )
+        .await;
+        match watched {
+            Ok(true) => return Ok(()),
+            Ok(false) => continue,
+            Err(e) => {
+                tracing_note(&format!(
+                    "watch interrupted: {e}; resuming from the last commit"
+                ));
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.as_mut() => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+fn tracing_note(text: &str) {
+    eprintln!("{text}");
+}
+
+/// Follows changes from `recorded + 1`, committing each burst. `Ok(true)` when
+/// stopped, `Ok(false)` to start over with a backup (the watch ended).
+async fn follow<S: Store>(
+    store: &S,
+    repo: &Repo,
+    opts: &BackupOptions,
+    recorded: i64,
+    debounce: Duration,
+    on_commit: &mut dyn FnMut(&BackupReport),
+    mut stop: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<bool, Error> {
+    let mut watcher = store
+        .watch(WatchRequest {
+            span: KeySpan::all(),
+            start_revision: recorded + 1,
+        })
+        .await
+        .map_err(|e| Error::store("watching the store", e))?;
+    let mut pending = Changes::new();
+    let mut last_revision = recorded;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.as_mut() => {
+                if last_revision > recorded {
+                    let report = commit_changes(repo, opts, std::mem::take(&mut pending), last_revision).await?;
+                    push(repo, opts)?;
+                    on_commit(&report);
+                }
+                return Ok(true);
+            }
+            _ = sleep => {
+                let report = commit_changes(repo, opts, std::mem::take(&mut pending), last_revision).await?;
+                push(repo, opts)?;
+                on_commit(&report);
+                deadline = None;
+            }
+            batch = watcher.next() => match batch {
+                Some(Ok(events)) => {
+                    for e in events {
+                        last_revision = last_revision.max(e.revision());
+                        if opts.selected(&e.kv.key) {
+                            let value = (e.kind == EventKind::Put).then_some(e.kv.value);
+                            pending.insert(e.kv.key, value);
+                        }
+                    }
+                    if deadline.is_none() {
+                        deadline = Some(tokio::time::Instant::now() + debounce);
+                    }
+                }
+                Some(Err(e)) => return Err(Error::store("watching the store", e)),
+                None => return Ok(false),
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Git backup of a store: readable files, incremental commits, single-record history
+//! and restore, verification, secrets never in the clear.
+//!
+//! The store is written into a Git repository through libgit2 ([`repo`]): one JSON
+//! file per group of sibling keys ([`layout`]), secrets fingerprinted or encrypted
+//! ([`secrets`]). A backup after a previous one replays only the changes since the
+//! recorded revision and edits only the affected trees ([`backup`]); `watch` does so
+//! continuously. [`restore`] reads any commit back: one key, one object, a prefix, or a
+//! whole store; `log`, `diff` and `verify` read history.
+
+pub mod backup;
+pub mod layout;
+pub mod repo;
+pub mod restore;
+pub mod secrets;
+
+use std::path::PathBuf;
+
+pub use backup::{run, watch, BackupOptions, BackupReport, Identity};
+pub use restore::{
+    diff, log, restore, restore_all, verify, KeyChange, LogEntry, RestoreReport, VerifyReport,
+};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("git: {what}: {source}")]
+    Git {
+        what: String,
+        #[source]
+        source: git2::Error,
+    },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{context}: {source}")]
+    Store {
+        context: String,
+        #[source]
+        source: strata_core::Error,
+    },
+
+    #[error("another strata backup is writing to {repo}; wait for it to finish (only one writer at a time)")]
+    Busy { repo: String },
+
+    #[error("key file {path}: {reason}")]
+    Key { path: String, reason: String },
+
+    #[error("{key} is stored encrypted; pass --encrypt-secrets KEYFILE with the key the backup was made with")]
+    NeedKey { key: String },
+
+    #[error("the backup of {key} is malformed ({reason}); was the file edited by hand?")]
+    Format { key: String, reason: String },
+
+    #[error("{0}")]
+    NotFound(String),
+
+    #[error("{} keys changed in the store since they were read: {}{}; nothing was restored. Run again to restore over the new values, or pass --force to overwrite whatever is there",
+        keys.len(), keys.iter().take(5).cloned().collect::<Vec<_>>().join(", "), if keys.len() > 5 { ", …" } else { "" })]
+    Conflict { keys: Vec<String> },
+
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl Error {
+    pub(crate) fn store(context: impl Into<String>, source: strata_core::Error) -> Self {
+        Error::Store {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Where the fingerprint key lives by default: inside the repository's Git folder,
+/// which is never part of a commit or a push.
+pub fn default_fingerprint_key(repo: &std::path::Path) -> PathBuf {
+    match git2::Repository::open(repo) {
+        Ok(r) => r.path().join("strata/fingerprint.key"),
+        Err(_) => repo.join("strata/fingerprint.key"),
+    }
+}

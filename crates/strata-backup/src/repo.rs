@@ -1,0 +1,307 @@
+//! The backup repository, through libgit2 (the `git2` crate; no `git` process).
+//!
+//! Owns opening or creating the repository, the single-writer lock, reading the files
+//! of a commit, writing blobs and tree edits, committing with the parent check, the
+//! trailers a commit carries (`Strata-Revision: N`…) and resolving `--at COMMIT|DATE`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use git2::{
+    Commit, ObjectType, Oid, Repository, RepositoryInitOptions, Signature, Tree, TreeWalkMode,
+    TreeWalkResult,
+};
+
+use crate::Error;
+
+pub(crate) fn git_err(what: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Git { what, source }
+}
+
+/// An open backup repository.
+pub struct Repo {
+    pub git: Repository,
+    pub path: PathBuf,
+    /// Held while we write: a second writer fails fast instead of racing.
+    _lock: Option<File>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repo({})", self.path.display())
+    }
+}
+
+/// What a commit records about the backup it holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trailers {
+    pub revision: i64,
+    /// A digest of the options that shape the files (prefixes, schema, secrets mode):
+    /// an incremental backup continues only a commit made with the same options.
+    pub options: String,
+    pub store: String,
+}
+
+impl Trailers {
+    pub fn parse(message: &str) -> Option<Trailers> {
+        let mut t = Trailers::default();
+        let mut found = false;
+        for line in message.lines() {
+            if let Some(v) = line.strip_prefix("Strata-Revision: ") {
+                t.revision = v.trim().parse().ok()?;
+                found = true;
+            } else if let Some(v) = line.strip_prefix("Strata-Options: ") {
+                t.options = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("Store: ") {
+                t.store = v.trim().to_owned();
+            }
+        }
+        found.then_some(t)
+    }
+}
+
+impl Repo {
+    /// Opens `path`, creating a bare repository (branch `main`) if it does not exist.
+    /// With `write`, takes the writer lock and clears lock files a killed writer left.
+    pub fn open(path: &Path, create: bool, write: bool) -> Result<Repo, Error> {
+        let git = match Repository::open(path) {
+            Ok(git) => git,
+            Err(_) if create && (!path.exists() || dir_is_empty(path)) => {
+                let mut opts = RepositoryInitOptions::new();
+                opts.bare(true).initial_head("main");
+                Repository::init_opts(path, &opts).map_err(git_err(format!("creating a repository at {}", path.display())))?
+            }
+            Err(e) => {
+                return Err(Error::Git {
+                    what: format!(
+                        "opening {} (give the path of a Git repository, or of a new or empty folder to create one)",
+                        path.display()
+                    ),
+                    source: e,
+                })
+            }
+        };
+        let lock = if write {
+            Some(take_writer_lock(git.path())?)
+        } else {
+            None
+        };
+        Ok(Repo {
+            git,
+            path: path.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    /// The commit HEAD points at, if any.
+    pub fn head(&self) -> Result<Option<Commit<'_>>, Error> {
+        match self.git.head() {
+            Ok(r) => Ok(Some(r.peel_to_commit().map_err(git_err("reading HEAD"))?)),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    git2::ErrorCode::UnbornBranch | git2::ErrorCode::NotFound
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(git_err("reading HEAD")(e)),
+        }
+    }
+
+    pub fn empty_tree(&self) -> Result<Tree<'_>, Error> {
+        let oid = self
+            .git
+            .treebuilder(None)
+            .and_then(|b| b.write())
+            .map_err(git_err("writing the empty tree"))?;
+        self.git
+            .find_tree(oid)
+            .map_err(git_err("reading the empty tree"))
+    }
+
+    /// Every `.json` file of a tree under `dir` (`""` for all): path → blob id.
+    pub fn files(&self, tree: &Tree<'_>, dir: &str) -> Result<BTreeMap<String, Oid>, Error> {
+        let mut out = BTreeMap::new();
+        let (root, base) = if dir.is_empty() {
+            (tree.clone(), String::new())
+        } else {
+            match tree.get_path(Path::new(dir)) {
+                Ok(entry) if entry.kind() == Some(ObjectType::Tree) => (
+                    self.git
+                        .find_tree(entry.id())
+                        .map_err(git_err("reading a tree"))?,
+                    format!("{dir}/"),
+                ),
+                _ => return Ok(out),
+            }
+        };
+        root.walk(TreeWalkMode::PreOrder, |parent, entry| {
+            if entry.kind() == Some(ObjectType::Blob) {
+                if let Some(name) = entry.name() {
+                    out.insert(format!("{base}{parent}{name}"), entry.id());
+                }
+            }
+            TreeWalkResult::Ok
+        })
+        .map_err(git_err("walking a tree"))?;
+        Ok(out)
+    }
+
+    /// The blob at `path` in `tree`, if any.
+    pub fn file(&self, tree: &Tree<'_>, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        match tree.get_path(Path::new(path)) {
+            Ok(entry) if entry.kind() == Some(ObjectType::Blob) => {
+                let blob = self
+                    .git
+                    .find_blob(entry.id())
+                    .map_err(git_err(format!("reading {path}")))?;
+                Ok(Some(blob.content().to_vec()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub fn blob(&self, oid: Oid) -> Result<Vec<u8>, Error> {
+        Ok(self
+            .git
+            .find_blob(oid)
+            .map_err(git_err("reading a blob"))?
+            .content()
+            .to_vec())
+    }
+
+    /// Commits `tree` on HEAD's branch with `parent` as its parent (checked: if HEAD
+    /// moved meanwhile, the update fails rather than losing a commit).
+    pub fn commit(
+        &self,
+        tree: Oid,
+        parent: Option<&Commit<'_>>,
+        message: &str,
+        author: &Signature<'_>,
+        committer: &Signature<'_>,
+    ) -> Result<Oid, Error> {
+        let tree = self
+            .git
+            .find_tree(tree)
+            .map_err(git_err("reading the new tree"))?;
+        let parents: Vec<&Commit<'_>> = parent.into_iter().collect();
+        let oid = self
+            .git
+            .commit(None, author, committer, message, &tree, &parents)
+            .map_err(git_err("writing the commit"))?;
+        let head = self
+            .git
+            .find_reference("HEAD")
+            .map_err(git_err("reading HEAD"))?;
+        let branch = head
+            .symbolic_target()
+            .unwrap_or("refs/heads/main")
+            .to_owned();
+        match parent {
+            Some(p) => {
+                self.git
+                    .reference_matching(&branch, oid, true, p.id(), "strata backup")
+                    .map_err(git_err(format!(
+                        "moving {branch} (did another writer commit meanwhile?)"
+                    )))?;
+            }
+            None => {
+                self.git
+                    .reference(&branch, oid, false, "strata backup: first commit")
+                    .map_err(git_err(format!("creating {branch}")))?;
+            }
+        }
+        Ok(oid)
+    }
+
+    /// A commit from `COMMIT` (anything `git rev-parse` takes) or a date
+    /// (`2026-11-24`, `2026-11-24T08:00:00Z`): the last commit made at or before it.
+    pub fn resolve(&self, at: &str) -> Result<Commit<'_>, Error> {
+        if let Some(secs) = strata_core::clock::parse_rfc3339(at) {
+            let mut walk = self.git.revwalk().map_err(git_err("walking history"))?;
+            walk.push_head().map_err(git_err("walking history"))?;
+            for oid in walk {
+                let c = self
+                    .git
+                    .find_commit(oid.map_err(git_err("walking history"))?)
+                    .map_err(git_err("reading a commit"))?;
+                if c.time().seconds() <= secs {
+                    return Ok(c);
+                }
+            }
+            return Err(Error::NotFound(format!(
+                "no backup commit was made at or before {at}"
+            )));
+        }
+        let obj = self.git.revparse_single(at).map_err(|_| {
+            Error::NotFound(format!(
+                "{at} is neither a commit of the backup nor a date (YYYY-MM-DD[THH:MM:SSZ])"
+            ))
+        })?;
+        obj.peel_to_commit()
+            .map_err(git_err(format!("reading commit {at}")))
+    }
+}
+
+fn dir_is_empty(path: &Path) -> bool {
+    std::fs::read_dir(path)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false)
+}
+
+/// An exclusive OS lock on `<gitdir>/strata-backup.lock`, released when the process
+/// dies. Holding it, any `*.lock` file under `refs/` or `HEAD.lock` was left by a
+/// killed writer and is removed.
+fn take_writer_lock(git_dir: &Path) -> Result<File, Error> {
+    let path = git_dir.join("strata-backup.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(Error::Busy {
+                repo: git_dir.display().to_string(),
+            })
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Error::Io {
+                path: path.display().to_string(),
+                source: e,
+            })
+        }
+    }
+    let mut stale = vec![
+        git_dir.join("HEAD.lock"),
+        git_dir.join("packed-refs.lock"),
+        git_dir.join("index.lock"),
+    ];
+    collect_locks(&git_dir.join("refs"), &mut stale);
+    for lock in stale {
+        let _ = std::fs::remove_file(lock);
+    }
+    Ok(file)
+}
+
+fn collect_locks(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_locks(&path, out);
+        } else if path.extension().is_some_and(|e| e == "lock") {
+            out.push(path);
+        }
+    }
+}

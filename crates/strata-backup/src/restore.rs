@@ -1,0 +1,476 @@
+//! Reading backups back: restore, log, diff, verify.
+//!
+//! Owns turning the files of a commit into keys and values (revealing encrypted
+//! secrets with the key file; fingerprinted ones cannot be restored and are reported),
+//! restoring a key, an object or a prefix in one transaction conditioned on the
+//! revisions read, rebuilding a whole store into an empty one, a key's or object's
+//! history, the key-level difference of two commits, and the check that the last
+//! commit matches the store at the revision it records.
+
+use std::collections::BTreeMap;
+
+use git2::{Commit, Oid};
+use serde_json::Value;
+use strata_core::key::display_key;
+use strata_core::transfer::Digest;
+use strata_core::{scan, Compare, CompareOp, KeySpan, MemStore, Op, OpResponse, Store, Txn};
+
+use crate::backup::BackupOptions;
+use crate::layout::{file_prefix, key_of, locate, parse};
+use crate::repo::{git_err, Repo, Trailers};
+use crate::secrets::Secrets;
+use crate::Error;
+
+/// The keys of a commit under `prefix`: key → written value.
+fn written(
+    repo: &Repo,
+    commit: &Commit<'_>,
+    prefix: &[u8],
+) -> Result<BTreeMap<Vec<u8>, Value>, Error> {
+    let tree = commit.tree().map_err(git_err("reading a commit's tree"))?;
+    let mut out = BTreeMap::new();
+    let dir = file_prefix(prefix);
+    let mut files = repo.files(&tree, &dir)?;
+    // Keys directly under the root or not starting with `/` live in special files.
+    for special in ["%root.json", "%relative.json"] {
+        if let Some(bytes) = repo.file(&tree, special)? {
+            files.insert(
+                special.to_owned(),
+                Oid::hash_object(git2::ObjectType::Blob, &bytes).map_err(git_err("hashing"))?,
+            );
+        }
+    }
+    for (file, oid) in files {
+        let members = parse(&repo.blob(oid)?).ok_or_else(|| Error::Format {
+            key: file.clone(),
+            reason: "not a JSON object".into(),
+        })?;
+        for (member, value) in members {
+            let key = key_of(&file, &member).ok_or_else(|| Error::Format {
+                key: format!("{file} member {member}"),
+                reason: "a name that is not Strata's escaping".into(),
+            })?;
+            if key.starts_with(prefix) {
+                out.insert(key, value);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Restorable keys and values, and the keys that cannot be restored.
+type Snapshot = (BTreeMap<Vec<u8>, Vec<u8>>, Vec<Vec<u8>>);
+
+/// The restorable keys of a commit under `prefix`, and the keys that cannot be
+/// restored (fingerprinted secrets).
+fn snapshot(
+    repo: &Repo,
+    commit: &Commit<'_>,
+    prefix: &[u8],
+    secrets: &Secrets,
+) -> Result<(BTreeMap<Vec<u8>, Vec<u8>>, Vec<Vec<u8>>), Error> {
+    let mut values = BTreeMap::new();
+    let mut secret = Vec::new();
+    for (key, value) in written(repo, commit, prefix)? {
+        match secrets.reveal(&key, &value)? {
+            Some(v) => {
+                values.insert(key, v);
+            }
+            None => secret.push(key),
+        }
+    }
+    Ok((values, secret))
+}
+
+/// What a restore did (or would do, with `dry_run`).
+#[derive(Clone, Debug, Default)]
+pub struct RestoreReport {
+    pub commit: String,
+    pub revision: i64,
+    /// Keys written (missing or different), and deleted (not in the backup).
+    pub put: Vec<Vec<u8>>,
+    pub deleted: Vec<Vec<u8>>,
+    pub unchanged: u64,
+    /// Fingerprinted secrets: left as they are in the store.
+    pub secrets_kept: Vec<Vec<u8>>,
+    /// The store revision after the restore (0 for a dry run or no change).
+    pub store_revision: i64,
+}
+
+/// Restores `target` as of `at`: with a trailing `/` every key under that prefix;
+/// otherwise the key itself and the object below it (`/app/users/7` and
+/// `/app/users/7/…`). One transaction, conditioned on the revisions read (unless
+/// `force`); keys of the span that the backup lacks are deleted, except keys the backup
+/// never covers (`backup = false`, `/_strata/`, outside its prefixes).
+pub async fn restore<S: Store>(
+    store: &S,
+    opts: &BackupOptions,
+    target: &str,
+    at: &str,
+    dry_run: bool,
+    force: bool,
+) -> Result<RestoreReport, Error> {
+    let repo = Repo::open(&opts.repo, false, false)?;
+    let commit = repo.resolve(at)?;
+    let revision = Trailers::parse(commit.message().unwrap_or("")).map_or(0, |t| t.revision);
+    let t = target.as_bytes();
+    let spans: Vec<KeySpan> = if target.ends_with('/') {
+        vec![KeySpan::prefix(t)]
+    } else {
+        let mut sub = t.to_vec();
+        sub.push(b'/');
+        vec![KeySpan::key(t), KeySpan::prefix(sub)]
+    };
+    let (mut wanted, secret) = snapshot(&repo, &commit, t, &opts.secrets)?;
+    wanted.retain(|k, _| spans.iter().any(|s| s.contains(k)));
+    let resp = store
+        .txn(Txn::new().and_then(spans.iter().map(|s| Op::get(s.clone()))))
+        .await
+        .map_err(|e| Error::store(format!("reading {target}"), e))?;
+    let mut current = BTreeMap::new();
+    for r in resp.responses {
+        if let OpResponse::Range(range) = r {
+            for kv in range.kvs {
+                current.insert(kv.key.clone(), kv);
+            }
+        }
+    }
+    let mut report = RestoreReport {
+        commit: commit.id().to_string(),
+        revision,
+        ..RestoreReport::default()
+    };
+    let mut compares = Vec::new();
+    let mut ops = Vec::new();
+    let secret_in_span: Vec<Vec<u8>> = secret
+        .into_iter()
+        .filter(|k| spans.iter().any(|s| s.contains(k)))
+        .collect();
+    for (key, value) in &wanted {
+        let now = current.get(key);
+        if now.is_some_and(|kv| &kv.value == value) {
+            report.unchanged += 1;
+            continue;
+        }
+        compares.push(Compare::mod_revision(
+            key.clone(),
+            CompareOp::Equal,
+            now.map_or(0, |kv| kv.mod_revision),
+        ));
+        ops.push(Op::put(key.clone(), value.clone()));
+        report.put.push(key.clone());
+    }
+    for (key, kv) in &current {
+        if wanted.contains_key(key) || secret_in_span.contains(key) || !opts_cover(opts, key) {
+            continue;
+        }
+        compares.push(Compare::mod_revision(
+            key.clone(),
+            CompareOp::Equal,
+            kv.mod_revision,
+        ));
+        ops.push(Op::delete(KeySpan::key(key.clone())));
+        report.deleted.push(key.clone());
+    }
+    report.secrets_kept = secret_in_span;
+    if dry_run || ops.is_empty() {
+        return Ok(report);
+    }
+    let limit = store.capabilities().max_txn_ops;
+    if ops.len() > limit {
+        return Err(Error::Refused(format!(
+            "restoring {target} takes {} writes, more than one {} transaction holds ({limit}); \
+             restore a narrower prefix, or rebuild a whole store with `backup restore --all --to URL`",
+            ops.len(),
+            store.capabilities().backend
+        )));
+    }
+    let txn = Txn::new()
+        .when(if force { Vec::new() } else { compares.clone() })
+        .and_then(ops);
+    let resp = store
+        .txn(txn)
+        .await
+        .map_err(|e| Error::store(format!("restoring {target}"), e))?;
+    if !resp.succeeded {
+        // Name the keys that moved.
+        let mut moved = Vec::new();
+        for c in compares {
+            let kv = store
+                .get(&c.key)
+                .await
+                .map_err(|e| Error::store("re-reading", e))?;
+            if !c.evaluate(kv.as_ref()) {
+                moved.push(display_key(&c.key));
+            }
+        }
+        return Err(Error::Conflict { keys: moved });
+    }
+    report.store_revision = resp.revision;
+    Ok(report)
+}
+
+fn opts_cover(opts: &BackupOptions, key: &[u8]) -> bool {
+    !key.starts_with(strata_core::transfer::RESERVED_PREFIX)
+        && (opts.prefixes.is_empty() || opts.prefixes.iter().any(|p| key.starts_with(p)))
+        && !opts.secrets.skipped(key)
+}
+
+/// Rebuilds a whole store as of `at` into `target`, which must hold no keys.
+pub async fn restore_all<S: Store + Clone + 'static>(
+    target: &S,
+    opts: &BackupOptions,
+    at: &str,
+) -> Result<RestoreReport, Error> {
+    let repo = Repo::open(&opts.repo, false, false)?;
+    let commit = repo.resolve(at)?;
+    let revision = Trailers::parse(commit.message().unwrap_or("")).map_or(0, |t| t.revision);
+    let mut existing = 0u64;
+    scan(target, KeySpan::all(), 0, |kvs| {
+        existing += kvs
+            .iter()
+            .filter(|kv| !kv.key.starts_with(strata_core::transfer::RESERVED_PREFIX))
+            .count() as u64;
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::store("reading the target store", e))?;
+    if existing > 0 {
+        return Err(Error::Refused(format!(
+            "the target store holds {existing} keys; restore --all rebuilds into an empty store (restore prefixes into a live one)"
+        )));
+    }
+    let (values, secret) = snapshot(&repo, &commit, b"", &opts.secrets)?;
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = values.into_iter().collect();
+    let keys: Vec<Vec<u8>> = entries.iter().map(|(k, _)| k.clone()).collect();
+    let loaded = strata_core::load::load(target, entries, None, &mut |_| {})
+        .await
+        .map_err(|e| Error::store("writing the restored keys", e))?;
+    Ok(RestoreReport {
+        commit: commit.id().to_string(),
+        revision,
+        put: keys,
+        secrets_kept: secret,
+        store_revision: loaded.revision,
+        ..RestoreReport::default()
+    })
+}
+
+/// One change of a key (or of an object's file) in history.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    pub commit: String,
+    pub time: i64,
+    pub revision: i64,
+    pub changes: Vec<KeyChange>,
+}
+
+/// A key's written value before and after.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyChange {
+    pub key: Vec<u8>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+fn member_diff(
+    file: &str,
+    before: &BTreeMap<String, Value>,
+    after: &BTreeMap<String, Value>,
+    only: Option<&str>,
+) -> Vec<KeyChange> {
+    let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|m| only.is_none_or(|o| o == m.as_str()))
+        .filter_map(|m| {
+            let (b, a) = (before.get(m), after.get(m));
+            (b != a).then(|| KeyChange {
+                key: key_of(file, m).unwrap_or_else(|| m.as_bytes().to_vec()),
+                before: b.cloned(),
+                after: a.cloned(),
+            })
+        })
+        .collect()
+}
+
+fn file_at(repo: &Repo, commit: &Commit<'_>, file: &str) -> Result<BTreeMap<String, Value>, Error> {
+    let tree = commit.tree().map_err(git_err("reading a tree"))?;
+    Ok(repo
+        .file(&tree, file)?
+        .and_then(|b| parse(&b))
+        .unwrap_or_default())
+}
+
+/// Every commit where `target` changed, newest first. `target` is a key (its value),
+/// or an object path (every field in its file).
+pub fn log(repo_path: &std::path::Path, target: &str) -> Result<Vec<LogEntry>, Error> {
+    let repo = Repo::open(repo_path, false, false)?;
+    let (key_file, member) = locate(target.as_bytes());
+    let (object_file, _) = locate(format!("{target}/x").as_bytes());
+    let mut walk = repo.git.revwalk().map_err(git_err("walking history"))?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)
+        .map_err(git_err("walking history"))?;
+    if repo.head()?.is_none() {
+        return Ok(Vec::new());
+    }
+    walk.push_head().map_err(git_err("walking history"))?;
+    let mut out = Vec::new();
+    for oid in walk {
+        let commit = repo
+            .git
+            .find_commit(oid.map_err(git_err("walking history"))?)
+            .map_err(git_err("reading a commit"))?;
+        let parent = commit.parent(0).ok();
+        let mut changes = Vec::new();
+        for (file, only) in [(&key_file, Some(member.as_str())), (&object_file, None)] {
+            let after = file_at(&repo, &commit, file)?;
+            let before = match &parent {
+                Some(p) => file_at(&repo, p, file)?,
+                None => BTreeMap::new(),
+            };
+            changes.extend(member_diff(file, &before, &after, only));
+        }
+        if !changes.is_empty() {
+            out.push(LogEntry {
+                commit: commit.id().to_string(),
+                time: commit.time().seconds(),
+                revision: Trailers::parse(commit.message().unwrap_or("")).map_or(0, |t| t.revision),
+                changes,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Every key that differs between two commits (or dates).
+pub fn diff(repo_path: &std::path::Path, a: &str, b: &str) -> Result<Vec<KeyChange>, Error> {
+    let repo = Repo::open(repo_path, false, false)?;
+    let (ca, cb) = (repo.resolve(a)?, repo.resolve(b)?);
+    let (ta, tb) = (
+        ca.tree().map_err(git_err("reading a tree"))?,
+        cb.tree().map_err(git_err("reading a tree"))?,
+    );
+    let diff = repo
+        .git
+        .diff_tree_to_tree(Some(&ta), Some(&tb), None)
+        .map_err(git_err("comparing the commits"))?;
+    let mut files = Vec::new();
+    for delta in diff.deltas() {
+        for f in [delta.old_file(), delta.new_file()] {
+            if let Some(p) = f.path().and_then(|p| p.to_str()) {
+                files.push(p.to_owned());
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    let mut out = Vec::new();
+    for file in files {
+        out.extend(member_diff(
+            &file,
+            &file_at(&repo, &ca, &file)?,
+            &file_at(&repo, &cb, &file)?,
+            None,
+        ));
+    }
+    Ok(out)
+}
+
+/// What `verify` compared.
+#[derive(Clone, Debug)]
+pub struct VerifyReport {
+    pub commit: String,
+    pub revision: i64,
+    pub keys: u64,
+    pub digest: String,
+}
+
+/// Restores the latest commit into a scratch in-memory store and compares its digest
+/// with the live store's selected keys at the revision the commit records (secrets
+/// compared in their written form).
+pub async fn verify<S: Store>(store: &S, opts: &BackupOptions) -> Result<VerifyReport, Error> {
+    let repo = Repo::open(&opts.repo, false, false)?;
+    let commit = repo.head()?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "{} has no backup yet: run `strata backup run`",
+            opts.repo.display()
+        ))
+    })?;
+    let t = Trailers::parse(commit.message().unwrap_or(""))
+        .ok_or_else(|| Error::NotFound("HEAD is not a strata backup commit".into()))?;
+    let scratch = MemStore::new();
+    let mut ops = Vec::new();
+    for (key, value) in written(&repo, &commit, b"")? {
+        let bytes = match opts.secrets.reveal(&key, &value) {
+            Ok(Some(v)) => v,
+            _ => value.to_string().into_bytes(),
+        };
+        ops.push(Op::put(key, bytes));
+        if ops.len() == 1000 {
+            scratch
+                .txn(Txn::new().and_then(std::mem::take(&mut ops)))
+                .await
+                .map_err(|e| Error::store("filling the scratch store", e))?;
+        }
+    }
+    scratch
+        .txn(Txn::new().and_then(ops))
+        .await
+        .map_err(|e| Error::store("filling the scratch store", e))?;
+    let mut restored = Digest::default();
+    scan(&scratch, KeySpan::all(), 0, |kvs| {
+        kvs.iter().for_each(|kv| restored.add(&kv.key, &kv.value));
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::store("reading the scratch store", e))?;
+    let mut live = Digest::default();
+    let spans = if opts.prefixes.is_empty() {
+        vec![KeySpan::all()]
+    } else {
+        opts.prefixes
+            .iter()
+            .map(|p| KeySpan::prefix(p.clone()))
+            .collect()
+    };
+    for span in spans {
+        scan(store, span, t.revision, |kvs| {
+            for kv in kvs.iter().filter(|kv| opts_cover(opts, &kv.key)) {
+                let Some(written) = opts.secrets.protect(&kv.key, &kv.value) else { continue };
+                match opts.secrets.reveal(&kv.key, &written) {
+                    Ok(Some(_)) => live.add(&kv.key, &kv.value),
+                    _ => live.add(&kv.key, written.to_string().as_bytes()),
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| match e {
+            strata_core::Error::Compacted { .. } => Error::Refused(format!(
+                "the store has compacted revision {} that the last backup records; run `strata backup run` and verify again",
+                t.revision
+            )),
+            e => Error::store("reading the live store", e),
+        })?;
+    }
+    if restored != live {
+        return Err(Error::Refused(format!(
+            "the backup does not match the store: commit {} holds {} keys (digest {}), the store at revision {} has {} (digest {})",
+            commit.id(),
+            restored.keys,
+            restored.hex(),
+            t.revision,
+            live.keys,
+            live.hex()
+        )));
+    }
+    Ok(VerifyReport {
+        commit: commit.id().to_string(),
+        revision: t.revision,
+        keys: restored.keys,
+        digest: restored.hex(),
+    })
+}

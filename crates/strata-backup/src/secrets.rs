@@ -1,0 +1,274 @@
+//! Secrets never reach the repository in the clear.
+//!
+//! Owns what a schema says about each key (a `secret` field or value, `secret_paths`
+//! inside a JSON value, an entity with `backup = false`) and the two ways a secret is
+//! written: by default a keyed fingerprint, HMAC-SHA256 under a key kept outside the
+//! repository's history (so a diff still shows that a secret changed, and the value
+//! cannot be guessed from the repository alone), or with `--encrypt-secrets KEYFILE`
+//! ChaCha20-Poly1305 with a nonce derived from the key and value (deterministic: the
+//! same data gives the same file), restorable with the key file.
+
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+use strata_core::base64;
+use strata_core::key::decode_segment;
+use strata_schema::{Entity, Field, Schema};
+
+use crate::layout::encode_value;
+use crate::Error;
+
+/// What the schema says of one key.
+#[derive(Debug, PartialEq, Eq)]
+enum Class<'a> {
+    Plain,
+    Skip,
+    Secret,
+    Paths(&'a [String]),
+}
+
+fn classify<'s>(schema: &'s Schema, key: &[u8]) -> Class<'s> {
+    let Ok(key) = std::str::from_utf8(key) else {
+        return Class::Plain;
+    };
+    let segments: Vec<&str> = key.strip_prefix('/').unwrap_or(key).split('/').collect();
+    let class = |e: &'s Entity, f: Option<&'s Field>| {
+        if !e.backup {
+            Class::Skip
+        } else {
+            match f {
+                Some(f) if f.secret => Class::Secret,
+                Some(f) if !f.secret_paths.is_empty() => Class::Paths(&f.secret_paths),
+                _ => Class::Plain,
+            }
+        }
+    };
+    for e in &schema.entities {
+        if let Some(f) = &e.value {
+            if e.match_path(&segments).is_some() {
+                return class(e, Some(f));
+            }
+        }
+    }
+    let (path, field) = segments.split_at(segments.len().saturating_sub(1));
+    for e in schema.entities.iter().filter(|e| e.value.is_none()) {
+        if e.match_path(path).is_some() {
+            let name = decode_segment(field.first().copied().unwrap_or_default());
+            return class(e, e.fields.get(&name));
+        }
+    }
+    Class::Plain
+}
+
+/// How values are written.
+pub struct Secrets {
+    schema: Option<Schema>,
+    fingerprint_key: Vec<u8>,
+    cipher: Option<(ChaCha20Poly1305, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("schema", &self.schema.is_some())
+            .field("encrypt", &self.cipher.is_some())
+            .finish()
+    }
+}
+
+/// Reads a 32-byte key file (raw, or 64 hex digits).
+pub fn read_key(path: &Path) -> Result<Vec<u8>, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Key {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let hex = text.trim();
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok((0..32)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked hex"))
+            .collect());
+    }
+    if bytes.len() == 32 {
+        return Ok(bytes);
+    }
+    Err(Error::Key {
+        path: path.display().to_string(),
+        reason: "a key file holds 32 bytes, or 64 hex digits; make one with `head -c 32 /dev/urandom > FILE`".into(),
+    })
+}
+
+/// Reads `path`, or creates it with 32 random bytes.
+pub fn read_or_create_key(path: &Path) -> Result<Vec<u8>, Error> {
+    if !path.exists() {
+        let mut key = vec![0u8; 32];
+        let io = |e: std::io::Error| Error::Key {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").map_err(io)?,
+            &mut key,
+        )
+        .map_err(io)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &key).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)?;
+    }
+    read_key(path)
+}
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac =
+        <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        mac.update(&(p.len() as u64).to_le_bytes());
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Secrets {
+    pub fn new(
+        schema: Option<Schema>,
+        fingerprint_key: Vec<u8>,
+        encrypt_key: Option<Vec<u8>>,
+    ) -> Self {
+        let cipher = encrypt_key.map(|k| {
+            let cipher = ChaCha20Poly1305::new_from_slice(&k).expect("keys are 32 bytes");
+            (cipher, k)
+        });
+        Secrets {
+            schema,
+            fingerprint_key,
+            cipher,
+        }
+    }
+
+    /// True when the key's entity is `backup = false`.
+    pub fn skipped(&self, key: &[u8]) -> bool {
+        self.schema
+            .as_ref()
+            .is_some_and(|s| classify(s, key) == Class::Skip)
+    }
+
+    fn fingerprint(&self, key: &[u8], value: &[u8]) -> String {
+        format!(
+            "hmac-sha256:{}",
+            hex(&hmac(&self.fingerprint_key, &[key, value]))
+        )
+    }
+
+    /// The value as written to the repository; `None` to leave the key out.
+    pub fn protect(&self, key: &[u8], value: &[u8]) -> Option<Value> {
+        let Some(schema) = &self.schema else {
+            return Some(encode_value(value));
+        };
+        let class = classify(schema, key);
+        let one = |name: &str, v: Value| {
+            let mut m = Map::new();
+            m.insert(name.to_owned(), v);
+            Some(Value::Object(m))
+        };
+        match class {
+            Class::Plain => Some(encode_value(value)),
+            Class::Skip => None,
+            _ if self.cipher.is_some() => {
+                let (cipher, k) = self.cipher.as_ref().expect("checked");
+                let nonce_bytes = hmac(k, &[b"nonce", key, value]);
+                let nonce = Nonce::from_slice(&nonce_bytes[..12]);
+                let sealed = cipher
+                    .encrypt(
+                        nonce,
+                        Payload {
+                            msg: value,
+                            aad: key,
+                        },
+                    )
+                    .expect("ChaCha20-Poly1305 encrypts any message");
+                let mut out = nonce_bytes[..12].to_vec();
+                out.extend(sealed);
+                one(
+                    "encrypted",
+                    Value::String(format!("chacha20poly1305:{}", base64::encode(&out))),
+                )
+            }
+            Class::Secret => one("secret", Value::String(self.fingerprint(key, value))),
+            Class::Paths(paths) => {
+                let Ok(mut doc) = serde_json::from_slice::<Value>(value) else {
+                    return one("secret", Value::String(self.fingerprint(key, value)));
+                };
+                for path in paths {
+                    let mut at = &mut doc;
+                    let parts: Vec<&str> = path.split('.').collect();
+                    for (i, part) in parts.iter().enumerate() {
+                        let Some(next) = at.get_mut(*part) else { break };
+                        if i + 1 == parts.len() {
+                            let text = next.to_string();
+                            *next = Value::String(self.fingerprint(key, text.as_bytes()));
+                            break;
+                        }
+                        at = next;
+                    }
+                }
+                one("redacted", doc)
+            }
+        }
+    }
+
+    /// A written value back as bytes; `Ok(None)` for a fingerprinted secret, which
+    /// cannot be restored.
+    pub fn reveal(&self, key: &[u8], value: &Value) -> Result<Option<Vec<u8>>, Error> {
+        let bad = |reason: &str| Error::Format {
+            key: strata_core::key::display_key(key),
+            reason: reason.to_owned(),
+        };
+        match value {
+            Value::String(s) => Ok(Some(s.as_bytes().to_vec())),
+            Value::Object(m) => {
+                if let Some(Value::String(b)) = m.get("base64") {
+                    return base64::decode(b).map(Some).ok_or_else(|| bad("bad base64"));
+                }
+                if m.contains_key("secret") || m.contains_key("redacted") {
+                    return Ok(None);
+                }
+                if let Some(Value::String(e)) = m.get("encrypted") {
+                    let Some((cipher, _)) = &self.cipher else {
+                        return Err(Error::NeedKey {
+                            key: strata_core::key::display_key(key),
+                        });
+                    };
+                    let sealed = e
+                        .strip_prefix("chacha20poly1305:")
+                        .and_then(base64::decode)
+                        .filter(|s| s.len() > 12)
+                        .ok_or_else(|| bad("bad encrypted value"))?;
+                    let (nonce, body) = sealed.split_at(12);
+                    return cipher
+                        .decrypt(
+                            Nonce::from_slice(nonce),
+                            Payload {
+                                msg: body,
+                                aad: key,
+                            },
+                        )
+                        .map(Some)
+                        .map_err(|_| bad("cannot decrypt: wrong key file?"));
+                }
+                Err(bad("unknown value form"))
+            }
+            _ => Err(bad("a value is a string or an object")),
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! `strata backup …`: run, watch, log, diff, restore, verify.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use strata_backup::secrets::{read_key, read_or_create_key, Secrets};
+use strata_backup::{BackupOptions, BackupReport, Identity, KeyChange};
+use strata_core::clock::format_rfc3339;
+use strata_schema::Schema;
+
+use super::{open, open_url};
+use crate::cli::{BackupCommand, BackupShape, BackupWriteArgs, Format, StoreOpts};
+use crate::output::{print_json, show, stdout};
+use crate::Outcome;
+
+fn identity(text: &str) -> anyhow::Result<Identity> {
+    let (name, rest) = text
+        .split_once('<')
+        .with_context(|| format!("{text:?} is not an identity; write \"Name <email>\""))?;
+    let email = rest
+        .strip_suffix('>')
+        .with_context(|| format!("{text:?} is not an identity; write \"Name <email>\""))?;
+    Ok(Identity {
+        name: name.trim().to_owned(),
+        email: email.trim().to_owned(),
+    })
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    let mut d = strata_core::transfer::Digest::default();
+    d.add(b"", bytes);
+    d.hex()
+}
+
+/// Resolves the arguments into options; creates the repository first when writing
+/// (the default fingerprint key lives inside it).
+fn options(
+    url: &str,
+    shape: &BackupShape,
+    write: Option<&BackupWriteArgs>,
+) -> anyhow::Result<BackupOptions> {
+    let repo = &shape.repo.repo;
+    if write.is_some() {
+        strata_backup::repo::Repo::open(repo, true, false)?;
+    }
+    let schema_text = match &shape.schema {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read the schema {}", p.display()))?,
+        None => String::new(),
+    };
+    let schema = match &shape.schema {
+        Some(p) => Some(Schema::parse(&schema_text, &p.display().to_string())?),
+        None => None,
+    };
+    let encrypt = shape.encrypt_secrets.as_deref().map(read_key).transpose()?;
+    let fp_path = shape
+        .fingerprint_key
+        .clone()
+        .unwrap_or_else(|| strata_backup::default_fingerprint_key(repo));
+    let fingerprint = read_or_create_key(&fp_path)?;
+    let mut prefixes: Vec<Vec<u8>> = shape
+        .prefixes
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    prefixes.sort();
+    let options_id = format!(
+        "layout=1\nprefixes={:?}\nschema={}\nencrypt={}\nfingerprint={}",
+        shape.prefixes,
+        hex_digest(schema_text.as_bytes()),
+        encrypt.as_deref().map(hex_digest).unwrap_or_default(),
+        hex_digest(&fingerprint)
+    );
+    let (author, committer, push) = match write {
+        Some(w) => {
+            let author = identity(&w.author)?;
+            let committer = match &w.committer {
+                Some(c) => identity(c)?,
+                None => author.clone(),
+            };
+            (author, committer, w.push.clone())
+        }
+        None => (Identity::default(), Identity::default(), None),
+    };
+    Ok(BackupOptions {
+        repo: repo.clone(),
+        prefixes,
+        secrets: Secrets::new(schema, fingerprint, encrypt),
+        options_id,
+        store_label: strata_store::redact(url),
+        author,
+        committer,
+        push,
+    })
+}
+
+fn report_line(r: &BackupReport) -> String {
+    match &r.commit {
+        Some(c) => format!(
+            "committed {} at revision {}: {} added, {} changed, {} removed ({} files written{})",
+            &c[..12],
+            r.revision,
+            r.added,
+            r.changed,
+            r.removed,
+            r.files_written,
+            if r.full { ", full backup" } else { "" }
+        ),
+        None => format!("nothing changed up to revision {}: no commit", r.revision),
+    }
+}
+
+pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result<Outcome> {
+    match command {
+        BackupCommand::Log {
+            target,
+            repo,
+            format,
+        } => log(&repo.repo, &target, format),
+        BackupCommand::Diff {
+            from,
+            to,
+            repo,
+            format,
+        } => diff(&repo.repo, &from, &to, format),
+        BackupCommand::Run { args } => {
+            let store = open(opts).await?;
+            let options = options(&opts.store, &args.shape, Some(&args))?;
+            let report = strata_backup::run(&store, &options).await?;
+            println!("{}", report_line(&report));
+            Ok(Outcome::Ok)
+        }
+        BackupCommand::Watch { args, debounce } => {
+            let store = open(opts).await?;
+            let options = options(&opts.store, &args.shape, Some(&args))?;
+            let debounce = Duration::from_secs_f64(debounce.max(0.0));
+            eprintln!(
+                "backing up {} into {} continuously ({} s debounce); stop with Ctrl-C",
+                options.store_label,
+                options.repo.display(),
+                debounce.as_secs_f64()
+            );
+            let mut on_commit = |r: &BackupReport| {
+                if r.commit.is_some() {
+                    println!("{}", report_line(r));
+                }
+            };
+            strata_backup::watch(
+                &store,
+                &options,
+                debounce,
+                &mut on_commit,
+                super::transfer::shutdown(),
+            )
+            .await?;
+            Ok(Outcome::Ok)
+        }
+        BackupCommand::Verify { shape } => {
+            let store = open(opts).await?;
+            let options = options(&opts.store, &shape, None)?;
+            let v = strata_backup::verify(&store, &options).await?;
+            println!(
+                "ok: commit {} holds {} keys, the same as the store at revision {} (digest {})",
+                &v.commit[..12],
+                v.keys,
+                v.revision,
+                v.digest
+            );
+            Ok(Outcome::Ok)
+        }
+        BackupCommand::Restore {
+            target,
+            at,
+            dry_run,
+            force,
+            all,
+            to,
+            shape,
+        } => {
+            let options = options(&opts.store, &shape, None)?;
+            let report = if all {
+                let url = to.context("--all needs --to URL")?;
+                let target = open_url(&url, opts).await?;
+                strata_backup::restore_all(&target, &options, &at).await?
+            } else {
+                let store = open(opts).await?;
+                let target = target.context("name a key, an object or a prefix to restore")?;
+                strata_backup::restore(&store, &options, &target, &at, dry_run, force).await?
+            };
+            let mut out = stdout();
+            if dry_run {
+                for k in &report.put {
+                    writeln!(out, "put {}", show(k))?;
+                }
+                for k in &report.deleted {
+                    writeln!(out, "delete {}", show(k))?;
+                }
+            }
+            writeln!(
+                out,
+                "{} {} keys and {} {} from commit {} (revision {}); {} already as backed up",
+                if dry_run { "would restore" } else { "restored" },
+                report.put.len(),
+                if dry_run { "would delete" } else { "deleted" },
+                report.deleted.len(),
+                &report.commit[..12],
+                report.revision,
+                report.unchanged
+            )?;
+            out.flush()?;
+            if !report.secrets_kept.is_empty() {
+                eprintln!(
+                    "{} secret keys are backed up as fingerprints and were left as they are (back up with --encrypt-secrets to restore them)",
+                    report.secrets_kept.len()
+                );
+            }
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn value_text(v: &Option<Value>) -> String {
+    match v {
+        None => "(absent)".into(),
+        Some(Value::String(s)) => show(s.as_bytes()),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn change_json(c: &KeyChange) -> Value {
+    json!({"key": String::from_utf8_lossy(&c.key), "before": c.before, "after": c.after})
+}
+
+fn print_changes(out: &mut impl Write, changes: &[KeyChange], indent: &str) -> std::io::Result<()> {
+    for c in changes {
+        let key = show(&c.key);
+        match (&c.before, &c.after) {
+            (None, a) => writeln!(out, "{indent}+ {key} = {}", value_text(a))?,
+            (b, None) => writeln!(out, "{indent}- {key} (was {})", value_text(b))?,
+            (b, a) => writeln!(
+                out,
+                "{indent}~ {key}: {} -> {}",
+                value_text(b),
+                value_text(a)
+            )?,
+        }
+    }
+    Ok(())
+}
+
+fn log(repo: &Path, target: &str, format: Format) -> anyhow::Result<Outcome> {
+    let entries = strata_backup::log(repo, target)?;
+    if format == Format::Json {
+        let items: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                json!({"commit": e.commit, "time": format_rfc3339(e.time), "revision": e.revision,
+                            "changes": e.changes.iter().map(change_json).collect::<Vec<_>>()})
+            })
+            .collect();
+        print_json(&json!(items))?;
+        return Ok(Outcome::Ok);
+    }
+    let mut out = stdout();
+    for e in &entries {
+        writeln!(
+            out,
+            "{} {} revision {}",
+            &e.commit[..12],
+            format_rfc3339(e.time),
+            e.revision
+        )?;
+        print_changes(&mut out, &e.changes, "  ")?;
+    }
+    out.flush()?;
+    if entries.is_empty() {
+        eprintln!("{target} appears in no commit of {}", repo.display());
+        return Ok(Outcome::Mismatch);
+    }
+    Ok(Outcome::Ok)
+}
+
+fn diff(repo: &Path, from: &str, to: &str, format: Format) -> anyhow::Result<Outcome> {
+    let changes = strata_backup::diff(repo, from, to)?;
+    if format == Format::Json {
+        print_json(&json!(changes.iter().map(change_json).collect::<Vec<_>>()))?;
+    } else {
+        let mut out = stdout();
+        print_changes(&mut out, &changes, "")?;
+        out.flush()?;
+    }
+    Ok(if changes.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Mismatch
+    })
+}
