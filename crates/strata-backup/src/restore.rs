@@ -68,7 +68,7 @@ fn snapshot(
     commit: &Commit<'_>,
     prefix: &[u8],
     secrets: &Secrets,
-) -> Result<(BTreeMap<Vec<u8>, Vec<u8>>, Vec<Vec<u8>>), Error> {
+) -> Result<Snapshot, Error> {
     let mut values = BTreeMap::new();
     let mut secret = Vec::new();
     for (key, value) in written(repo, commit, prefix)? {
