@@ -1,0 +1,457 @@
+//! `strata backup`: readable commits checked with the real git (fsck, log -p, diff-tree),
+//! single-record log and restore, secrets never in the repository, restore with the
+//! encryption key, push to a bare repository, and continuous backup with watch.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{examples, Sandbox};
+
+type Data = BTreeMap<String, String>;
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .expect("git on PATH (apt-get install -y git)");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every object of the repository, uncompressed: what anyone holding it can read.
+fn all_objects(repo: &Path) -> String {
+    git(repo, &["cat-file", "--batch-all-objects", "--batch"])
+}
+
+fn export(s: &Sandbox, prefix: &str) -> Data {
+    serde_json::from_str(&s.ok(&["export", "--prefix", prefix])).unwrap()
+}
+
+/// The `-`/`+` lines of a patch.
+fn changed_lines(patch: &str) -> Vec<&str> {
+    patch
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .collect()
+}
+
+#[test]
+fn one_changed_field_is_a_one_line_diff_and_can_be_restored_alone() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "load",
+        examples().join("sigilgate/expected.json").to_str().unwrap(),
+    ]);
+    let repo = s.path("repo");
+    let r = repo.to_str().unwrap();
+    let out = s.ok(&[
+        "backup",
+        "run",
+        "--repo",
+        r,
+        "--author",
+        "Ops Bot <ops@example.org>",
+    ]);
+    assert!(out.contains("356 added, 0 changed, 0 removed"), "{out}");
+    assert!(s
+        .ok(&["backup", "run", "--repo", r])
+        .contains("nothing changed"));
+    s.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "down"]);
+    s.ok(&[
+        "put",
+        "/public/contacts/bob@example.org/newsletter",
+        "false",
+    ]);
+    let out = s.ok(&[
+        "backup",
+        "run",
+        "--repo",
+        r,
+        "--author",
+        "Ops Bot <ops@example.org>",
+    ]);
+    assert!(
+        out.contains("0 added, 2 changed, 0 removed (2 files written)"),
+        "{out}"
+    );
+    git(&repo, &["fsck", "--strict"]);
+    let log = git(&repo, &["log", "-p", "-1", "--format=%an <%ae>%n%B"]);
+    assert!(log.contains("Ops Bot <ops@example.org>"), "{log}");
+    assert!(log.contains("Strata-Revision: 4"), "{log}");
+    assert!(log.contains(&format!("Store: {}", s.store)), "{log}");
+    assert_eq!(
+        changed_lines(&log),
+        [
+            r#"-  "newsletter": "true""#,
+            r#"+  "newsletter": "false""#,
+            r#"-  "status": "up""#,
+            r#"+  "status": "down""#,
+        ]
+    );
+    // History of one record, and the key-level diff of two commits.
+    let history = s.ok(&["backup", "log", "--repo", r, "/sigilgate/nodes/10.20.0.20"]);
+    assert!(
+        history.contains("~ /sigilgate/nodes/10.20.0.20/status: up -> down"),
+        "{history}"
+    );
+    assert!(
+        history.contains("+ /sigilgate/nodes/10.20.0.20/grpc_path = /1c7bd1"),
+        "{history}"
+    );
+    let (diff, _) = s.expect(3, &["backup", "diff", "--repo", r, "HEAD~1", "HEAD"]);
+    assert_eq!(diff.lines().count(), 2, "{diff}");
+    // Restore that one node from the first commit; the contact keeps its new value.
+    s.ok(&["put", "/sigilgate/nodes/10.20.0.20/extra", "x"]);
+    let dry = s.ok(&[
+        "backup",
+        "restore",
+        "--repo",
+        r,
+        "/sigilgate/nodes/10.20.0.20",
+        "--at",
+        "HEAD~1",
+        "--dry-run",
+    ]);
+    assert!(
+        dry.contains("put /sigilgate/nodes/10.20.0.20/status"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("delete /sigilgate/nodes/10.20.0.20/extra"),
+        "{dry}"
+    );
+    assert_eq!(
+        s.ok(&["get", "/sigilgate/nodes/10.20.0.20/status"]).trim(),
+        "down"
+    );
+    s.ok(&[
+        "backup",
+        "restore",
+        "--repo",
+        r,
+        "/sigilgate/nodes/10.20.0.20",
+        "--at",
+        "HEAD~1",
+    ]);
+    assert_eq!(
+        s.ok(&["get", "/sigilgate/nodes/10.20.0.20/status"]).trim(),
+        "up"
+    );
+    s.expect(3, &["get", "/sigilgate/nodes/10.20.0.20/extra"]);
+    assert_eq!(
+        s.ok(&["get", "/public/contacts/bob@example.org/newsletter"])
+            .trim(),
+        "false"
+    );
+    // A date before the first backup names no commit.
+    let (_, err) = s.expect(
+        1,
+        &[
+            "backup",
+            "restore",
+            "--repo",
+            r,
+            "/sigilgate/",
+            "--at",
+            "2001-01-01",
+        ],
+    );
+    assert!(
+        err.contains("no backup commit was made at or before 2001-01-01"),
+        "{err}"
+    );
+    // verify: the last commit against the store at its revision.
+    s.ok(&["backup", "run", "--repo", r]);
+    assert!(s
+        .ok(&["backup", "verify", "--repo", r])
+        .starts_with("ok: commit"));
+}
+
+#[test]
+fn an_incremental_backup_rewrites_only_the_changed_objects_trees() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "load",
+        examples().join("sigilgate/expected.json").to_str().unwrap(),
+    ]);
+    let repo = s.path("repo");
+    let r = repo.to_str().unwrap();
+    s.ok(&["backup", "run", "--repo", r]);
+    s.ok(&["put", "/sigilgate/users/92/status", "blocked"]);
+    let out = s.ok(&["backup", "run", "--repo", r]);
+    assert!(out.contains("(1 files written)"), "{out}");
+    let trees = |rev: &str| -> BTreeMap<String, String> {
+        git(&repo, &["ls-tree", "-r", "-t", rev])
+            .lines()
+            .map(|l| {
+                let (meta, path) = l.split_once('\t').unwrap();
+                (path.to_owned(), meta.split(' ').nth(2).unwrap().to_owned())
+            })
+            .collect()
+    };
+    let (before, after) = (trees("HEAD~1"), trees("HEAD"));
+    let mut touched: Vec<&String> = after
+        .iter()
+        .filter(|(p, id)| before.get(*p) != Some(id))
+        .map(|(p, _)| p)
+        .collect();
+    touched.sort();
+    eprintln!(
+        "{} of {} entries changed: {touched:?}",
+        touched.len(),
+        after.len()
+    );
+    assert_eq!(
+        touched,
+        ["sigilgate", "sigilgate/users", "sigilgate/users/92.json"]
+    );
+}
+
+/// Every secret value of the broker example: the passwords in each service's state and
+/// each member's connection URL.
+fn broker_secrets(data: &Data) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in data {
+        if k.ends_with("/state") {
+            let doc: serde_json::Value = serde_json::from_str(v).unwrap();
+            for c in ["admin_credentials", "app_credentials"] {
+                out.push(doc[c]["password"].as_str().unwrap().to_owned());
+            }
+        } else if k.contains("/members/") {
+            let doc: serde_json::Value = serde_json::from_str(v).unwrap();
+            let url = doc["conn_url"].as_str().unwrap();
+            let password = url.split(':').nth(2).unwrap().split('@').next().unwrap();
+            out.push(password.to_owned());
+            out.push(url.to_owned());
+        }
+    }
+    assert_eq!(
+        out.len(),
+        4 * 2 + 8 * 2,
+        "the broker example has 4 services with 2 members each"
+    );
+    out
+}
+
+#[test]
+fn broker_secrets_never_reach_the_repository_and_encrypted_ones_restore() {
+    let s = Sandbox::new();
+    let dump = examples().join("etcd-v2-broker/etcd-v2-dump.json");
+    s.ok(&["import", dump.to_str().unwrap(), "--format", "etcd-v2"]);
+    let data = export(&s, "/");
+    let secrets = broker_secrets(&data);
+    let schema = examples().join("broker/schema.toml");
+    let schema = schema.to_str().unwrap();
+    let repo = s.path("repo");
+    let r = repo.to_str().unwrap();
+    s.ok(&["backup", "run", "--repo", r, "--schema", schema]);
+    // Change a password: the diff shows that it changed, not what it is.
+    let state_key = "/service/f1/state";
+    let doc: serde_json::Value = serde_json::from_str(&data[state_key]).unwrap();
+    let old_password = doc["admin_credentials"]["password"].as_str().unwrap();
+    let new_state = data[state_key].replace(old_password, "n3w-s3cret-pw");
+    s.ok(&["put", state_key, &new_state]);
+    s.ok(&["backup", "run", "--repo", r, "--schema", schema]);
+    let patch = git(&repo, &["log", "-p", "-1"]);
+    let lines = changed_lines(&patch);
+    assert_eq!(lines.len(), 2, "{patch}");
+    assert!(
+        lines[0].contains("hmac-sha256:") && lines[1].contains("hmac-sha256:"),
+        "{patch}"
+    );
+    let everything = all_objects(&repo) + &git(&repo, &["log", "-p", "--all"]);
+    for secret in secrets.iter().chain([&"n3w-s3cret-pw".to_owned()]) {
+        assert!(
+            !everything.contains(secret.as_str()),
+            "the secret {secret} is in the repository"
+        );
+    }
+    // backup = false: the registrar's entries are not backed up at all.
+    assert!(!everything.contains("postgresql-brokerpatroni"));
+    assert!(
+        everything.contains("\"allocated_port\""),
+        "the rest of the state is readable"
+    );
+    git(&repo, &["fsck", "--strict"]);
+    s.ok(&["backup", "verify", "--repo", r, "--schema", schema]);
+
+    // With a key file, secrets are encrypted: still never in the clear, and restorable.
+    std::fs::write(
+        s.path("secrets.key"),
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+    )
+    .unwrap();
+    let enc = s.path("enc");
+    let e = enc.to_str().unwrap();
+    s.ok(&[
+        "backup",
+        "run",
+        "--repo",
+        e,
+        "--schema",
+        schema,
+        "--encrypt-secrets",
+        "secrets.key",
+    ]);
+    let everything = all_objects(&enc);
+    for secret in secrets.iter().skip(2) {
+        assert!(
+            !everything.contains(secret.as_str()),
+            "the secret {secret} is in the repository"
+        );
+    }
+    let target = format!("sqlite:{}", s.path("restored.db").display());
+    let (_, err) = s.expect(
+        1,
+        &[
+            "backup", "restore", "--all", "--to", &target, "--repo", e, "--schema", schema,
+        ],
+    );
+    assert!(err.contains("--encrypt-secrets"), "{err}");
+    let restored = Sandbox::with_store(&target);
+    restored.ok(&["del", "--prefix", "/"]);
+    s.ok(&[
+        "backup",
+        "restore",
+        "--all",
+        "--to",
+        &target,
+        "--repo",
+        e,
+        "--schema",
+        schema,
+        "--encrypt-secrets",
+        "secrets.key",
+    ]);
+    let mut expected = export(&s, "/");
+    expected.retain(|k, _| !k.starts_with("/postgresql-brokerpatroni/"));
+    assert_eq!(
+        serde_json::from_str::<Data>(
+            &Command::new(util::BIN)
+                .args(["--store", &target, "export"])
+                .output()
+                .unwrap()
+                .stdout
+                .iter()
+                .map(|&b| b as char)
+                .collect::<String>()
+        )
+        .unwrap(),
+        expected
+    );
+}
+
+#[test]
+fn push_sends_each_commit_to_a_bare_repository() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "load",
+        examples().join("sigilgate/expected.json").to_str().unwrap(),
+    ]);
+    let bare = s.path("mirror.git");
+    git(
+        s.dir.path(),
+        &["init", "--bare", "-q", bare.to_str().unwrap()],
+    );
+    let repo = s.path("repo");
+    let args = [
+        "backup",
+        "run",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--push",
+        bare.to_str().unwrap(),
+    ];
+    s.ok(&args);
+    s.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "down"]);
+    s.ok(&args);
+    assert_eq!(
+        git(&bare, &["rev-parse", "main"]),
+        git(&repo, &["rev-parse", "main"])
+    );
+    assert_eq!(git(&bare, &["rev-list", "--count", "main"]).trim(), "2");
+    git(&bare, &["fsck", "--strict"]);
+}
+
+#[test]
+fn watch_commits_each_burst_within_seconds_and_resumes_after_a_restart() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "load",
+        examples().join("sigilgate/expected.json").to_str().unwrap(),
+    ]);
+    let repo = s.path("repo");
+    let r = repo.to_str().unwrap().to_owned();
+    let start = || {
+        s.command(&["backup", "watch", "--repo", &r, "--debounce", "0.3"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let commits = || {
+        git(&repo, &["rev-list", "--count", "HEAD"])
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(0)
+    };
+    let wait_for = |n: u32| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(repo.join("HEAD").exists()
+            && Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(["rev-parse", "HEAD"])
+                .output()
+                .unwrap()
+                .status
+                .success()
+            && commits() >= n)
+        {
+            assert!(Instant::now() < deadline, "no commit {n} within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut watcher = start();
+    wait_for(1);
+    for i in 0..5 {
+        s.ok(&["put", &format!("/sigilgate/nodes/10.20.0.20/n{i}"), "v"]);
+    }
+    wait_for(2);
+    // Stop it, change things while it is down, start again: no gap.
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(watcher.id().to_string())
+        .status()
+        .unwrap();
+    watcher.wait().unwrap();
+    s.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "down"]);
+    s.ok(&["del", "/sigilgate/nodes/10.20.0.20/n0"]);
+    let mut watcher = start();
+    wait_for(3);
+    let _ = watcher.kill();
+    watcher.wait().unwrap();
+    let file = git(&repo, &["show", "HEAD:sigilgate/nodes/10.20.0.20.json"]);
+    assert!(
+        file.contains("\"status\": \"down\"")
+            && !file.contains("\"n0\"")
+            && file.contains("\"n4\""),
+        "{file}"
+    );
+    s.ok(&["backup", "verify", "--repo", &r]);
+    git(&repo, &["fsck", "--strict"]);
+}
