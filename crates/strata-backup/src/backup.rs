@@ -131,7 +131,12 @@ async fn run_in<S: Store>(
         .await
         .map_err(|e| Error::store("reading the store's revision", e))?;
     let last = last_trailers(repo)?;
-    if let Some(t) = last.filter(|t| t.options == opts.digest()) {
+    // Another store, other options, or a store whose revision went back (restored,
+    // recreated): the files are rebuilt from a full read.
+    let continues = |t: &Trailers| {
+        t.options == opts.digest() && t.store == opts.store_label && t.revision <= status.revision
+    };
+    if let Some(t) = last.filter(continues) {
         if t.revision >= status.revision {
             return Ok(BackupReport {
                 revision: t.revision,
@@ -222,8 +227,9 @@ async fn commit_changes(
         ..BackupReport::default()
     };
     let mut update = TreeUpdateBuilder::new();
+    let mut dirs = DirCache::default();
     for (file, edits) in by_file {
-        let old = match repo.file(&base, &file)? {
+        let old = match dirs.file(repo, &base, &file)? {
             Some(bytes) => parse(&bytes).ok_or_else(|| Error::Format {
                 key: file.clone(),
                 reason: "not a JSON object".into(),
@@ -256,6 +262,46 @@ async fn commit_changes(
         .create_updated(&repo.git, &base)
         .map_err(git_err("writing the trees"))?;
     finish(repo, opts, head.as_ref(), base.id(), tree, report)
+}
+
+/// The trees of the directories an incremental backup reads, each read once: a
+/// directory of many files is one large tree object, too costly to inflate per file.
+#[derive(Default)]
+struct DirCache<'r> {
+    trees: std::collections::HashMap<String, Option<git2::Tree<'r>>>,
+}
+
+impl<'r> DirCache<'r> {
+    fn file(
+        &mut self,
+        repo: &'r Repo,
+        base: &git2::Tree<'r>,
+        file: &str,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let (dir, name) = file.rsplit_once('/').unwrap_or(("", file));
+        if !self.trees.contains_key(dir) {
+            let tree = if dir.is_empty() {
+                Some(base.clone())
+            } else {
+                match base.get_path(std::path::Path::new(dir)) {
+                    Ok(e) if e.kind() == Some(ObjectType::Tree) => Some(
+                        repo.git
+                            .find_tree(e.id())
+                            .map_err(git_err(format!("reading {dir}")))?,
+                    ),
+                    _ => None,
+                }
+            };
+            self.trees.insert(dir.to_owned(), tree);
+        }
+        let Some(Some(tree)) = self.trees.get(dir) else {
+            return Ok(None);
+        };
+        match tree.get_name(name) {
+            Some(e) if e.kind() == Some(ObjectType::Blob) => Ok(Some(repo.blob(e.id())?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 fn count(old: &BTreeMap<String, Value>, new: &BTreeMap<String, Value>, report: &mut BackupReport) {

@@ -1,0 +1,142 @@
+//! `backup run` and `backup watch` killed with SIGKILL at random moments (20 trials
+//! each): the repository always passes `git fsck --strict`, its last commit holds
+//! exactly the store's data at the revision it claims (`backup verify` reads the store
+//! at that revision), and the next run catches up to a tree identical to a fresh full
+//! backup of the same data.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use util::{random_below, Sandbox};
+
+fn git(repo: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .expect("git on PATH");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn has_commit(repo: &Path) -> bool {
+    git(repo, &["rev-parse", "--verify", "-q", "HEAD"]).0
+}
+
+/// Writes a change set: round `k` rewrites a third of the users and deletes a few.
+fn change(s: &Sandbox, k: u64) {
+    let mut data = BTreeMap::new();
+    for i in (k % 3..6000).step_by(3) {
+        data.insert(format!("/bk/users/{i}/status"), format!("s{k}"));
+        data.insert(format!("/bk/users/{i}/round"), k.to_string());
+    }
+    std::fs::write(s.path("change.json"), serde_json::to_string(&data).unwrap()).unwrap();
+    s.ok(&["load", "change.json"]);
+    s.ok(&["del", "--prefix", &format!("/bk/users/{}/", k * 7 % 6000)]);
+}
+
+fn check(s: &Sandbox, repo: &Path, trial: u64) {
+    let (ok, out) = git(repo, &["fsck", "--strict"]);
+    assert!(ok, "trial {trial}: git fsck failed:\n{out}");
+    if has_commit(repo) {
+        let out = s.run(&["backup", "verify", "--repo", repo.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "trial {trial}: the last commit does not hold the data of the revision it claims: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// After a complete run, the tree equals a full backup of the same store.
+fn caught_up(s: &Sandbox, repo: &Path, trial: u64) {
+    let r = repo.to_str().unwrap();
+    s.ok(&["backup", "run", "--repo", r]);
+    check(s, repo, trial);
+    let fresh = s.path(&format!("fresh{trial}"));
+    s.ok(&["backup", "run", "--repo", fresh.to_str().unwrap()]);
+    assert_eq!(
+        git(repo, &["rev-parse", "HEAD^{tree}"]).1,
+        git(&fresh, &["rev-parse", "HEAD^{tree}"]).1,
+        "trial {trial}: the caught-up backup differs from a full one"
+    );
+    std::fs::remove_dir_all(fresh).unwrap();
+}
+
+fn seed(s: &Sandbox) {
+    let mut data = BTreeMap::new();
+    for i in 0..6000 {
+        for f in ["name", "status", "plan"] {
+            data.insert(format!("/bk/users/{i}/{f}"), format!("{f}-{i}"));
+        }
+    }
+    std::fs::write(s.path("seed.json"), serde_json::to_string(&data).unwrap()).unwrap();
+    s.ok(&["load", "seed.json"]);
+}
+
+#[test]
+fn backup_run_killed_at_random_moments() {
+    let s = Sandbox::new();
+    seed(&s);
+    let repo = s.path("repo");
+    let mut interrupted = 0;
+    for trial in 0..20 {
+        change(&s, trial);
+        let mut child = s
+            .command(&["backup", "run", "--repo", repo.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(random_below(if trial < 3 {
+            1500
+        } else {
+            400
+        })));
+        let _ = child.kill();
+        if !child.wait().unwrap().success() {
+            interrupted += 1;
+        }
+        check(&s, &repo, trial);
+        if trial % 5 == 4 {
+            caught_up(&s, &repo, trial);
+        }
+    }
+    caught_up(&s, &repo, 99);
+    eprintln!("{interrupted} of 20 runs were killed mid-way");
+    assert!(
+        interrupted > 0,
+        "no run was interrupted: make the data set larger"
+    );
+}
+
+#[test]
+fn backup_watch_killed_at_random_moments() {
+    let s = Sandbox::new();
+    seed(&s);
+    let repo = s.path("repo");
+    let r = repo.to_str().unwrap().to_owned();
+    for trial in 0..20 {
+        let mut child = s
+            .command(&["backup", "watch", "--repo", &r, "--debounce", "0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        change(&s, 100 + trial);
+        std::thread::sleep(Duration::from_millis(random_below(600)));
+        change(&s, 200 + trial);
+        std::thread::sleep(Duration::from_millis(random_below(300)));
+        let _ = child.kill();
+        child.wait().unwrap();
+        check(&s, &repo, trial);
+    }
+    caught_up(&s, &repo, 99);
+}
