@@ -3,6 +3,7 @@
 #   protoc                   to build (the etcd client's gRPC code is generated at build time)
 #   etcd, etcdctl (--test)   for the tests that start throwaway etcd servers
 #   PostgreSQL (--test)      for the tests that start a throwaway PostgreSQL (initdb, postgres, psql)
+#   git, tar (--test)        the independent checker of backup repositories
 # Uses apt-get (Debian/Ubuntu) as root; otherwise prints the command to run.
 set -euo pipefail
 
@@ -15,6 +16,8 @@ if [[ "${1:-}" == "--test" ]]; then
     packages+=(postgresql)
   fi
   command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
+  command -v git >/dev/null 2>&1 || packages+=(git)
+  command -v tar >/dev/null 2>&1 || packages+=(tar)
 fi
 [[ ${#packages[@]} -eq 0 ]] && exit 0
 

@@ -201,12 +201,35 @@ async fn changes_between<S: Store>(
     }
 }
 
+/// A handle of its own whose writes go to an in-memory backend, packed at commit.
+fn bulk_writer(repo: &Repo) -> Result<Repo, Error> {
+    Repo::open(&repo.path, false, false)
+}
+
 /// Applies key changes to the files of HEAD and commits (if anything changed).
 async fn commit_changes(
     repo: &Repo,
     opts: &BackupOptions,
     changes: Changes,
     revision: i64,
+) -> Result<BackupReport, Error> {
+    let bulk = bulk_writer(repo)?;
+    let odb = bulk
+        .git
+        .odb()
+        .map_err(git_err("opening the object database"))?;
+    let pack = odb
+        .add_new_mempack_backend(1000)
+        .map_err(git_err("adding an in-memory object backend"))?;
+    apply_changes(&bulk, opts, changes, revision, &pack)
+}
+
+fn apply_changes(
+    repo: &Repo,
+    opts: &BackupOptions,
+    changes: Changes,
+    revision: i64,
+    pack: &git2::Mempack<'_>,
 ) -> Result<BackupReport, Error> {
     let head = repo.head()?;
     let base = match &head {
@@ -228,6 +251,8 @@ async fn commit_changes(
     };
     let mut update = TreeUpdateBuilder::new();
     let mut dirs = DirCache::default();
+    let mut new_objects: Vec<Oid> = Vec::new();
+    let mut touched: BTreeSet<String> = BTreeSet::new();
     for (file, edits) in by_file {
         let old = match dirs.file(repo, &base, &file)? {
             Some(bytes) => parse(&bytes).ok_or_else(|| Error::Format {
@@ -255,13 +280,43 @@ async fn commit_changes(
                 .blob(&render(&new))
                 .map_err(git_err(format!("writing {file}")))?;
             update.upsert(file.as_str(), oid, FileMode::Blob);
+            new_objects.push(oid);
             report.files_written += 1;
         }
+        touched.insert(file);
     }
     let tree = update
         .create_updated(&repo.git, &base)
         .map_err(git_err("writing the trees"))?;
-    finish(repo, opts, head.as_ref(), base.id(), tree, report)
+    // The new trees are the folders above the touched files.
+    let new_tree = repo
+        .git
+        .find_tree(tree)
+        .map_err(git_err("reading the new tree"))?;
+    new_objects.push(tree);
+    let mut dirs = BTreeSet::new();
+    for file in &touched {
+        let mut dir = file.as_str();
+        while let Some((parent, _)) = dir.rsplit_once('/') {
+            dirs.insert(parent.to_owned());
+            dir = parent;
+        }
+    }
+    for dir in dirs {
+        if let Ok(entry) = new_tree.get_path(std::path::Path::new(&dir)) {
+            new_objects.push(entry.id());
+        }
+    }
+    finish(
+        repo,
+        opts,
+        head.as_ref(),
+        base.id(),
+        tree,
+        report,
+        pack,
+        Some(new_objects),
+    )
 }
 
 /// The trees of the directories an incremental backup reads, each read once: a
@@ -315,14 +370,15 @@ fn count(old: &BTreeMap<String, Value>, new: &BTreeMap<String, Value>, report: &
     report.removed += old.keys().filter(|m| !new.contains_key(*m)).count() as u64;
 }
 
-/// Commits `tree` unless it equals the parent's.
+/// Commits `tree` unless it equals the parent's (`head`, whose tree is `base`).
 fn finish(
     repo: &Repo,
     opts: &BackupOptions,
-    head: Option<&git2::Commit<'_>>,
-    base: Oid,
+    (head, base): (Option<&git2::Commit<'_>>, Oid),
     tree: Oid,
     mut report: BackupReport,
+    pack: &git2::Mempack<'_>,
+    new_objects: Option<Vec<Oid>>,
 ) -> Result<BackupReport, Error> {
     if head.is_some() && tree == base {
         return Ok(report);
@@ -343,7 +399,14 @@ fn finish(
     );
     let author = BackupOptions::signature(&opts.author)?;
     let committer = BackupOptions::signature(&opts.committer)?;
-    let oid = repo.commit(tree, head, &message, &author, &committer)?;
+    let oid = repo.commit(
+        tree,
+        head,
+        &message,
+        (&author, &committer),
+        pack,
+        new_objects,
+    )?;
     report.commit = Some(oid.to_string());
     Ok(report)
 }
@@ -379,6 +442,15 @@ async fn full<S: Store>(
         .await
         .map_err(|e| Error::store("reading the store", e))?;
     }
+    let bulk = bulk_writer(repo)?;
+    let repo = &bulk;
+    let odb = repo
+        .git
+        .odb()
+        .map_err(git_err("opening the object database"))?;
+    let pack = odb
+        .add_new_mempack_backend(1000)
+        .map_err(git_err("adding an in-memory object backend"))?;
     let head = repo.head()?;
     let base = match &head {
         Some(c) => c.tree().map_err(git_err("reading HEAD's tree"))?,
@@ -422,7 +494,16 @@ async fn full<S: Store>(
     let tree = update
         .create_updated(&repo.git, &base)
         .map_err(git_err("writing the trees"))?;
-    finish(repo, opts, head.as_ref(), base.id(), tree, report)
+    finish(
+        repo,
+        opts,
+        head.as_ref(),
+        base.id(),
+        tree,
+        report,
+        &pack,
+        None,
+    )
 }
 
 fn push(repo: &Repo, opts: &BackupOptions) -> Result<(), Error> {

@@ -10,6 +10,7 @@
 
 pub mod backup;
 pub mod layout;
+pub mod pack;
 pub mod repo;
 pub mod restore;
 pub mod secrets;

@@ -177,15 +177,19 @@ impl Repo {
     }
 
     /// Commits `tree` on HEAD's branch with `parent` as its parent (checked: if HEAD
-    /// moved meanwhile, the update fails rather than losing a commit).
+    /// moved meanwhile, the update fails rather than losing a commit). The new objects
+    /// sit in the in-memory backend `pack` and are written out as one packfile before
+    /// the branch moves: a commit makes two files, not one per object.
     pub fn commit(
         &self,
         tree: Oid,
         parent: Option<&Commit<'_>>,
         message: &str,
-        author: &Signature<'_>,
-        committer: &Signature<'_>,
+        signatures: (&Signature<'_>, &Signature<'_>),
+        pack: &git2::Mempack<'_>,
+        new_objects: Option<Vec<Oid>>,
     ) -> Result<Oid, Error> {
+        let (author, committer) = signatures;
         let tree = self
             .git
             .find_tree(tree)
@@ -195,6 +199,13 @@ impl Repo {
             .git
             .commit(None, author, committer, message, &tree, &parents)
             .map_err(git_err("writing the commit"))?;
+        self.write_pack(
+            pack,
+            new_objects.map(|mut o| {
+                o.push(oid);
+                o
+            }),
+        )?;
         let head = self
             .git
             .find_reference("HEAD")
@@ -218,6 +229,47 @@ impl Repo {
             }
         }
         Ok(oid)
+    }
+
+    /// Writes new objects, held in the in-memory backend, as one packfile (libgit2's
+    /// pack writer: a temp file, renamed with its index), then empties the backend.
+    /// `objects` lists them; without it, everything reachable from the backend's
+    /// commits is packed (a full backup: all of it is new).
+    fn write_pack(&self, pack: &git2::Mempack<'_>, objects: Option<Vec<Oid>>) -> Result<(), Error> {
+        let mut buf = git2::Buf::new();
+        match objects {
+            None => pack
+                .dump(&self.git, &mut buf)
+                .map_err(git_err("packing the new objects"))?,
+            Some(objects) => {
+                let mut builder = self
+                    .git
+                    .packbuilder()
+                    .map_err(git_err("packing the new objects"))?;
+                for oid in objects {
+                    builder
+                        .insert_object(oid, None)
+                        .map_err(git_err("packing the new objects"))?;
+                }
+                builder
+                    .write_buf(&mut buf)
+                    .map_err(git_err("packing the new objects"))?;
+            }
+        }
+        let odb = self
+            .git
+            .odb()
+            .map_err(git_err("opening the object database"))?;
+        let mut writer = odb.packwriter().map_err(git_err("writing a packfile"))?;
+        std::io::Write::write_all(&mut writer, &buf).map_err(|e| Error::Io {
+            path: self.path.display().to_string(),
+            source: e,
+        })?;
+        writer.commit().map_err(git_err("writing a packfile"))?;
+        pack.reset()
+            .map_err(git_err("clearing the in-memory objects"))?;
+        crate::pack::consolidate(&self.git)?;
+        Ok(())
     }
 
     /// A commit from `COMMIT` (anything `git rev-parse` takes) or a date

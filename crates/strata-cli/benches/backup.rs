@@ -1,0 +1,143 @@
+//! Backup benchmark: `strata backup run` of an N-key SQLite store in full, then after
+//! 100 changed keys incrementally, each next to the git CLI doing the same work in a
+//! worktree holding the same files (`git add -A && git commit`), in one run.
+//!
+//! Run: `cargo bench -p strata-cli --bench backup` (STRATA_BENCH_KEYS=N, default
+//! 1,000,000; 4 fields per object, so N/4 files in 1,000 folders).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+mod common;
+
+use common::{strata, timed};
+
+fn git(dir: &Path, args: &[&str]) -> Duration {
+    timed(Command::new("git").arg("-C").arg(dir).args(args)).0
+}
+
+/// `git archive REV PATHS… | tar -x -C worktree`: the same files, not timed.
+fn extract(repo: &Path, rev: &str, paths: &[String], worktree: &Path) {
+    let mut archive = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["archive", rev])
+        .args(paths)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = Command::new("tar")
+        .args(["-x", "-C"])
+        .arg(worktree)
+        .stdin(archive.stdout.take().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success() && archive.wait().unwrap().success());
+}
+
+fn commit(worktree: &Path) -> Duration {
+    git(worktree, &["add", "-A"]) + git(worktree, &["commit", "-q", "-m", "backup"])
+}
+
+fn main() {
+    let n: usize = std::env::var("STRATA_BENCH_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite:{}", dir.path().join("store.db").display());
+    let fields = ["name", "status", "plan", "created_at"];
+    let entries: BTreeMap<String, String> = (0..n)
+        .map(|i| {
+            let object = i / 4;
+            (
+                format!(
+                    "/bench/{:03}/obj-{object:07}/{}",
+                    object % 1000,
+                    fields[i % 4]
+                ),
+                format!("{}-{object}-{}", fields[i % 4], "x".repeat(40)),
+            )
+        })
+        .collect();
+    let snapshot = dir.path().join("snapshot.json");
+    std::fs::write(&snapshot, serde_json::to_string(&entries).unwrap()).unwrap();
+    strata(&["--store", &store, "load", snapshot.to_str().unwrap()]);
+    let repo = dir.path().join("backup.git");
+    let r = repo.to_str().unwrap();
+
+    let (full, out) = strata(&["--store", &store, "backup", "run", "--repo", r]);
+    eprintln!("strata full: {out}");
+    let worktree = dir.path().join("worktree");
+    std::fs::create_dir(&worktree).unwrap();
+    git(&worktree, &["init", "-q"]);
+    git(&worktree, &["config", "user.email", "bench@localhost"]);
+    git(&worktree, &["config", "user.name", "bench"]);
+    extract(&repo, "HEAD", &[], &worktree);
+    let git_full = commit(&worktree);
+    assert_eq!(
+        timed(
+            Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(["rev-parse", "HEAD^{tree}"])
+        )
+        .1,
+        timed(
+            Command::new("git")
+                .arg("-C")
+                .arg(&worktree)
+                .args(["rev-parse", "HEAD^{tree}"])
+        )
+        .1,
+        "the git CLI committed the same tree"
+    );
+
+    // 100 keys changed, spread over the store.
+    let changes: BTreeMap<&String, String> = entries
+        .keys()
+        .step_by((n / 100).max(1))
+        .take(100)
+        .map(|k| (k, "changed".to_owned()))
+        .collect();
+    let change_file = dir.path().join("changes.json");
+    std::fs::write(&change_file, serde_json::to_string(&changes).unwrap()).unwrap();
+    strata(&["--store", &store, "load", change_file.to_str().unwrap()]);
+    let (incremental, out) = strata(&["--store", &store, "backup", "run", "--repo", r]);
+    eprintln!("strata incremental: {out}");
+    let changed_files: Vec<String> = timed(Command::new("git").arg("-C").arg(&repo).args([
+        "diff",
+        "--name-only",
+        "HEAD~1",
+        "HEAD",
+    ]))
+    .1
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    extract(&repo, "HEAD", &changed_files, &worktree);
+    let git_incremental = commit(&worktree);
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "| {n} keys ({} files) | strata backup run | git add -A && git commit | git / strata |",
+        n / 4
+    );
+    println!("|---|---|---|---|");
+    println!(
+        "| full | {:.0} ms | {:.0} ms | {:.1}× |",
+        ms(full),
+        ms(git_full),
+        git_full.as_secs_f64() / full.as_secs_f64()
+    );
+    println!(
+        "| incremental, {} keys changed in {} files | {:.0} ms | {:.0} ms | {:.1}× |",
+        changes.len(),
+        changed_files.len(),
+        ms(incremental),
+        ms(git_incremental),
+        git_incremental.as_secs_f64() / incremental.as_secs_f64()
+    );
+}
