@@ -310,8 +310,7 @@ fn apply_changes(
     finish(
         repo,
         opts,
-        head.as_ref(),
-        base.id(),
+        (head.as_ref(), base.id()),
         tree,
         report,
         pack,
@@ -497,8 +496,7 @@ async fn full<S: Store>(
     finish(
         repo,
         opts,
-        head.as_ref(),
-        base.id(),
+        (head.as_ref(), base.id()),
         tree,
         report,
         &pack,
