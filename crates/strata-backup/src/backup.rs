@@ -76,13 +76,14 @@ pub struct BackupReport {
 const RESERVED: &[u8] = strata_core::transfer::RESERVED_PREFIX;
 
 impl BackupOptions {
-    fn selected(&self, key: &[u8]) -> bool {
+    /// True for a key the backup covers.
+    pub(crate) fn selected(&self, key: &[u8]) -> bool {
         !key.starts_with(RESERVED)
             && (self.prefixes.is_empty() || self.prefixes.iter().any(|p| key.starts_with(p)))
             && !self.secrets.skipped(key)
     }
 
-    fn spans(&self) -> Vec<KeySpan> {
+    pub(crate) fn spans(&self) -> Vec<KeySpan> {
         if self.prefixes.is_empty() {
             vec![KeySpan::all()]
         } else {
@@ -149,7 +150,7 @@ async fn run_in<S: Store>(
             Err(e) => return Err(Error::store("reading the changes since the last backup", e)),
         }
     }
-    full(store, repo, opts).await
+    full(store, repo, opts, status.revision).await
 }
 
 fn last_trailers(repo: &Repo) -> Result<Option<Trailers>, Error> {
@@ -203,7 +204,9 @@ async fn changes_between<S: Store>(
 
 /// A handle of its own whose writes go to an in-memory backend, packed at commit.
 fn bulk_writer(repo: &Repo) -> Result<Repo, Error> {
-    Repo::open(&repo.path, false, false)
+    let bulk = Repo::open(&repo.path, false, false)?;
+    bulk.pack_without_deltas()?;
+    Ok(bulk)
 }
 
 /// Applies key changes to the files of HEAD and commits (if anything changed).
@@ -410,18 +413,14 @@ fn finish(
     Ok(report)
 }
 
-/// A full backup: one consistent read of the selected keys, every file compared by
-/// its hash with HEAD's and written only if it differs.
+/// A full backup: one consistent read of the selected keys at `revision`, every file
+/// compared by its hash with HEAD's and written only if it differs.
 async fn full<S: Store>(
     store: &S,
     repo: &Repo,
     opts: &BackupOptions,
+    revision: i64,
 ) -> Result<BackupReport, Error> {
-    let revision = store
-        .status()
-        .await
-        .map_err(|e| Error::store("reading the store's revision", e))?
-        .revision;
     let mut files: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     let mut keys_read = 0u64;
     for span in opts.spans() {
@@ -516,14 +515,7 @@ fn push(repo: &Repo, opts: &BackupOptions) -> Result<(), Error> {
         .find_remote(remote)
         .or_else(|_| repo.git.remote_anonymous(remote))
         .map_err(git_err(format!("finding the remote {remote}")))?;
-    let head = repo
-        .git
-        .find_reference("HEAD")
-        .map_err(git_err("reading HEAD"))?;
-    let branch = head
-        .symbolic_target()
-        .unwrap_or("refs/heads/main")
-        .to_owned();
+    let branch = repo.branch()?;
     r.push(&[format!("{branch}:{branch}")], None)
         .map_err(git_err(format!(
             "pushing {branch} to {remote} (the commit is kept; the next run pushes again)"

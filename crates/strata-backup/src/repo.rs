@@ -114,6 +114,50 @@ impl Repo {
         }
     }
 
+    /// Makes this handle's pack builder store whole objects, without searching for
+    /// deltas: the delta search is most of the cost of packing a commit's few hundred
+    /// new objects, and whole objects read back faster. (libgit2 takes the size above
+    /// which it skips deltas from `pack.deltaCacheSize`, and may one day take it from
+    /// `pack.bigFileThreshold`; both are set, for this handle only, by a config file
+    /// inside the Git folder that the `git` CLI does not read.)
+    pub fn pack_without_deltas(&self) -> Result<(), Error> {
+        let path = self.git.path().join("strata/pack.config");
+        if !path.exists() {
+            let io = |e: std::io::Error| Error::Io {
+                path: path.display().to_string(),
+                source: e,
+            };
+            std::fs::create_dir_all(path.parent().expect("a file in a folder")).map_err(io)?;
+            let tmp = path.with_extension("tmp");
+            std::fs::write(
+                &tmp,
+                "[pack]\n\tdeltaCacheSize = 1\n\tbigFileThreshold = 1\n",
+            )
+            .map_err(io)?;
+            std::fs::rename(&tmp, &path).map_err(io)?;
+        }
+        let mut config = self
+            .git
+            .config()
+            .map_err(git_err("reading the configuration"))?;
+        config
+            .add_file(&path, git2::ConfigLevel::App, true)
+            .map_err(git_err("reading the pack configuration"))?;
+        Ok(())
+    }
+
+    /// The branch HEAD names (`refs/heads/main` on a repository we created).
+    pub fn branch(&self) -> Result<String, Error> {
+        let head = self
+            .git
+            .find_reference("HEAD")
+            .map_err(git_err("reading HEAD"))?;
+        Ok(head
+            .symbolic_target()
+            .unwrap_or("refs/heads/main")
+            .to_owned())
+    }
+
     pub fn empty_tree(&self) -> Result<Tree<'_>, Error> {
         let oid = self
             .git
@@ -206,14 +250,7 @@ impl Repo {
                 o
             }),
         )?;
-        let head = self
-            .git
-            .find_reference("HEAD")
-            .map_err(git_err("reading HEAD"))?;
-        let branch = head
-            .symbolic_target()
-            .unwrap_or("refs/heads/main")
-            .to_owned();
+        let branch = self.branch()?;
         match parent {
             Some(p) => {
                 self.git

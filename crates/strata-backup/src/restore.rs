@@ -161,7 +161,7 @@ pub async fn restore<S: Store>(
         report.put.push(key.clone());
     }
     for (key, kv) in &current {
-        if wanted.contains_key(key) || secret_in_span.contains(key) || !opts_cover(opts, key) {
+        if wanted.contains_key(key) || secret_in_span.contains(key) || !opts.selected(key) {
             continue;
         }
         compares.push(Compare::mod_revision(
@@ -208,12 +208,6 @@ pub async fn restore<S: Store>(
     }
     report.store_revision = resp.revision;
     Ok(report)
-}
-
-fn opts_cover(opts: &BackupOptions, key: &[u8]) -> bool {
-    !key.starts_with(strata_core::transfer::RESERVED_PREFIX)
-        && (opts.prefixes.is_empty() || opts.prefixes.iter().any(|p| key.starts_with(p)))
-        && !opts.secrets.skipped(key)
 }
 
 /// Rebuilds a whole store as of `at` into `target`, which must hold no keys.
@@ -428,17 +422,9 @@ pub async fn verify<S: Store>(store: &S, opts: &BackupOptions) -> Result<VerifyR
     .await
     .map_err(|e| Error::store("reading the scratch store", e))?;
     let mut live = Digest::default();
-    let spans = if opts.prefixes.is_empty() {
-        vec![KeySpan::all()]
-    } else {
-        opts.prefixes
-            .iter()
-            .map(|p| KeySpan::prefix(p.clone()))
-            .collect()
-    };
-    for span in spans {
+    for span in opts.spans() {
         scan(store, span, t.revision, |kvs| {
-            for kv in kvs.iter().filter(|kv| opts_cover(opts, &kv.key)) {
+            for kv in kvs.iter().filter(|kv| opts.selected(&kv.key)) {
                 let Some(written) = opts.secrets.protect(&kv.key, &kv.value) else { continue };
                 match opts.secrets.reveal(&kv.key, &written) {
                     Ok(Some(_)) => live.add(&kv.key, &kv.value),

@@ -49,14 +49,20 @@ fn changed_lines(patch: &str) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn one_changed_field_is_a_one_line_diff_and_can_be_restored_alone() {
+/// A sandbox holding the sigilgate data, and the path for its backup repository.
+fn sigilgate() -> (Sandbox, std::path::PathBuf) {
     let s = Sandbox::new();
     s.ok(&[
         "load",
         examples().join("sigilgate/expected.json").to_str().unwrap(),
     ]);
     let repo = s.path("repo");
+    (s, repo)
+}
+
+#[test]
+fn one_changed_field_is_a_one_line_diff_and_can_be_restored_alone() {
+    let (s, repo) = sigilgate();
     let r = repo.to_str().unwrap();
     let out = s.ok(&[
         "backup",
@@ -183,12 +189,7 @@ fn one_changed_field_is_a_one_line_diff_and_can_be_restored_alone() {
 
 #[test]
 fn an_incremental_backup_rewrites_only_the_changed_objects_trees() {
-    let s = Sandbox::new();
-    s.ok(&[
-        "load",
-        examples().join("sigilgate/expected.json").to_str().unwrap(),
-    ]);
-    let repo = s.path("repo");
+    let (s, repo) = sigilgate();
     let r = repo.to_str().unwrap();
     s.ok(&["backup", "run", "--repo", r]);
     s.ok(&["put", "/sigilgate/users/92/status", "blocked"]);
@@ -344,17 +345,12 @@ fn broker_secrets_never_reach_the_repository_and_encrypted_ones_restore() {
 
 #[test]
 fn push_sends_each_commit_to_a_bare_repository() {
-    let s = Sandbox::new();
-    s.ok(&[
-        "load",
-        examples().join("sigilgate/expected.json").to_str().unwrap(),
-    ]);
+    let (s, repo) = sigilgate();
     let bare = s.path("mirror.git");
     git(
         s.dir.path(),
         &["init", "--bare", "-q", bare.to_str().unwrap()],
     );
-    let repo = s.path("repo");
     let args = [
         "backup",
         "run",
@@ -376,12 +372,7 @@ fn push_sends_each_commit_to_a_bare_repository() {
 
 #[test]
 fn watch_commits_each_burst_within_seconds_and_resumes_after_a_restart() {
-    let s = Sandbox::new();
-    s.ok(&[
-        "load",
-        examples().join("sigilgate/expected.json").to_str().unwrap(),
-    ]);
-    let repo = s.path("repo");
+    let (s, repo) = sigilgate();
     let r = repo.to_str().unwrap().to_owned();
     let start = || {
         s.command(&["backup", "watch", "--repo", &r, "--debounce", "0.3"])
@@ -437,5 +428,27 @@ fn watch_commits_each_burst_within_seconds_and_resumes_after_a_restart() {
         "{file}"
     );
     s.ok(&["backup", "verify", "--repo", &r]);
+    git(&repo, &["fsck", "--strict"]);
+}
+
+#[test]
+fn a_compacted_revision_or_a_replaced_store_falls_back_to_a_full_backup() {
+    let (s, repo) = sigilgate();
+    let r = repo.to_str().unwrap();
+    s.ok(&["backup", "run", "--repo", r]);
+    s.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "down"]);
+    s.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "maintenance"]);
+    s.ok(&["compact", "4"]);
+    let out = s.ok(&["backup", "run", "--repo", r]);
+    assert!(
+        out.contains("0 added, 1 changed, 0 removed (1 files written, full backup)"),
+        "{out}"
+    );
+    // Another store (its revision is behind the recorded one): a full backup too.
+    let other = Sandbox::with_store(&format!("sqlite:{}", s.path("other.db").display()));
+    other.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "up"]);
+    let out = other.ok(&["backup", "run", "--repo", r]);
+    assert!(out.contains("full backup"), "{out}");
+    assert!(out.contains("355 removed"), "{out}");
     git(&repo, &["fsck", "--strict"]);
 }
