@@ -202,11 +202,22 @@ async fn changes_between<S: Store>(
     }
 }
 
-/// A handle of its own whose writes go to an in-memory backend, packed at commit.
-fn bulk_writer(repo: &Repo) -> Result<Repo, Error> {
+/// Runs `write` on a repository handle of its own whose writes go to an in-memory
+/// backend, packed (without a delta search) when the commit is made.
+fn with_bulk<T>(
+    repo: &Repo,
+    write: impl FnOnce(&Repo, &git2::Mempack<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
     let bulk = Repo::open(&repo.path, false, false)?;
     bulk.pack_without_deltas()?;
-    Ok(bulk)
+    let odb = bulk
+        .git
+        .odb()
+        .map_err(git_err("opening the object database"))?;
+    let pack = odb
+        .add_new_mempack_backend(1000)
+        .map_err(git_err("adding an in-memory object backend"))?;
+    write(&bulk, &pack)
 }
 
 /// Applies key changes to the files of HEAD and commits (if anything changed).
@@ -216,15 +227,9 @@ async fn commit_changes(
     changes: Changes,
     revision: i64,
 ) -> Result<BackupReport, Error> {
-    let bulk = bulk_writer(repo)?;
-    let odb = bulk
-        .git
-        .odb()
-        .map_err(git_err("opening the object database"))?;
-    let pack = odb
-        .add_new_mempack_backend(1000)
-        .map_err(git_err("adding an in-memory object backend"))?;
-    apply_changes(&bulk, opts, changes, revision, &pack)
+    with_bulk(repo, |bulk, pack| {
+        apply_changes(bulk, opts, changes, revision, pack)
+    })
 }
 
 fn apply_changes(
@@ -440,30 +445,35 @@ async fn full<S: Store>(
         .await
         .map_err(|e| Error::store("reading the store", e))?;
     }
-    let bulk = bulk_writer(repo)?;
-    let repo = &bulk;
-    let odb = repo
-        .git
-        .odb()
-        .map_err(git_err("opening the object database"))?;
-    let pack = odb
-        .add_new_mempack_backend(1000)
-        .map_err(git_err("adding an in-memory object backend"))?;
+    let report = BackupReport {
+        revision,
+        full: true,
+        keys_read,
+        ..BackupReport::default()
+    };
+    with_bulk(repo, |bulk, pack| {
+        write_full(bulk, opts, &files, report, pack)
+    })
+}
+
+/// Writes the files of a full backup: each compared by hash with HEAD's, written
+/// only if it differs; files HEAD has and the store no longer does are removed.
+fn write_full(
+    repo: &Repo,
+    opts: &BackupOptions,
+    files: &BTreeMap<String, BTreeMap<String, Value>>,
+    mut report: BackupReport,
+    pack: &git2::Mempack<'_>,
+) -> Result<BackupReport, Error> {
     let head = repo.head()?;
     let base = match &head {
         Some(c) => c.tree().map_err(git_err("reading HEAD's tree"))?,
         None => repo.empty_tree()?,
     };
     let old_files = repo.files(&base, "")?;
-    let mut report = BackupReport {
-        revision,
-        full: true,
-        keys_read,
-        ..BackupReport::default()
-    };
     let mut update = TreeUpdateBuilder::new();
     let mut seen = BTreeSet::new();
-    for (file, members) in &files {
+    for (file, members) in files {
         seen.insert(file.as_str());
         let bytes = render(members);
         let oid = Oid::hash_object(ObjectType::Blob, &bytes).map_err(git_err("hashing a file"))?;
@@ -498,7 +508,7 @@ async fn full<S: Store>(
         (head.as_ref(), base.id()),
         tree,
         report,
-        &pack,
+        pack,
         None,
     )
 }

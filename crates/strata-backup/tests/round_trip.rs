@@ -12,6 +12,7 @@ use strata_backup::{BackupOptions, Identity};
 use strata_core::{KeySpan, MemStore, Op, Store, Txn};
 use strata_store::AnyStore;
 use strata_testkit::etcd::EtcdCluster;
+use strata_testkit::git;
 
 type Data = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -84,21 +85,6 @@ fn options(repo: &Path) -> BackupOptions {
         committer: Identity::default(),
         push: None,
     }
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 async fn round_trip(source: &AnyStore, empty: &AnyStore, dir: &Path) {

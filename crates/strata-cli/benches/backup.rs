@@ -37,6 +37,17 @@ fn extract(repo: &Path, rev: &str, paths: &[String], worktree: &Path) {
     assert!(status.success() && archive.wait().unwrap().success());
 }
 
+/// The tree id of HEAD.
+fn tree_id(dir: &Path) -> String {
+    timed(
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["rev-parse", "HEAD^{tree}"]),
+    )
+    .1
+}
+
 fn commit(worktree: &Path) -> Duration {
     settle();
     git(worktree, &["add", "-A"]) + git(worktree, &["commit", "-q", "-m", "backup"])
@@ -85,20 +96,8 @@ fn main() {
     extract(&repo, "HEAD", &[], &worktree);
     let git_full = commit(&worktree);
     assert_eq!(
-        timed(
-            Command::new("git")
-                .arg("-C")
-                .arg(&repo)
-                .args(["rev-parse", "HEAD^{tree}"])
-        )
-        .1,
-        timed(
-            Command::new("git")
-                .arg("-C")
-                .arg(&worktree)
-                .args(["rev-parse", "HEAD^{tree}"])
-        )
-        .1,
+        tree_id(&repo),
+        tree_id(&worktree),
         "the git CLI committed the same tree"
     );
 
@@ -138,20 +137,8 @@ fn main() {
     }
     let (incremental, git_incremental) = timings;
     assert_eq!(
-        timed(
-            Command::new("git")
-                .arg("-C")
-                .arg(&repo)
-                .args(["rev-parse", "HEAD^{tree}"])
-        )
-        .1,
-        timed(
-            Command::new("git")
-                .arg("-C")
-                .arg(&worktree)
-                .args(["rev-parse", "HEAD^{tree}"])
-        )
-        .1,
+        tree_id(&repo),
+        tree_id(&worktree),
         "the git CLI committed the same tree"
     );
 

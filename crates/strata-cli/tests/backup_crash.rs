@@ -8,26 +8,14 @@ mod util;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use strata_testkit::git_try;
 use util::{random_below, Sandbox};
 
-fn git(repo: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .expect("git on PATH");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
 fn has_commit(repo: &Path) -> bool {
-    git(repo, &["rev-parse", "--verify", "-q", "HEAD"]).0
+    git_try(repo, &["rev-parse", "--verify", "-q", "HEAD"]).0
 }
 
 /// Writes a change set: round `k` rewrites a third of the users and deletes a few.
@@ -43,7 +31,7 @@ fn change(s: &Sandbox, k: u64) {
 }
 
 fn check(s: &Sandbox, repo: &Path, trial: u64) {
-    let (ok, out) = git(repo, &["fsck", "--strict"]);
+    let (ok, out) = git_try(repo, &["fsck", "--strict"]);
     assert!(ok, "trial {trial}: git fsck failed:\n{out}");
     if has_commit(repo) {
         let out = s.run(&["backup", "verify", "--repo", repo.to_str().unwrap()]);
@@ -63,8 +51,8 @@ fn caught_up(s: &Sandbox, repo: &Path, trial: u64) {
     let fresh = s.path(&format!("fresh{trial}"));
     s.ok(&["backup", "run", "--repo", fresh.to_str().unwrap()]);
     assert_eq!(
-        git(repo, &["rev-parse", "HEAD^{tree}"]).1,
-        git(&fresh, &["rev-parse", "HEAD^{tree}"]).1,
+        git_try(repo, &["rev-parse", "HEAD^{tree}"]).1,
+        git_try(&fresh, &["rev-parse", "HEAD^{tree}"]).1,
         "trial {trial}: the caught-up backup differs from a full one"
     );
     std::fs::remove_dir_all(fresh).unwrap();

@@ -5,10 +5,9 @@
 mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use strata_testkit::etcd::EtcdCluster;
-use util::{examples, random_below, Sandbox};
+use util::{examples, Sandbox};
 
 /// The object a key of the sigilgate layout belongs to.
 fn object_of(key: &str) -> &str {
@@ -40,13 +39,10 @@ fn crash_trials(s: &Sandbox, trials: usize, max_delay_ms: u64) {
     for trial in 0..trials {
         s.ok(&["del", "--prefix", "/sigilgate/"]);
         s.ok(&["del", "--prefix", "/public/"]);
-        let mut child = s
-            .command(&["import", tree, "--mapping", mapping, "--batch", "64"])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(20 + random_below(max_delay_ms)));
-        let _ = child.kill();
-        if !child.wait().unwrap().success() {
+        if s.kill_at_random(
+            &["import", tree, "--mapping", mapping, "--batch", "64"],
+            max_delay_ms,
+        ) {
             interrupted += 1;
         }
         // Between the kill and the re-run: every object is whole or absent.

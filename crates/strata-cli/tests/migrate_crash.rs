@@ -6,11 +6,10 @@
 mod util;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use strata_testkit::etcd::EtcdCluster;
 use util::migrations::{expected, write_data, write_migrations};
-use util::{random_below, Sandbox};
+use util::Sandbox;
 
 type Data = BTreeMap<String, String>;
 
@@ -49,15 +48,10 @@ fn crash_trials(s: &Sandbox, tag: &str, trials: usize, max_delay_ms: u64) {
         s.ok(&["del", "--prefix", &format!("{prefix}/")]);
         s.ok(&["del", "--prefix", "/_strata/migrations/"]);
         s.ok(&["load", "data.json"]);
-        let mut child = s
-            .command(&["migrate", "up", "--yes", "--page", "200", "--lock-ttl", "1"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(20 + random_below(max_delay_ms)));
-        let _ = child.kill();
-        if !child.wait().unwrap().success() {
+        if s.kill_at_random(
+            &["migrate", "up", "--yes", "--page", "200", "--lock-ttl", "1"],
+            max_delay_ms,
+        ) {
             interrupted += 1;
         }
         check_whole(&export(s, &format!("{prefix}/")), trial);

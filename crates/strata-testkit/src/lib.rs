@@ -22,3 +22,35 @@ pub fn require_program(name: &str, install: &str) -> std::path::PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("`{name}` was not found on PATH; install it with `{install}` (scripts/test.sh does this when run as root)"))
 }
+
+/// Runs the real `git` CLI, the independent checker of backup repositories, in
+/// `repo`; returns whether it succeeded and its stdout followed by its stderr.
+pub fn git_try(repo: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let git = require_program("git", "apt-get install -y git");
+    let out = std::process::Command::new(git)
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .expect("run git");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// Runs `git` in `repo` and returns its stdout; panics with its output on failure.
+pub fn git(repo: &std::path::Path, args: &[&str]) -> String {
+    let git = require_program("git", "apt-get install -y git");
+    let out = std::process::Command::new(git)
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -48,6 +48,22 @@ impl Sandbox {
         cmd
     }
 
+    /// Starts `strata ARGS` (output discarded), kills it with SIGKILL after 20 ms plus
+    /// a random delay below `max_delay_ms`; true if it was killed before finishing.
+    pub fn kill_at_random(&self, args: &[&str], max_delay_ms: u64) -> bool {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn strata");
+        std::thread::sleep(std::time::Duration::from_millis(
+            20 + random_below(max_delay_ms),
+        ));
+        let _ = child.kill();
+        !child.wait().expect("wait for strata").success()
+    }
+
     /// Runs with `stdin` fed in; returns the whole output.
     pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut child = self
