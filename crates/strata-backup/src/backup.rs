@@ -55,6 +55,43 @@ pub struct BackupOptions {
     pub committer: Identity,
     /// A remote (name or URL) to push to after each commit.
     pub push: Option<String>,
+    /// Told how a long (full) backup is going.
+    pub progress: Progress,
+}
+
+/// A callback for the progress of a full backup: keys read, then files written.
+#[derive(Clone, Default)]
+pub struct Progress(Option<std::sync::Arc<dyn Fn(Stage) + Send + Sync>>);
+
+impl Progress {
+    pub fn new(f: impl Fn(Stage) + Send + Sync + 'static) -> Self {
+        Progress(Some(std::sync::Arc::new(f)))
+    }
+
+    fn tell(&self, stage: Stage) {
+        if let Some(f) = &self.0 {
+            f(stage);
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(..)"
+        } else {
+            "Progress(none)"
+        })
+    }
+}
+
+/// Where a full backup is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Keys read from the store so far.
+    Reading { keys: u64 },
+    /// Files compared (and written where they differ) so far, of `total`.
+    Writing { files: u64, total: u64 },
 }
 
 /// What one backup did.
@@ -430,6 +467,9 @@ async fn full<S: Store>(
     let mut keys_read = 0u64;
     for span in opts.spans() {
         scan(store, span, revision, |kvs| {
+            opts.progress.tell(Stage::Reading {
+                keys: keys_read + kvs.len() as u64,
+            });
             for kv in kvs {
                 keys_read += 1;
                 if !opts.selected(&kv.key) {
@@ -473,7 +513,13 @@ fn write_full(
     let old_files = repo.files(&base, "")?;
     let mut update = TreeUpdateBuilder::new();
     let mut seen = BTreeSet::new();
-    for (file, members) in files {
+    for (done, (file, members)) in files.iter().enumerate() {
+        if done % 10_000 == 0 {
+            opts.progress.tell(Stage::Writing {
+                files: done as u64,
+                total: files.len() as u64,
+            });
+        }
         seen.insert(file.as_str());
         let bytes = render(members);
         let oid = Oid::hash_object(ObjectType::Blob, &bytes).map_err(git_err("hashing a file"))?;

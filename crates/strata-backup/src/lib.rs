@@ -17,7 +17,7 @@ pub mod secrets;
 
 use std::path::PathBuf;
 
-pub use backup::{run, watch, BackupOptions, BackupReport, Identity};
+pub use backup::{run, watch, BackupOptions, BackupReport, Identity, Progress, Stage};
 pub use restore::{
     diff, log, restore, restore_all, verify, KeyChange, LogEntry, RestoreReport, VerifyReport,
 };

@@ -84,6 +84,7 @@ fn options(repo: &Path) -> BackupOptions {
         author: Identity::default(),
         committer: Identity::default(),
         push: None,
+        progress: Default::default(),
     }
 }
 

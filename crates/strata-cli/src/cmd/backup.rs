@@ -94,6 +94,25 @@ fn options(
         author,
         committer,
         push,
+        progress: progress(),
+    })
+}
+
+/// Progress of a long full backup on stderr: a line every few seconds.
+fn progress() -> strata_backup::Progress {
+    let last = std::sync::Mutex::new(std::time::Instant::now());
+    strata_backup::Progress::new(move |stage| {
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() < Duration::from_secs(2) {
+            return;
+        }
+        *last = std::time::Instant::now();
+        match stage {
+            strata_backup::Stage::Reading { keys } => eprintln!("full backup: {keys} keys read"),
+            strata_backup::Stage::Writing { files, total } => {
+                eprintln!("full backup: {files}/{total} files written")
+            }
+        }
     })
 }
 
