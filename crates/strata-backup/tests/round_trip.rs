@@ -98,6 +98,23 @@ async fn round_trip(source: &AnyStore, empty: &AnyStore, dir: &Path) {
     strata_backup::verify(source, &options(&repo))
         .await
         .unwrap();
+    // An incremental backup of a few changes, read back from the store's history.
+    source
+        .put(b"/h/\xff\xfe/\x80", b"changed \x00")
+        .await
+        .unwrap();
+    source.put(b"/h/new/key", b"new").await.unwrap();
+    source.delete(KeySpan::key(&b"/h/./x"[..])).await.unwrap();
+    let report = strata_backup::run(source, &options(&repo)).await.unwrap();
+    assert!(!report.full, "{report:?}");
+    assert_eq!((report.added, report.changed, report.removed), (1, 1, 1));
+    strata_backup::verify(source, &options(&repo))
+        .await
+        .unwrap();
+    let mut data = data;
+    data.insert(b"/h/\xff\xfe/\x80".to_vec(), b"changed \x00".to_vec());
+    data.insert(b"/h/new/key".to_vec(), b"new".to_vec());
+    data.remove(&b"/h/./x"[..]);
     strata_backup::restore_all(empty, &options(&repo), "HEAD")
         .await
         .unwrap();
