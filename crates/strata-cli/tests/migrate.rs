@@ -234,3 +234,55 @@ fn four_runners_at_once_on_postgres() {
     let s = Sandbox::with_store(&pg.url(&format!("mig{}", std::process::id())));
     four_runners_at_once(&s, "/mig4", "pg4");
 }
+
+/// A step that fails on one object stops the run with the object named; the area shows
+/// the migration in progress, and once the data is fixed the next run finishes it
+/// without redoing the objects already done.
+#[test]
+fn a_failed_migration_is_shown_in_progress_and_resumed() {
+    let s = Sandbox::new();
+    for i in 0..300 {
+        s.ok(&[
+            "put",
+            &format!("/f/dev/{i:03}/config"),
+            &format!(r#"{{"mtu":{i}}}"#),
+        ]);
+    }
+    s.ok(&["put", "/f/dev/150/config", "not json"]);
+    let area = s.path("migrations/devices");
+    std::fs::create_dir_all(&area).unwrap();
+    std::fs::write(
+        area.join("0001_explode.toml"),
+        "[[steps]]\nop = 'explode_json'\nobject = '/f/dev/{id}'\nfield = 'config'\n",
+    )
+    .unwrap();
+    let (_, err) = s.expect(1, &["migrate", "up", "--yes", "--page", "40"]);
+    assert!(
+        err.contains("key /f/dev/150/config does not hold a JSON object"),
+        "{err}"
+    );
+    let status = s.ok(&["migrate", "status"]);
+    assert!(
+        status.contains("in progress: 0001_explode step 1, after /f/dev/1"),
+        "{status}"
+    );
+    assert_eq!(s.ok(&["get", "/f/dev/000/config/mtu"]).trim(), "0");
+    s.ok(&["put", "/f/dev/150/config", r#"{"mtu":150}"#]);
+    let out = s.ok(&["migrate", "up", "--yes"]);
+    assert!(
+        out.contains(
+            "applied devices 0001_explode: 300 object rewrites (300 keys written, 300 deleted)"
+        ),
+        "{out}"
+    );
+    for i in [0, 149, 150, 299] {
+        assert_eq!(
+            s.ok(&["get", &format!("/f/dev/{i:03}/config/mtu")]).trim(),
+            i.to_string()
+        );
+    }
+    assert!(s
+        .ok(&["get", "--prefix", "/f/dev/"])
+        .lines()
+        .all(|l| !l.contains("/config =")));
+}
