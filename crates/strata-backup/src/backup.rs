@@ -1,4 +1,4 @@
-//! `backup run` and `backup watch`: the store into Git, in full or incrementally.
+//! `backup run`: the store into Git, in full or incrementally.
 //!
 //! Owns choosing full or incremental, reading the store (one consistent read for a
 //! full backup; the changes since the recorded revision for an incremental one),
@@ -8,147 +8,20 @@
 //! objects, never a commit that claims a revision whose data it lacks.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use git2::build::TreeUpdateBuilder;
-use git2::{FileMode, ObjectType, Oid, Signature};
+use git2::{FileMode, ObjectType, Oid};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 use strata_core::{scan, EventKind, KeySpan, Store, WatchRequest};
 
 use crate::layout::{locate, parse, render};
+use crate::options::{BackupOptions, BackupReport, Stage};
 use crate::repo::{git_err, Repo, Trailers};
-use crate::secrets::Secrets;
 use crate::Error;
 
-/// A Git identity.
-#[derive(Clone, Debug)]
-pub struct Identity {
-    pub name: String,
-    pub email: String,
-}
-
-impl Default for Identity {
-    fn default() -> Self {
-        Identity {
-            name: "Strata Backup".into(),
-            email: "strata@localhost".into(),
-        }
-    }
-}
-
-/// How a backup runs.
-#[derive(Debug)]
-pub struct BackupOptions {
-    pub repo: PathBuf,
-    /// Key prefixes to back up (empty: every key). `/_strata/` is always left out.
-    pub prefixes: Vec<Vec<u8>>,
-    pub secrets: Secrets,
-    /// Text that identifies the options shaping the files (prefixes, schema, secrets
-    /// mode); a change forces a full backup.
-    pub options_id: String,
-    /// The store, as named in commit messages (without credentials).
-    pub store_label: String,
-    pub author: Identity,
-    pub committer: Identity,
-    /// A remote (name or URL) to push to after each commit.
-    pub push: Option<String>,
-    /// Told how a long (full) backup is going.
-    pub progress: Progress,
-}
-
-/// A callback for the progress of a full backup: keys read, then files written.
-#[derive(Clone, Default)]
-pub struct Progress(Option<std::sync::Arc<dyn Fn(Stage) + Send + Sync>>);
-
-impl Progress {
-    pub fn new(f: impl Fn(Stage) + Send + Sync + 'static) -> Self {
-        Progress(Some(std::sync::Arc::new(f)))
-    }
-
-    fn tell(&self, stage: Stage) {
-        if let Some(f) = &self.0 {
-            f(stage);
-        }
-    }
-}
-
-impl std::fmt::Debug for Progress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Progress(..)"
-        } else {
-            "Progress(none)"
-        })
-    }
-}
-
-/// Where a full backup is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// Keys read from the store so far.
-    Reading { keys: u64 },
-    /// Files compared (and written where they differ) so far, of `total`.
-    Writing { files: u64, total: u64 },
-}
-
-/// What one backup did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BackupReport {
-    /// The commit made, `None` when nothing changed.
-    pub commit: Option<String>,
-    pub revision: i64,
-    pub full: bool,
-    pub added: u64,
-    pub changed: u64,
-    pub removed: u64,
-    /// Files (blobs) written: the changed objects.
-    pub files_written: u64,
-    /// Keys read from the store (all of them for a full backup, the changes otherwise).
-    pub keys_read: u64,
-}
-
-const RESERVED: &[u8] = strata_core::transfer::RESERVED_PREFIX;
-
-impl BackupOptions {
-    /// True for a key the backup covers.
-    pub(crate) fn selected(&self, key: &[u8]) -> bool {
-        !key.starts_with(RESERVED)
-            && (self.prefixes.is_empty() || self.prefixes.iter().any(|p| key.starts_with(p)))
-            && !self.secrets.skipped(key)
-    }
-
-    pub(crate) fn spans(&self) -> Vec<KeySpan> {
-        if self.prefixes.is_empty() {
-            vec![KeySpan::all()]
-        } else {
-            self.prefixes
-                .iter()
-                .map(|p| KeySpan::prefix(p.clone()))
-                .collect()
-        }
-    }
-
-    /// A short digest of the options, kept in each commit.
-    pub fn digest(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(self.options_id.as_bytes());
-        h.finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-
-    fn signature(id: &Identity) -> Result<Signature<'static>, Error> {
-        Signature::now(&id.name, &id.email).map_err(git_err("making the commit signature"))
-    }
-}
-
 /// Keys changed, with their final value (`None`: deleted).
-type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+pub(crate) type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// One backup: incremental when the last commit was made with the same options and
 /// its revision is still in the store's history, full otherwise.
@@ -159,7 +32,7 @@ pub async fn run<S: Store>(store: &S, opts: &BackupOptions) -> Result<BackupRepo
     Ok(report)
 }
 
-async fn run_in<S: Store>(
+pub(crate) async fn run_in<S: Store>(
     store: &S,
     repo: &Repo,
     opts: &BackupOptions,
@@ -190,7 +63,7 @@ async fn run_in<S: Store>(
     full(store, repo, opts, status.revision).await
 }
 
-fn last_trailers(repo: &Repo) -> Result<Option<Trailers>, Error> {
+pub(crate) fn last_trailers(repo: &Repo) -> Result<Option<Trailers>, Error> {
     Ok(repo
         .head()?
         .and_then(|c| Trailers::parse(c.message().unwrap_or(""))))
@@ -258,7 +131,7 @@ fn with_bulk<T>(
 }
 
 /// Applies key changes to the files of HEAD and commits (if anything changed).
-async fn commit_changes(
+pub(crate) async fn commit_changes(
     repo: &Repo,
     opts: &BackupOptions,
     changes: Changes,
@@ -559,7 +432,7 @@ fn write_full(
     )
 }
 
-fn push(repo: &Repo, opts: &BackupOptions) -> Result<(), Error> {
+pub(crate) fn push(repo: &Repo, opts: &BackupOptions) -> Result<(), Error> {
     let Some(remote) = &opts.push else {
         return Ok(());
     };
@@ -577,117 +450,4 @@ fn push(repo: &Repo, opts: &BackupOptions) -> Result<(), Error> {
             "pushing {branch} to {remote} (the commit is kept; the next run pushes again)"
         )))?;
     Ok(())
-}
-
-/// `backup watch`: a backup now, then one commit per burst of changes, `debounce`
-/// after its first change, until `stop` resolves. After a lost watch it starts again
-/// from the last committed revision (a full read if that was compacted).
-pub async fn watch<S: Store, F: Future<Output = ()>>(
-    store: &S,
-    opts: &BackupOptions,
-    debounce: Duration,
-    on_commit: &mut dyn FnMut(&BackupReport),
-    stop: F,
-) -> Result<(), Error> {
-    let repo = Repo::open(&opts.repo, true, true)?;
-    tokio::pin!(stop);
-    loop {
-        let report = run_in(store, &repo, opts).await?;
-        push(&repo, opts)?;
-        on_commit(&report);
-        let mut recorded = report.revision;
-        if report.commit.is_none() {
-            recorded = last_trailers(&repo)?.map_or(report.revision, |t| t.revision);
-        }
-        let watched = follow(
-            store,
-            &repo,
-            opts,
-            recorded,
-            debounce,
-            on_commit,
-            stop.as_mut(),
-        )
-        .await;
-        match watched {
-            Ok(true) => return Ok(()),
-            Ok(false) => continue,
-            Err(e) => {
-                tracing_note(&format!(
-                    "watch interrupted: {e}; resuming from the last commit"
-                ));
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.as_mut() => return Ok(()),
-                }
-            }
-        }
-    }
-}
-
-fn tracing_note(text: &str) {
-    eprintln!("{text}");
-}
-
-/// Follows changes from `recorded + 1`, committing each burst. `Ok(true)` when
-/// stopped, `Ok(false)` to start over with a backup (the watch ended).
-async fn follow<S: Store>(
-    store: &S,
-    repo: &Repo,
-    opts: &BackupOptions,
-    recorded: i64,
-    debounce: Duration,
-    on_commit: &mut dyn FnMut(&BackupReport),
-    mut stop: std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> Result<bool, Error> {
-    let mut watcher = store
-        .watch(WatchRequest {
-            span: KeySpan::all(),
-            start_revision: recorded + 1,
-        })
-        .await
-        .map_err(|e| Error::store("watching the store", e))?;
-    let mut pending = Changes::new();
-    let mut last_revision = recorded;
-    let mut deadline: Option<tokio::time::Instant> = None;
-    loop {
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = stop.as_mut() => {
-                if last_revision > recorded {
-                    let report = commit_changes(repo, opts, std::mem::take(&mut pending), last_revision).await?;
-                    push(repo, opts)?;
-                    on_commit(&report);
-                }
-                return Ok(true);
-            }
-            _ = sleep => {
-                let report = commit_changes(repo, opts, std::mem::take(&mut pending), last_revision).await?;
-                push(repo, opts)?;
-                on_commit(&report);
-                deadline = None;
-            }
-            batch = watcher.next() => match batch {
-                Some(Ok(events)) => {
-                    for e in events {
-                        last_revision = last_revision.max(e.revision());
-                        if opts.selected(&e.kv.key) {
-                            let value = (e.kind == EventKind::Put).then_some(e.kv.value);
-                            pending.insert(e.kv.key, value);
-                        }
-                    }
-                    if deadline.is_none() {
-                        deadline = Some(tokio::time::Instant::now() + debounce);
-                    }
-                }
-                Some(Err(e)) => return Err(Error::store("watching the store", e)),
-                None => return Ok(false),
-            }
-        }
-    }
 }

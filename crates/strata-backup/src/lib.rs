@@ -10,17 +10,21 @@
 
 pub mod backup;
 pub mod layout;
+pub mod options;
 pub mod pack;
 pub mod repo;
 pub mod restore;
 pub mod secrets;
+pub mod watch;
 
 use std::path::PathBuf;
 
-pub use backup::{run, watch, BackupOptions, BackupReport, Identity, Progress, Stage};
+pub use backup::run;
+pub use options::{BackupOptions, BackupReport, Identity, Progress, Stage};
 pub use restore::{
     diff, log, restore, restore_all, verify, KeyChange, LogEntry, RestoreReport, VerifyReport,
 };
+pub use watch::watch;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

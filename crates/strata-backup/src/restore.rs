@@ -15,8 +15,8 @@ use strata_core::key::display_key;
 use strata_core::transfer::Digest;
 use strata_core::{scan, Compare, CompareOp, KeySpan, MemStore, Op, OpResponse, Store, Txn};
 
-use crate::backup::BackupOptions;
 use crate::layout::{file_prefix, key_of, locate, parse};
+use crate::options::BackupOptions;
 use crate::repo::{git_err, Repo, Trailers};
 use crate::secrets::Secrets;
 use crate::Error;

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod pattern;
 pub mod plan;
 pub mod runner;
+mod scan;
 pub mod state;
 pub mod step;
 
