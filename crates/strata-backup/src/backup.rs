@@ -149,11 +149,7 @@ fn apply_changes(
     revision: i64,
     pack: &git2::Mempack<'_>,
 ) -> Result<BackupReport, Error> {
-    let head = repo.head()?;
-    let base = match &head {
-        Some(c) => c.tree().map_err(git_err("reading HEAD's tree"))?,
-        None => repo.empty_tree()?,
-    };
+    let (head, base) = repo.head_and_tree()?;
     // File → (member, new value, key).
     type Edit = (String, Option<Vec<u8>>, Vec<u8>);
     let mut by_file: BTreeMap<String, Vec<Edit>> = BTreeMap::new();
@@ -378,11 +374,7 @@ fn write_full(
     mut report: BackupReport,
     pack: &git2::Mempack<'_>,
 ) -> Result<BackupReport, Error> {
-    let head = repo.head()?;
-    let base = match &head {
-        Some(c) => c.tree().map_err(git_err("reading HEAD's tree"))?,
-        None => repo.empty_tree()?,
-    };
+    let (head, base) = repo.head_and_tree()?;
     let old_files = repo.files(&base, "")?;
     let mut update = TreeUpdateBuilder::new();
     let mut seen = BTreeSet::new();

@@ -158,6 +158,17 @@ impl Repo {
             .to_owned())
     }
 
+    /// HEAD's commit (if any) and its tree (the empty tree before the first commit):
+    /// what a backup builds on.
+    pub fn head_and_tree(&self) -> Result<(Option<Commit<'_>>, Tree<'_>), Error> {
+        let head = self.head()?;
+        let tree = match &head {
+            Some(c) => c.tree().map_err(git_err("reading HEAD's tree"))?,
+            None => self.empty_tree()?,
+        };
+        Ok((head, tree))
+    }
+
     pub fn empty_tree(&self) -> Result<Tree<'_>, Error> {
         let oid = self
             .git
