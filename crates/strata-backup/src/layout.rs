@@ -150,8 +150,9 @@ pub fn key_of(file: &str, member: &str) -> Option<Vec<u8>> {
     Some(key)
 }
 
-/// The file path of keys under `prefix` could live in: files whose path starts with
-/// this (a key prefix `/a/b` may be file `a.json` member `b…` or anything under `a/b`).
+/// The folder that holds the files of every key under `prefix`: the keys are in files
+/// below it or in its own file `<folder>.json` (`/a/b/` → `a/b`: files `a/b.json` and
+/// `a/b/…`; `/a/b` → `a`: `a.json` member `b…` and `a/b/…`). Empty for the root.
 pub fn file_prefix(prefix: &[u8]) -> String {
     let Some(rest) = prefix.strip_prefix(b"/") else {
         return String::new();

@@ -9,13 +9,15 @@
 
 use std::collections::BTreeMap;
 
-use git2::{Commit, Oid};
+use git2::Commit;
 use serde_json::Value;
 use strata_core::key::display_key;
 use strata_core::transfer::Digest;
-use strata_core::{scan, Compare, CompareOp, KeySpan, MemStore, Op, OpResponse, Store, Txn};
+use strata_core::{
+    scan, Compare, CompareOp, KeySpan, MemStore, Op, OpResponse, RangeRequest, Store, Txn,
+};
 
-use crate::layout::{file_prefix, key_of, locate, parse};
+use crate::layout::{file_prefix, key_of, locate, parse, SUFFIX};
 use crate::options::BackupOptions;
 use crate::repo::{git_err, Repo, Trailers};
 use crate::secrets::Secrets;
@@ -30,14 +32,13 @@ fn written(
     let tree = commit.tree().map_err(git_err("reading a commit's tree"))?;
     let mut out = BTreeMap::new();
     let dir = file_prefix(prefix);
+    // Keys under the prefix live below its folder, or in that folder's own file (its
+    // direct children); `dir` is empty for the root, whose walk covers every file.
     let mut files = repo.files(&tree, &dir)?;
-    // Keys directly under the root or not starting with `/` live in special files.
-    for special in ["%root.json", "%relative.json"] {
-        if let Some(bytes) = repo.file(&tree, special)? {
-            files.insert(
-                special.to_owned(),
-                Oid::hash_object(git2::ObjectType::Blob, &bytes).map_err(git_err("hashing"))?,
-            );
+    if !dir.is_empty() {
+        let own = format!("{dir}{SUFFIX}");
+        if let Ok(entry) = tree.get_path(std::path::Path::new(&own)) {
+            files.insert(own, entry.id());
         }
     }
     for (file, oid) in files {
@@ -219,16 +220,15 @@ pub async fn restore_all<S: Store + Clone + 'static>(
     let repo = Repo::open(&opts.repo, false, false)?;
     let commit = repo.resolve(at)?;
     let revision = Trailers::parse(commit.message().unwrap_or("")).map_or(0, |t| t.revision);
-    let mut existing = 0u64;
-    scan(target, KeySpan::all(), 0, |kvs| {
-        existing += kvs
-            .iter()
-            .filter(|kv| !kv.key.starts_with(strata_core::transfer::RESERVED_PREFIX))
-            .count() as u64;
-        Ok(())
-    })
-    .await
-    .map_err(|e| Error::store("reading the target store", e))?;
+    let count = |span: KeySpan| async move {
+        target
+            .range(RangeRequest::new(span).count_only())
+            .await
+            .map(|r| r.count)
+            .map_err(|e| Error::store("counting the keys of the target store", e))
+    };
+    let reserved = strata_core::transfer::RESERVED_PREFIX;
+    let existing = count(KeySpan::all()).await? - count(KeySpan::prefix(reserved)).await?;
     if existing > 0 {
         return Err(Error::Refused(format!(
             "the target store holds {existing} keys; restore --all rebuilds into an empty store (restore prefixes into a live one)"
@@ -396,22 +396,17 @@ pub async fn verify<S: Store>(store: &S, opts: &BackupOptions) -> Result<VerifyR
     let t = Trailers::parse(commit.message().unwrap_or(""))
         .ok_or_else(|| Error::NotFound("HEAD is not a strata backup commit".into()))?;
     let scratch = MemStore::new();
-    let mut ops = Vec::new();
-    for (key, value) in written(&repo, &commit, b"")? {
-        let bytes = match opts.secrets.reveal(&key, &value) {
-            Ok(Some(v)) => v,
-            _ => value.to_string().into_bytes(),
-        };
-        ops.push(Op::put(key, bytes));
-        if ops.len() == 1000 {
-            scratch
-                .txn(Txn::new().and_then(std::mem::take(&mut ops)))
-                .await
-                .map_err(|e| Error::store("filling the scratch store", e))?;
-        }
-    }
-    scratch
-        .txn(Txn::new().and_then(ops))
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = written(&repo, &commit, b"")?
+        .into_iter()
+        .map(|(key, value)| {
+            let bytes = match opts.secrets.reveal(&key, &value) {
+                Ok(Some(v)) => v,
+                _ => value.to_string().into_bytes(),
+            };
+            (key, bytes)
+        })
+        .collect();
+    strata_core::load::load(&scratch, entries, None, &mut |_| {})
         .await
         .map_err(|e| Error::store("filling the scratch store", e))?;
     let mut restored = Digest::default();

@@ -228,3 +228,30 @@ async fn a_restore_reports_a_concurrent_change_instead_of_overwriting_it() {
         b"active"
     );
 }
+
+/// Regression: a prefix's direct children live in the file next to its folder
+/// (`/a/x` is member `x` of `a.json`), which a restore of `/a/` must read too.
+#[tokio::test]
+async fn restoring_a_prefix_or_an_object_includes_its_direct_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemStore::new();
+    let keys: [&[u8]; 5] = [b"/a", b"/a/x", b"/a/b/c", b"/ab/y", b"/top"];
+    for k in keys {
+        store.put(k, b"v").await.unwrap();
+    }
+    let opts = options(&dir.path().join("repo"));
+    strata_backup::run(&store, &opts).await.unwrap();
+    store.delete(KeySpan::all()).await.unwrap();
+    let report = strata_backup::restore(&store, &opts, "/a/", "HEAD", false, false)
+        .await
+        .unwrap();
+    assert_eq!(report.put, [b"/a/b/c".to_vec(), b"/a/x".to_vec()]);
+    strata_backup::restore(&store, &opts, "/a", "HEAD", false, false)
+        .await
+        .unwrap();
+    let expected: Data = [&b"/a"[..], b"/a/b/c", b"/a/x"]
+        .iter()
+        .map(|k| (k.to_vec(), b"v".to_vec()))
+        .collect();
+    assert_eq!(dump(&store).await, expected);
+}
