@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use strata_core::{KeySpan, MemStore, Op, Store, Txn};
+use strata_core::{KeySpan, MemStore, Store};
 
 use crate::lock::Lock;
 use crate::runner::{select, up_area, StepStats, UpOptions};
@@ -85,17 +85,10 @@ pub async fn plan<S: Store>(
         let mut state_data = Data::new();
         read_span(store, area_prefix(area).as_bytes(), &mut state_data).await?;
         state_data.remove(lock_key(area).as_bytes());
+        let mut copy = data.clone();
+        copy.extend(state_data);
         let mem = MemStore::new();
-        let mut puts: Vec<Op> = Vec::new();
-        for (k, v) in data.iter().chain(state_data.iter()) {
-            puts.push(Op::put(k.clone(), v.clone()));
-            if puts.len() == 1000 {
-                mem.txn(Txn::new().and_then(std::mem::take(&mut puts)))
-                    .await
-                    .map_err(|e| Error::store("copying into memory", e))?;
-            }
-        }
-        mem.txn(Txn::new().and_then(puts))
+        strata_core::load::load(&mem, copy.into_iter().collect(), None, &mut |_| {})
             .await
             .map_err(|e| Error::store("copying into memory", e))?;
         let mut lock = Lock::acquire(
