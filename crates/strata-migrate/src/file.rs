@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::pattern::{field_path, Pattern};
 use crate::step::Step;
 use crate::Error;
 
@@ -282,13 +281,3 @@ description = "What this migration does, in one sentence"
 # object = "/app/users/{id}"
 # filter = '.status |= ascii_downcase'
 "#;
-
-/// Checks a field path argument of a step.
-pub(crate) fn field(text: &str) -> Result<String, String> {
-    field_path(text)
-}
-
-/// Checks a pattern argument of a step.
-pub(crate) fn pattern(text: &str) -> Result<Pattern, String> {
-    Pattern::parse(text)
-}

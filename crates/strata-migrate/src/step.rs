@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use strata_core::key::{decode_segment, encode_segment};
 use strata_import::jq::Jq;
 
-use crate::file::{field, pattern, StepSpec};
-use crate::pattern::{Pattern, Vars};
+use crate::file::StepSpec;
+use crate::pattern::{field_path as field, Pattern, Vars};
 
 /// One object as read: its key, the pattern's variables and its fields (`""` is the
 /// object key itself), each with the value and mod revision read.
@@ -113,7 +113,7 @@ impl Step {
     pub fn from_spec(spec: &StepSpec) -> Result<Step, String> {
         let target = |to: &str, object: &Pattern| -> Result<Target, String> {
             if to.starts_with('/') {
-                let t = pattern(to)?;
+                let t = Pattern::parse(to)?;
                 t.check_bound_by(object)?;
                 Ok(Target::Key(t))
             } else {
@@ -122,7 +122,7 @@ impl Step {
         };
         Ok(match spec {
             StepSpec::RenameField { object, from, to } => {
-                let object = pattern(object)?;
+                let object = Pattern::parse(object)?;
                 let to = target(to, &object)?;
                 Step::RenameField {
                     from: field(from)?,
@@ -131,7 +131,7 @@ impl Step {
                 }
             }
             StepSpec::Move { from, to } => {
-                let (from, to) = (pattern(from)?, pattern(to)?);
+                let (from, to) = (Pattern::parse(from)?, Pattern::parse(to)?);
                 to.check_bound_by(&from)?;
                 if to.scan_prefix().starts_with(&from.scan_prefix()) {
                     return Err(format!(
@@ -148,20 +148,20 @@ impl Step {
                 field: f,
                 value,
             } => Step::SetDefault {
-                object: pattern(object)?,
+                object: Pattern::parse(object)?,
                 field: field(f)?,
                 value: value.as_bytes().to_vec(),
             },
             StepSpec::DeleteField { object, field: f } => Step::DeleteField {
-                object: pattern(object)?,
+                object: Pattern::parse(object)?,
                 field: field(f)?,
             },
             StepSpec::Delete { object } => Step::Delete {
-                object: pattern(object)?,
+                object: Pattern::parse(object)?,
             },
             StepSpec::Split { object, fields, to } => {
-                let object = pattern(object)?;
-                let to = pattern(to)?;
+                let object = Pattern::parse(object)?;
+                let to = Pattern::parse(to)?;
                 to.check_bound_by(&object)?;
                 if fields.is_empty() {
                     return Err("split needs at least one field in `fields`".into());
@@ -170,15 +170,15 @@ impl Step {
                 Step::Split { object, fields, to }
             }
             StepSpec::ExplodeJson { object, field: f } => Step::ExplodeJson {
-                object: pattern(object)?,
+                object: Pattern::parse(object)?,
                 field: field(f)?,
             },
             StepSpec::ImplodeJson { object, field: f } => Step::ImplodeJson {
-                object: pattern(object)?,
+                object: Pattern::parse(object)?,
                 field: field(f)?,
             },
             StepSpec::Jq { object, filter } => {
-                let object = pattern(object)?;
+                let object = Pattern::parse(object)?;
                 let vars = vec!["$vars".to_owned()];
                 let jq = Jq::compile(filter, &vars)?;
                 Step::Jq {
