@@ -13,7 +13,7 @@ use std::time::Duration;
 use git2::build::TreeUpdateBuilder;
 use git2::{FileMode, ObjectType, Oid};
 use serde_json::Value;
-use strata_core::{scan, EventKind, KeySpan, Store, WatchRequest};
+use strata_core::{scan, Event, EventKind, KeySpan, Store, WatchRequest};
 
 use crate::layout::{locate, parse, render};
 use crate::options::{BackupOptions, BackupReport, Stage};
@@ -69,6 +69,14 @@ pub(crate) fn last_trailers(repo: &Repo) -> Result<Option<Trailers>, Error> {
         .and_then(|c| Trailers::parse(c.message().unwrap_or(""))))
 }
 
+/// Notes a change of a key the backup covers: its final value, `None` once deleted.
+pub(crate) fn record(opts: &BackupOptions, changes: &mut Changes, e: Event) {
+    if opts.selected(&e.kv.key) {
+        let value = (e.kind == EventKind::Put).then_some(e.kv.value);
+        changes.insert(e.kv.key, value);
+    }
+}
+
 /// Every change of the selected keys in revisions `from..=to`, replayed by a watch.
 async fn changes_between<S: Store>(
     store: &S,
@@ -101,10 +109,7 @@ async fn changes_between<S: Store>(
             if e.revision() > to {
                 return Ok(changes);
             }
-            if opts.selected(&e.kv.key) {
-                let value = (e.kind == EventKind::Put).then_some(e.kv.value);
-                changes.insert(e.kv.key, value);
-            }
+            record(opts, &mut changes, e);
         }
         if watcher.resume_revision() > to {
             return Ok(changes);

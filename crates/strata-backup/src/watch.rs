@@ -6,9 +6,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use strata_core::{EventKind, KeySpan, Store, WatchRequest};
+use strata_core::{KeySpan, Store, WatchRequest};
 
-use crate::backup::{commit_changes, last_trailers, push, run_in, Changes};
+use crate::backup::{commit_changes, last_trailers, push, record, run_in, Changes};
 use crate::options::{BackupOptions, BackupReport};
 use crate::repo::Repo;
 use crate::Error;
@@ -110,10 +110,7 @@ async fn follow<S: Store>(
                 Some(Ok(events)) => {
                     for e in events {
                         last_revision = last_revision.max(e.revision());
-                        if opts.selected(&e.kv.key) {
-                            let value = (e.kind == EventKind::Put).then_some(e.kv.value);
-                            pending.insert(e.kv.key, value);
-                        }
+                        record(opts, &mut pending, e);
                     }
                     if deadline.is_none() {
                         deadline = Some(tokio::time::Instant::now() + debounce);
