@@ -17,6 +17,13 @@ fn broker(name: &str) -> String {
         .to_owned()
 }
 
+/// The rows of a `--dry-run` plan, split into columns.
+fn plan_rows(plan: &str) -> Vec<Vec<&str>> {
+    plan.lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect()
+}
+
 #[test]
 fn etcd_v2_dump_gives_the_expected_snapshot_exactly() {
     let s = Sandbox::new();
@@ -46,10 +53,7 @@ fn etcd_v2_dump_loads_plans_and_is_idempotent() {
         "etcd-v2",
         "--dry-run",
     ]);
-    let rows: Vec<Vec<&str>> = plan
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let rows = plan_rows(&plan);
     assert!(
         rows.contains(&vec!["/routing/", "4", "1", "0", "0"]),
         "{plan}"
@@ -255,10 +259,7 @@ fn sigilgate_mapping_into_etcd_agrees_with_etcdctl() {
         &sigilgate("sigilgate/mapping.toml"),
         "--dry-run",
     ]);
-    let rows: Vec<Vec<&str>> = plan
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let rows = plan_rows(&plan);
     assert!(
         rows.contains(&vec!["/sigilgate/users/{id}", "0", "0", "120", "0"]),
         "{plan}"
@@ -324,10 +325,7 @@ fn prune_removes_stale_fields_of_imported_objects_only() {
     s.ok(&["put", "/sigilgate/users/94/telegram_id", "12345"]);
     s.ok(&["put", "/sigilgate/other/x", "kept"]);
     let (plan, err) = s.expect(0, &["import", &legacy, "--mapping", &mapping, "--dry-run"]);
-    let rows: Vec<Vec<&str>> = plan
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let rows = plan_rows(&plan);
     assert!(
         rows.contains(&vec!["/sigilgate/users/{id}", "0", "0", "120", "1"]),
         "{plan}"

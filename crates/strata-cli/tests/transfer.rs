@@ -134,18 +134,23 @@ fn copy_rewrites_prefixes_dry_runs_and_deletes_extras_only_when_asked() {
         examples().join("sigilgate/expected.json").to_str().unwrap(),
     ]);
     s.ok(&["--store", &target, "put", "/metadata/sigilgate/stale", "x"]);
-    let plan = s.ok(&[
-        "copy",
-        "--from",
-        &s.store,
-        "--to",
-        &target,
-        "--prefix",
-        "/sigilgate/",
-        "--rewrite",
-        "/sigilgate/=/metadata/sigilgate/",
-        "--dry-run",
-    ]);
+    // `strata copy` from /sigilgate/ to /metadata/sigilgate/ in the target, plus `extra`.
+    let copy = |extra: &[&str]| {
+        let mut args = vec![
+            "copy",
+            "--from",
+            &s.store,
+            "--to",
+            &target,
+            "--prefix",
+            "/sigilgate/",
+            "--rewrite",
+            "/sigilgate/=/metadata/sigilgate/",
+        ];
+        args.extend_from_slice(extra);
+        s.ok(&args)
+    };
+    let plan = copy(&["--dry-run"]);
     assert!(
         plan.starts_with("would copy 295 keys") && plan.contains("/metadata/sigilgate/stale"),
         "{plan}"
@@ -161,17 +166,7 @@ fn copy_rewrites_prefixes_dry_runs_and_deletes_extras_only_when_asked() {
         ]),
         "/metadata/sigilgate/stale\n"
     );
-    let out = s.ok(&[
-        "copy",
-        "--from",
-        &s.store,
-        "--to",
-        &target,
-        "--prefix",
-        "/sigilgate/",
-        "--rewrite",
-        "/sigilgate/=/metadata/sigilgate/",
-    ]);
+    let out = copy(&[]);
     assert!(
         out.contains("found (keep them, or delete with --delete-extra)"),
         "{out}"
@@ -180,20 +175,7 @@ fn copy_rewrites_prefixes_dry_runs_and_deletes_extras_only_when_asked() {
         s.ok(&["--store", &target, "get", "/metadata/sigilgate/stale"]),
         "x\n"
     );
-    let out = s.ok(&[
-        "copy",
-        "--from",
-        &s.store,
-        "--to",
-        &target,
-        "--prefix",
-        "/sigilgate/",
-        "--rewrite",
-        "/sigilgate/=/metadata/sigilgate/",
-        "--delete-extra",
-        "-o",
-        "json",
-    ]);
+    let out = copy(&["--delete-extra", "-o", "json"]);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         (json["deleted_extra"].as_u64(), json["verified"].as_bool()),
