@@ -77,11 +77,46 @@ fn open_connection(path: &Path) -> Result<Connection> {
         .map_err(sql_err("set busy timeout"))?;
     // WAL: readers (watches, other processes) never block the writer. FULL: a commit
     // is on disk before it is acknowledged, as etcd does.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(sql_err("enable WAL"))?;
+    enable_wal(&conn)?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(sql_err("set synchronous"))?;
     Ok(conn)
+}
+
+/// Turns on WAL, which is kept in the file. Switching a file to WAL needs a lock that
+/// SQLite does not wait for (the busy timeout does not apply), so when another process
+/// opens the same new file at the same moment the switch is retried for up to the busy
+/// timeout; a file already in WAL is left as it is.
+fn enable_wal(conn: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mode = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
+            .and_then(|mode| {
+                if mode.eq_ignore_ascii_case("wal") {
+                    Ok(mode)
+                } else {
+                    conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                }
+            });
+        match mode {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => {
+                return Err(Error::backend(
+                    BACKEND,
+                    "enable WAL",
+                    format!("the file stays in journal mode {mode}; WAL needs a local file system"),
+                ))
+            }
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(sql_err("enable WAL")(e)),
+        }
+    }
 }
 
 impl SqliteStore {
