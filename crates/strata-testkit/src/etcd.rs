@@ -2,8 +2,9 @@
 //! temp dir. Members can be killed (SIGKILL) and restarted by PID.
 //!
 //! Every etcd runs under a tiny `sh` watchdog that kills it when the test process
-//! exits, so a server shared by a whole test binary (see [`shared`]) never outlives
-//! it, even though statics are never dropped.
+//! exits and then removes the cluster's temp dir, so a server shared by a whole test
+//! binary (see [`shared`]) neither outlives it nor leaves its data behind, even though
+//! statics are never dropped.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,14 +18,17 @@ use crate::{free_port, require_program};
 const INSTALL: &str = "apt-get install -y etcd-server etcd-client";
 
 /// The watchdog: start etcd, record its PID, and kill it when the owner (the test
-/// process) or etcd itself is gone.
+/// process) or etcd itself is gone; once the owner is gone, remove the cluster's temp
+/// dir (a test that kills a member restarts it on the same data).
 const WATCHDOG: &str = r#"
-owner=$1; pidfile=$2; log=$3; shift 3
+owner=$1; dir=$2; pidfile=$3; log=$4; shift 4
 "$@" >"$log" 2>&1 &
 child=$!
 echo $child > "$pidfile"
 while kill -0 "$owner" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.2; done
 kill -9 "$child" 2>/dev/null
+wait "$child" 2>/dev/null
+kill -0 "$owner" 2>/dev/null || rm -rf "$dir"
 "#;
 
 /// PEM files for a TLS cluster: a CA, and a certificate for 127.0.0.1 that serves as
@@ -210,6 +214,7 @@ impl EtcdCluster {
             .arg(WATCHDOG)
             .arg("strata-etcd-watchdog")
             .arg(std::process::id().to_string())
+            .arg(self.dir.path())
             .arg(self.pid_file(i))
             .arg(self.log_file(i))
             .args(&args)

@@ -15,14 +15,17 @@ use crate::{free_port, require_program};
 
 const INSTALL: &str = "apt-get install -y postgresql";
 
-/// Starts the server in the foreground (so the watchdog holds its PID) and stops it
-/// with a fast shutdown when the test process is gone.
+/// Starts the server in the foreground (so the watchdog holds its PID), stops it with
+/// a fast shutdown when the test process is gone, and then removes its temp dir (a
+/// shared server is a static, never dropped).
 const WATCHDOG: &str = r#"
-owner=$1; log=$2; shift 2
+owner=$1; dir=$2; log=$3; shift 3
 "$@" >"$log" 2>&1 &
 child=$!
 while kill -0 "$owner" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.2; done
 kill -INT "$child" 2>/dev/null
+wait "$child" 2>/dev/null
+kill -0 "$owner" 2>/dev/null || rm -rf "$dir"
 "#;
 
 /// A running PostgreSQL server (or the one `STRATA_TEST_POSTGRES_URL` names).
@@ -119,6 +122,7 @@ impl PgServer {
             .arg(WATCHDOG)
             .arg("strata-pg-watchdog")
             .arg(std::process::id().to_string())
+            .arg(dir.path())
             .arg(&log)
             .args(&args)
             .stdin(Stdio::null())
