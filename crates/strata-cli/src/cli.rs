@@ -692,7 +692,8 @@ pub enum MigrateCommand {
         /// Wait up to this many seconds for another runner's lock.
         #[arg(long, value_name = "SECONDS", default_value_t = 0)]
         wait: u64,
-        /// A lock not renewed for this many seconds (a killed runner's) is taken over.
+        /// A lock not renewed for this many seconds (a killed runner's) is released:
+        /// on etcd it is the TTL of the lock's lease, elsewhere its expiry.
         #[arg(long, value_name = "SECONDS", default_value_t = 30)]
         lock_ttl: u64,
         /// Keys read per page while scanning a step's objects.

@@ -286,3 +286,68 @@ fn a_failed_migration_is_shown_in_progress_and_resumed() {
         .lines()
         .all(|l| !l.contains("/config =")));
 }
+
+/// On etcd the lock lives on a lease: the real etcdctl sees the lease on the lock key
+/// while a runner works; once the runner is killed, etcd itself deletes the key when
+/// the lease runs out, so the next run needs no --wait and no clock of ours.
+#[test]
+fn on_etcd_the_lock_is_a_lease_that_dies_with_its_runner() {
+    let cluster = etcd::shared();
+    let s = Sandbox::with_store(&cluster.url());
+    write_migrations(&s.path("migrations"), "/lease", "lz");
+    write_data(&s.path("data.json"), "/lease", 3000);
+    s.ok(&["load", "data.json"]);
+    let mut runner = s
+        .command(&["migrate", "up", "--yes", "--page", "20", "--lock-ttl", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock_keys = || -> Vec<Value> {
+        let out = etcd::etcdctl(
+            cluster,
+            &["get", "--prefix", "/_strata/migrations/", "-w", "json"],
+        );
+        let json: Value = serde_json::from_str(&out).unwrap();
+        json["kvs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|kv| etcd::base64_decode(kv["key"].as_str().unwrap()).ends_with(b"/lock"))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let lock = loop {
+        if let Some(lock) = lock_keys().into_iter().next() {
+            break lock;
+        }
+        assert!(
+            runner.try_wait().unwrap().is_none(),
+            "the runner finished before its lock was seen: make the data set larger"
+        );
+        assert!(std::time::Instant::now() < deadline, "no lock key appeared");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    let lease = lock["lease"].as_i64().unwrap_or(0);
+    assert_ne!(lease, 0, "the lock key is not attached to a lease: {lock}");
+    let record: Value =
+        serde_json::from_slice(&etcd::base64_decode(lock["value"].as_str().unwrap())).unwrap();
+    assert_eq!(record["lease"].as_i64(), Some(lease), "{record}");
+    // Nobody renews the lease now: etcd deletes the key by itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !lock_keys().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed runner's lock is still there"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    s.ok(&["migrate", "up", "--yes"]);
+    let data: Data =
+        serde_json::from_str(&std::fs::read_to_string(s.path("data.json")).unwrap()).unwrap();
+    assert_eq!(export(&s, "/lease/"), expected(&data, "/lease"));
+    assert!(lock_keys().is_empty(), "a finished run leaves no lock");
+}

@@ -454,6 +454,7 @@ mod tests {
             max_request_bytes: 1 << 20,
             range_page_size: 100,
             max_in_flight: 3,
+            leases: false,
         });
         let data = entries(50);
         let first = load(&store, data.clone(), None, &mut |_| {}).await.unwrap();

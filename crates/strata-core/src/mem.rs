@@ -240,6 +240,7 @@ impl MemStore {
                 max_request_bytes: 256 << 20,
                 range_page_size: 10_000,
                 max_in_flight: 1,
+                leases: false,
             },
         }
     }

@@ -227,6 +227,9 @@ pub enum Op {
         key: Vec<u8>,
         value: Vec<u8>,
         prev_kv: bool,
+        /// The lease the key is attached to (0: none): the key is deleted when the
+        /// lease expires. Only on backends whose [`Capabilities::leases`] is true.
+        lease: i64,
     },
     Delete {
         span: KeySpan,
@@ -241,6 +244,17 @@ impl Op {
             key: key.into(),
             value: value.into(),
             prev_kv: false,
+            lease: 0,
+        }
+    }
+
+    /// A put whose key lives only as long as `lease` (see [`crate::Store::lease_grant`]).
+    pub fn put_with_lease(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>, lease: i64) -> Self {
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            prev_kv: false,
+            lease,
         }
     }
 
@@ -333,7 +347,16 @@ fn validate_branch(ops: &[Op], caps: &Capabilities) -> Result<()> {
     let mut deletes: Vec<&KeySpan> = Vec::new();
     for op in ops {
         match op {
-            Op::Put { key, value, .. } => {
+            Op::Put {
+                key, value, lease, ..
+            } => {
+                if *lease != 0 && !caps.leases {
+                    return Err(Error::InvalidTxn(format!(
+                        "{} has no leases: key {} cannot be attached to lease {lease}",
+                        caps.backend,
+                        String::from_utf8_lossy(key)
+                    )));
+                }
                 if value.len() > caps.max_value_bytes {
                     return Err(Error::ValueTooLarge {
                         backend: caps.backend.to_owned(),
@@ -433,6 +456,8 @@ pub struct Capabilities {
     pub range_page_size: i64,
     /// How many write transactions a batched writer keeps in flight at once.
     pub max_in_flight: usize,
+    /// Whether keys can be attached to leases that expire (etcd only).
+    pub leases: bool,
 }
 
 #[cfg(test)]
@@ -447,6 +472,7 @@ mod tests {
             max_request_bytes: 10,
             range_page_size: 10,
             max_in_flight: 1,
+            leases: false,
         }
     }
 

@@ -55,6 +55,31 @@ pub trait Store: Send + Sync {
     /// The current revision and compaction point.
     fn status(&self) -> impl Future<Output = Result<StoreStatus>> + Send;
 
+    /// Grants a lease of `ttl` (whole seconds, at least 1) that keys can be attached to
+    /// with [`Op::put_with_lease`]: the server deletes them when the lease expires, that
+    /// is when nobody has kept it alive for `ttl`. `None` on a backend without leases
+    /// ([`Capabilities::leases`] false), which is the default.
+    fn lease_grant(
+        &self,
+        ttl: std::time::Duration,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send {
+        let _ = ttl;
+        async { Ok(None) }
+    }
+
+    /// Renews a lease for another full TTL; `false` if it has already expired (its
+    /// keys are gone).
+    fn lease_keep_alive(&self, lease: i64) -> impl Future<Output = Result<bool>> + Send {
+        let _ = lease;
+        async { Ok(false) }
+    }
+
+    /// Ends a lease at once, deleting its keys.
+    fn lease_revoke(&self, lease: i64) -> impl Future<Output = Result<()>> + Send {
+        let _ = lease;
+        async { Ok(()) }
+    }
+
     /// Reads one key at the latest revision.
     fn get(&self, key: &[u8]) -> impl Future<Output = Result<Option<KeyValue>>> + Send {
         let req = RangeRequest::new(KeySpan::key(key));
@@ -71,6 +96,7 @@ pub trait Store: Send + Sync {
             key: key.to_vec(),
             value: value.to_vec(),
             prev_kv: true,
+            lease: 0,
         }]);
         async move {
             let resp = self.txn(txn).await?;

@@ -1,11 +1,15 @@
-//! The per-area migration lock: a key in the store, taken and renewed with
-//! compare-and-swap, carrying its owner and an expiry.
+//! The per-area migration lock: a key in the store, taken with compare-and-swap,
+//! carrying its owner.
 //!
-//! The same scheme works on every backend (etcd, SQLite, PostgreSQL): whoever wins
-//! the compare owns the area until the expiry, renews it while working, and deletes it
-//! when done; a lock left by a killed runner is taken over once it has expired. The lock
-//! is also a *fence*: every write of a migration compares the lock key's revision, so a
-//! runner that lost its lock (a pause longer than the expiry) cannot write at all.
+//! On etcd the key is attached to a lease: the runner keeps the lease alive while it
+//! works and revokes it when done, and etcd itself deletes the key when a killed
+//! runner's lease runs out, by the server's clock. SQLite and PostgreSQL have no
+//! leases: there the record carries an expiry that the runner pushes forward with a
+//! compare-and-swap, and another runner takes over a lock whose expiry has passed.
+//!
+//! Either way the lock is also a *fence*: every write of a migration compares the
+//! lock key's revision, so a runner that lost its lock (a pause longer than the
+//! expiry) cannot write at all.
 
 use std::time::{Duration, Instant};
 
@@ -21,13 +25,30 @@ use crate::Error;
 pub struct LockRecord {
     /// `host/pid/nonce`: unique per runner.
     pub owner: String,
-    /// Unix milliseconds after which another runner may take the lock over.
+    /// Unix milliseconds after which another runner may take the lock over (on a
+    /// backend without leases).
     pub expires_at_ms: i64,
     pub acquired_at: String,
+    /// The etcd lease the key is attached to: the key lives as long as the lease, and
+    /// `expires_at_ms` is only informative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<i64>,
 }
 
 impl LockRecord {
+    /// Held by a live runner: its lease still holds the key (on a store with leases,
+    /// the key is gone once the lease is), or its expiry is ahead.
+    fn is_live(&self, store_has_leases: bool) -> bool {
+        (self.lease.is_some() && store_has_leases) || self.expires_at_ms > unix_millis()
+    }
+
     pub fn describe(&self) -> String {
+        if let Some(lease) = self.lease {
+            return format!(
+                "{} (since {}, on etcd lease {lease:x}, which expires when its holder stops renewing it)",
+                self.owner, self.acquired_at
+            );
+        }
         let left = (self.expires_at_ms - unix_millis()) as f64 / 1000.0;
         if left > 0.0 {
             format!(
@@ -87,18 +108,12 @@ impl Lock {
         let deadline = Instant::now() + wait;
         loop {
             let current = store.get(&key).await.map_err(|e| store_err(area, e))?;
-            let record = LockRecord {
-                owner: owner.to_owned(),
-                expires_at_ms: unix_millis() + ttl.as_millis() as i64,
-                acquired_at: format_rfc3339(unix_millis() / 1000),
-            };
-            let value = serde_json::to_vec(&record).expect("a lock record serializes");
             let compare = match &current {
                 None => Some(Compare::absent(key.clone())),
                 Some(kv) => {
                     let held: Option<LockRecord> = serde_json::from_slice(&kv.value).ok();
                     match held {
-                        Some(h) if h.expires_at_ms > unix_millis() => {
+                        Some(h) if h.is_live(store.capabilities().leases) => {
                             if Instant::now() >= deadline {
                                 return Err(Error::Locked {
                                     area: area.to_owned(),
@@ -117,10 +132,25 @@ impl Lock {
                 }
             };
             if let Some(compare) = compare {
-                let txn = Txn::new()
-                    .when([compare])
-                    .and_then([Op::put(key.clone(), value)]);
+                let lease = store
+                    .lease_grant(ttl)
+                    .await
+                    .map_err(|e| store_err(area, e))?;
+                let record = LockRecord {
+                    owner: owner.to_owned(),
+                    expires_at_ms: unix_millis() + ttl.as_millis() as i64,
+                    acquired_at: format_rfc3339(unix_millis() / 1000),
+                    lease,
+                };
+                let value = serde_json::to_vec(&record).expect("a lock record serializes");
+                let put = Op::put_with_lease(key.clone(), value, lease.unwrap_or(0));
+                let txn = Txn::new().when([compare]).and_then([put]);
                 let resp = store.txn(txn).await.map_err(|e| store_err(area, e))?;
+                if !resp.succeeded {
+                    if let Some(lease) = lease {
+                        let _ = store.lease_revoke(lease).await;
+                    }
+                }
                 if resp.succeeded {
                     return Ok(Lock {
                         area: area.to_owned(),
@@ -146,9 +176,21 @@ impl Lock {
         &self.record.owner
     }
 
-    /// Pushes the expiry forward when a third of it has passed.
+    /// Keeps the lease alive, or pushes the expiry forward, when a third of the TTL
+    /// has passed.
     pub async fn renew_if_due<S: Store>(&mut self, store: &S) -> Result<(), Error> {
         if self.renewed.elapsed() < self.ttl / 3 {
+            return Ok(());
+        }
+        if let Some(lease) = self.record.lease {
+            let alive = store
+                .lease_keep_alive(lease)
+                .await
+                .map_err(|e| store_err(&self.area, e))?;
+            if !alive {
+                return Err(self.lost(store).await);
+            }
+            self.renewed = Instant::now();
             return Ok(());
         }
         self.record.expires_at_ms = unix_millis() + self.ttl.as_millis() as i64;
@@ -189,12 +231,19 @@ impl Lock {
         Ok(kv.is_some_and(|kv| kv.mod_revision == self.revision))
     }
 
-    /// Deletes the lock if it is still ours.
+    /// Deletes the lock if it is still ours (on etcd: revokes its lease, which
+    /// deletes the key).
     pub async fn release<S: Store>(self, store: &S) -> Result<(), Error> {
         let txn = Txn::new()
             .when([self.fence()])
             .and_then([Op::delete(strata_core::KeySpan::key(self.key.clone()))]);
         store.txn(txn).await.map_err(|e| store_err(&self.area, e))?;
+        if let Some(lease) = self.record.lease {
+            store
+                .lease_revoke(lease)
+                .await
+                .map_err(|e| store_err(&self.area, e))?;
+        }
         Ok(())
     }
 }

@@ -418,6 +418,7 @@ plan = { type = "enum", values = ["free", "pro"], default = "free" }
             max_request_bytes: 1 << 20,
             range_page_size: 100,
             max_in_flight: 1,
+            leases: false,
         });
         let object: Value =
             Value::Object((0..30).map(|i| (format!("f{i:02}"), json!(i))).collect());

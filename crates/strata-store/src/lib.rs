@@ -236,6 +236,18 @@ impl Store for AnyStore {
     async fn status(&self) -> Result<StoreStatus> {
         dispatch!(self, s => s.status().await)
     }
+
+    async fn lease_grant(&self, ttl: std::time::Duration) -> Result<Option<i64>> {
+        dispatch!(self, s => s.lease_grant(ttl).await)
+    }
+
+    async fn lease_keep_alive(&self, lease: i64) -> Result<bool> {
+        dispatch!(self, s => s.lease_keep_alive(lease).await)
+    }
+
+    async fn lease_revoke(&self, lease: i64) -> Result<()> {
+        dispatch!(self, s => s.lease_revoke(lease).await)
+    }
 }
 
 #[cfg(test)]

@@ -405,6 +405,7 @@ impl Store for SqliteStore {
             range_page_size: 10_000,
             // One writer at a time: SQLite serialises writers anyway.
             max_in_flight: 1,
+            leases: false,
         }
     }
 

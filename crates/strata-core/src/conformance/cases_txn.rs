@@ -255,3 +255,37 @@ pub async fn cad_deletes_only_the_expected_version<S: Store>(s: &S, p: &str) {
     assert!(s.txn(cad(2)).await.unwrap().succeeded);
     assert!(s.get(&k).await.unwrap().is_none());
 }
+
+/// Leases: on a backend that has them, a key attached to one lives while it is kept
+/// alive and goes when it is revoked; elsewhere no lease is granted and a put that
+/// names one is refused, writing nothing.
+pub async fn lease_keys_go_with_their_lease_or_are_refused<S: Store>(s: &S, p: &str) {
+    let ttl = std::time::Duration::from_secs(5);
+    let granted = s.lease_grant(ttl).await.unwrap();
+    if !s.capabilities().leases {
+        assert_eq!(granted, None);
+        let err = s
+            .txn(Txn::new().and_then([Op::put_with_lease(key(p, "l"), "v", 7)]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidTxn(_)), "{err}");
+        assert!(err.to_string().contains("has no leases"), "{err}");
+        assert_eq!(s.get(&key(p, "l")).await.unwrap(), None);
+        return;
+    }
+    let lease = granted.expect("a backend with leases grants one");
+    s.txn(Txn::new().and_then([
+        Op::put_with_lease(key(p, "l"), "v", lease),
+        put(key(p, "plain"), "v"),
+    ]))
+    .await
+    .unwrap();
+    assert!(s.lease_keep_alive(lease).await.unwrap());
+    assert_eq!(text(&s.get(&key(p, "l")).await.unwrap().unwrap()), "v");
+    s.lease_revoke(lease).await.unwrap();
+    assert_eq!(s.get(&key(p, "l")).await.unwrap(), None);
+    assert!(s.get(&key(p, "plain")).await.unwrap().is_some());
+    assert!(!s.lease_keep_alive(lease).await.unwrap());
+    // Revoking what is gone is not an error: its keys are gone, as asked.
+    s.lease_revoke(lease).await.unwrap();
+}

@@ -116,6 +116,7 @@ macro_rules! conformance_suite {
                 txn_value_compare_on_missing_key_is_false, txn_compare_version_and_revisions,
                 txn_range_sees_earlier_write_in_same_txn, txn_rejects_duplicate_put_and_writes_nothing,
                 txn_over_op_limit_is_refused_and_writes_nothing, txn_delete_returns_prev_kvs,
+                lease_keys_go_with_their_lease_or_are_refused,
                 cas_increments_are_serialised, cad_deletes_only_the_expected_version,
                 watch_from_now_sees_puts, watch_sees_deletes_one_event_per_key,
                 watch_replays_from_a_past_revision, watch_filters_by_prefix,

@@ -399,13 +399,16 @@ fn to_etcd_op(op: &Op) -> TxnOp {
             key,
             value,
             prev_kv,
+            lease,
         } => {
-            let opts = if *prev_kv {
-                Some(PutOptions::new().with_prev_key())
-            } else {
-                None
-            };
-            TxnOp::put(key.clone(), value.clone(), opts)
+            let mut opts = PutOptions::new();
+            if *prev_kv {
+                opts = opts.with_prev_key();
+            }
+            if *lease != 0 {
+                opts = opts.with_lease(*lease);
+            }
+            TxnOp::put(key.clone(), value.clone(), Some(opts))
         }
         Op::Delete { span, prev_kv } => {
             let (key, end) = etcd_range(span);
@@ -435,6 +438,7 @@ impl Store for EtcdStore {
             max_request_bytes: self.opts.max_request_bytes.saturating_sub(1024),
             range_page_size: 100_000,
             max_in_flight: 8,
+            leases: true,
         }
     }
 
@@ -567,5 +571,54 @@ impl Store for EtcdStore {
             revision: self.current_revision().await?,
             compact_revision: self.compact_revision().await?,
         })
+    }
+
+    async fn lease_grant(&self, ttl: Duration) -> Result<Option<i64>> {
+        let secs = ttl.as_secs().max(1) as i64;
+        let resp = self
+            .call(
+                "grant a lease",
+                true,
+                self.client.lease_client().grant(secs, None),
+            )
+            .await?;
+        Ok(Some(resp.id()))
+    }
+
+    async fn lease_keep_alive(&self, lease: i64) -> Result<bool> {
+        let mut client = self.client.lease_client();
+        let renew = async move {
+            let answer = async {
+                let (mut keeper, mut stream) = client.keep_alive(lease).await?;
+                keeper.keep_alive().await?;
+                stream.message().await
+            };
+            match answer.await {
+                Ok(resp) => Ok(resp.is_some_and(|r| r.ttl() > 0)),
+                // etcd answers a lease it no longer has with TTL 0, which the client
+                // turns into this error.
+                Err(etcd_client::Error::LeaseKeepAliveError(m)) if m.contains("not found") => {
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
+        };
+        self.call("renew a lease", true, renew).await
+    }
+
+    async fn lease_revoke(&self, lease: i64) -> Result<()> {
+        match self
+            .call(
+                "revoke a lease",
+                true,
+                self.client.lease_client().revoke(lease),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already expired: its keys are gone, as asked.
+            Err(e) if e.to_string().contains("requested lease not found") => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -376,6 +376,7 @@ impl Store for PgStore {
             // Writers serialise on the revision lock; a second batch in flight
             // overlaps its network round trips with the first one's commit.
             max_in_flight: 2,
+            leases: false,
         }
     }
 
