@@ -22,7 +22,8 @@ use std::path::PathBuf;
 pub use backup::run;
 pub use options::{BackupOptions, BackupReport, Identity, Progress, Stage};
 pub use restore::{
-    diff, log, restore, restore_all, verify, KeyChange, LogEntry, RestoreReport, VerifyReport,
+    diff, log, restore, restore_all, verify, KeyChange, LogEntry, RestoreHow, RestoreReport,
+    VerifyReport,
 };
 pub use watch::watch;
 
@@ -65,9 +66,15 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
 
-    #[error("{} keys changed in the store since they were read: {}{}; nothing was restored. Run again to restore over the new values, or pass --force to overwrite whatever is there",
-        keys.len(), keys.iter().take(5).cloned().collect::<Vec<_>>().join(", "), if keys.len() > 5 { ", …" } else { "" })]
-    Conflict { keys: Vec<String> },
+    #[error("{} keys changed in the store since they were read: {}{}; {}. Run again to restore over the new values, or pass --force to overwrite whatever is there",
+        keys.len(), keys.iter().take(5).cloned().collect::<Vec<_>>().join(", "), if keys.len() > 5 { ", …" } else { "" },
+        if *restored == 0 { "nothing was restored".to_owned() } else { format!("{restored} of {total} writes were done in earlier batches") })]
+    Conflict {
+        keys: Vec<String>,
+        /// Writes done by earlier batches (`--in-batches`), of `total`.
+        restored: usize,
+        total: usize,
+    },
 
     #[error("{0}")]
     Refused(String),

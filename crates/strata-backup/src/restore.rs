@@ -98,6 +98,19 @@ pub struct RestoreReport {
     pub store_revision: i64,
 }
 
+/// How a restore writes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RestoreHow {
+    /// Report what would change; write nothing.
+    pub dry_run: bool,
+    /// Write without comparing revisions: overwrite concurrent changes.
+    pub force: bool,
+    /// Allow a restore larger than one transaction: batches of the backend's op limit,
+    /// each conditioned on its own keys. Not atomic as a whole: a conflict stops it after
+    /// the batches already written, and running it again finishes the job.
+    pub in_batches: bool,
+}
+
 /// Restores `target` as of `at`: with a trailing `/` every key under that prefix;
 /// otherwise the key itself and the object below it (`/app/users/7` and
 /// `/app/users/7/…`). One transaction, conditioned on the revisions read (unless
@@ -108,9 +121,13 @@ pub async fn restore<S: Store>(
     opts: &BackupOptions,
     target: &str,
     at: &str,
-    dry_run: bool,
-    force: bool,
+    how: RestoreHow,
 ) -> Result<RestoreReport, Error> {
+    let RestoreHow {
+        dry_run,
+        force,
+        in_batches,
+    } = how;
     let repo = Repo::open(&opts.repo, false, false)?;
     let commit = repo.resolve(at)?;
     let revision = Trailers::parse(commit.message().unwrap_or("")).map_or(0, |t| t.revision);
@@ -178,37 +195,54 @@ pub async fn restore<S: Store>(
         return Ok(report);
     }
     let limit = store.capabilities().max_txn_ops;
-    if ops.len() > limit {
+    if ops.len() > limit && !in_batches {
         return Err(Error::Refused(format!(
             "restoring {target} takes {} writes, more than one {} transaction holds ({limit}); \
-             restore a narrower prefix, or rebuild a whole store with `backup restore --all --to URL`",
+             pass --in-batches to restore it in transactions of {limit} (each conditioned on its \
+             keys; a conflict stops it part-way, and running it again finishes), raise \
+             --max-txn-ops if the server allows more, or restore a narrower prefix",
             ops.len(),
             store.capabilities().backend
         )));
     }
-    let txn = Txn::new()
-        .when(if force { Vec::new() } else { compares.clone() })
-        .and_then(ops);
-    let resp = store
-        .txn(txn)
-        .await
-        .map_err(|e| Error::store(format!("restoring {target}"), e))?;
-    if !resp.succeeded {
-        // Name the keys that moved.
-        let mut moved = Vec::new();
-        for c in compares {
-            let kv = store
-                .get(&c.key)
-                .await
-                .map_err(|e| Error::store("re-reading", e))?;
-            if !c.evaluate(kv.as_ref()) {
-                moved.push(display_key(&c.key));
-            }
+    let total = ops.len();
+    let mut done = 0;
+    let mut ops = ops.into_iter();
+    for compares in compares.chunks(limit) {
+        let batch: Vec<Op> = ops.by_ref().take(compares.len()).collect();
+        let txn = Txn::new()
+            .when(if force { Vec::new() } else { compares.to_vec() })
+            .and_then(batch);
+        let resp = store
+            .txn(txn)
+            .await
+            .map_err(|e| Error::store(format!("restoring {target}"), e))?;
+        if !resp.succeeded {
+            return Err(Error::Conflict {
+                keys: moved(store, compares).await?,
+                restored: done,
+                total,
+            });
         }
-        return Err(Error::Conflict { keys: moved });
+        done += compares.len();
+        report.store_revision = resp.revision;
     }
-    report.store_revision = resp.revision;
     Ok(report)
+}
+
+/// The keys whose compare no longer holds.
+async fn moved<S: Store>(store: &S, compares: &[Compare]) -> Result<Vec<String>, Error> {
+    let mut moved = Vec::new();
+    for c in compares {
+        let kv = store
+            .get(&c.key)
+            .await
+            .map_err(|e| Error::store("re-reading", e))?;
+        if !c.evaluate(kv.as_ref()) {
+            moved.push(display_key(&c.key));
+        }
+    }
+    Ok(moved)
 }
 
 /// Rebuilds a whole store as of `at` into `target`, which must hold no keys.

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use strata_backup::secrets::Secrets;
-use strata_backup::{BackupOptions, Identity};
+use strata_backup::{BackupOptions, Identity, RestoreHow};
 use strata_core::{KeySpan, MemStore, Op, Store, Txn};
 use strata_store::AnyStore;
 use strata_testkit::etcd::EtcdCluster;
@@ -143,6 +143,48 @@ async fn round_trip_on_etcd() {
     let a = strata_store::open(&one.url()).await.unwrap();
     let b = strata_store::open(&two.url()).await.unwrap();
     round_trip(&a, &b, dir.path()).await;
+    restore_larger_than_one_transaction(&b, dir.path()).await;
+}
+
+/// On a real etcd (128 ops per transaction): a restore of 300 changed keys is refused
+/// as one transaction, naming --in-batches, and restores them all with it.
+async fn restore_larger_than_one_transaction(store: &AnyStore, dir: &Path) {
+    let original: Data = (0..300)
+        .map(|i| (format!("/big/{i:03}").into_bytes(), b"kept".to_vec()))
+        .collect();
+    fill(store, &original).await;
+    let opts = options(&dir.join("big"));
+    strata_backup::run(store, &opts).await.unwrap();
+    let changed: Data = (0..300)
+        .filter(|i| i % 3 != 0)
+        .map(|i| (format!("/big/{i:03}").into_bytes(), b"changed".to_vec()))
+        .chain([(b"/big/new".to_vec(), b"not in the backup".to_vec())])
+        .collect();
+    store.delete(KeySpan::prefix(&b"/big/"[..])).await.unwrap();
+    fill(store, &changed).await;
+    let big = |d: Data| -> Data {
+        d.into_iter()
+            .filter(|(k, _)| k.starts_with(b"/big/"))
+            .collect()
+    };
+    let err = strata_backup::restore(store, &opts, "/big/", "HEAD", RestoreHow::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--in-batches"), "{err}");
+    assert_eq!(
+        big(dump(store).await),
+        changed,
+        "a refused restore writes nothing"
+    );
+    let how = RestoreHow {
+        in_batches: true,
+        ..RestoreHow::default()
+    };
+    let report = strata_backup::restore(store, &opts, "/big/", "HEAD", how)
+        .await
+        .unwrap();
+    assert_eq!((report.put.len(), report.deleted.len()), (300, 1));
+    assert_eq!(big(dump(store).await), original);
 }
 
 /// A real in-memory store that, once armed, changes `/app/users/7/status` right after
@@ -203,7 +245,7 @@ async fn a_restore_reports_a_concurrent_change_instead_of_overwriting_it() {
     strata_backup::run(&store, &opts).await.unwrap();
     store.put(b"/app/users/7/status", b"deleted").await.unwrap();
     store.armed.store(true, Ordering::SeqCst);
-    let err = strata_backup::restore(&store, &opts, "/app/users/7", "HEAD", false, false)
+    let err = strata_backup::restore(&store, &opts, "/app/users/7", "HEAD", RestoreHow::default())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("/app/users/7/status"), "{err}");
@@ -215,9 +257,18 @@ async fn a_restore_reports_a_concurrent_change_instead_of_overwriting_it() {
     );
     // Run again: it restores over the new value; --force does so even if it moves.
     store.armed.store(true, Ordering::SeqCst);
-    strata_backup::restore(&store, &opts, "/app/users/7", "HEAD", false, true)
-        .await
-        .unwrap();
+    strata_backup::restore(
+        &store,
+        &opts,
+        "/app/users/7",
+        "HEAD",
+        RestoreHow {
+            force: true,
+            ..RestoreHow::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(
         store
             .get(b"/app/users/7/status")
@@ -227,6 +278,73 @@ async fn a_restore_reports_a_concurrent_change_instead_of_overwriting_it() {
             .value,
         b"active"
     );
+}
+
+/// In batches, a concurrent change stops the restore at the batch that holds it: the
+/// error names the key and how far it got, the change is kept, and a second run
+/// finishes the job.
+#[tokio::test]
+async fn a_restore_in_batches_stops_at_a_conflict_and_a_rerun_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut caps = MemStore::new().capabilities();
+    caps.max_txn_ops = 4;
+    let store = Meddler {
+        inner: MemStore::with_capabilities(caps),
+        armed: Default::default(),
+    };
+    let key = |i: usize| format!("/app/users/{i}/status").into_bytes();
+    for i in 0..10 {
+        store.put(&key(i), b"active").await.unwrap();
+    }
+    let opts = options(&dir.path().join("repo"));
+    strata_backup::run(&store, &opts).await.unwrap();
+    for i in 0..10 {
+        store.put(&key(i), b"gone").await.unwrap();
+    }
+    let err = strata_backup::restore(&store, &opts, "/app/users/", "HEAD", RestoreHow::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("pass --in-batches"), "{err}");
+    let how = RestoreHow {
+        in_batches: true,
+        ..RestoreHow::default()
+    };
+    // Key 7 changes between the read and the second batch (keys 4 to 7).
+    store.armed.store(true, Ordering::SeqCst);
+    let err = strata_backup::restore(&store, &opts, "/app/users/", "HEAD", how)
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("/app/users/7/status"), "{message}");
+    assert!(message.contains("4 of 10 writes were done"), "{message}");
+    let values: Vec<String> = dump(&store)
+        .await
+        .into_values()
+        .map(|v| String::from_utf8(v).unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        [
+            "active",
+            "active",
+            "active",
+            "active",
+            "gone",
+            "gone",
+            "gone",
+            "blocked-by-someone-else",
+            "gone",
+            "gone"
+        ]
+    );
+    let report = strata_backup::restore(&store, &opts, "/app/users/", "HEAD", how)
+        .await
+        .unwrap();
+    assert_eq!((report.put.len(), report.unchanged), (6, 4));
+    assert!(dump(&store)
+        .await
+        .values()
+        .all(|v| v.as_slice() == b"active"));
 }
 
 /// Regression: a prefix's direct children live in the file next to its folder
@@ -242,11 +360,11 @@ async fn restoring_a_prefix_or_an_object_includes_its_direct_children() {
     let opts = options(&dir.path().join("repo"));
     strata_backup::run(&store, &opts).await.unwrap();
     store.delete(KeySpan::all()).await.unwrap();
-    let report = strata_backup::restore(&store, &opts, "/a/", "HEAD", false, false)
+    let report = strata_backup::restore(&store, &opts, "/a/", "HEAD", RestoreHow::default())
         .await
         .unwrap();
     assert_eq!(report.put, [b"/a/b/c".to_vec(), b"/a/x".to_vec()]);
-    strata_backup::restore(&store, &opts, "/a", "HEAD", false, false)
+    strata_backup::restore(&store, &opts, "/a", "HEAD", RestoreHow::default())
         .await
         .unwrap();
     let expected: Data = [&b"/a"[..], b"/a/b/c", b"/a/x"]

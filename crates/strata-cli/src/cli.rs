@@ -612,6 +612,11 @@ pub enum BackupCommand {
         /// Overwrite keys that changed since they were read.
         #[arg(long)]
         force: bool,
+        /// Allow a restore larger than one transaction (etcd: --max-txn-ops writes):
+        /// batches, each conditioned on its own keys. Not atomic as a whole: a conflict
+        /// stops it part-way; running it again finishes the job.
+        #[arg(long, conflicts_with = "all")]
+        in_batches: bool,
         /// Rebuild every key of the backup into the empty store --to.
         #[arg(long, requires = "to", conflicts_with = "target")]
         all: bool,

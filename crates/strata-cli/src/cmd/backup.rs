@@ -195,6 +195,7 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
             at,
             dry_run,
             force,
+            in_batches,
             all,
             to,
             shape,
@@ -207,7 +208,12 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
             } else {
                 let store = open(opts).await?;
                 let target = target.context("name a key, an object or a prefix to restore")?;
-                strata_backup::restore(&store, &options, &target, &at, dry_run, force).await?
+                let how = strata_backup::RestoreHow {
+                    dry_run,
+                    force,
+                    in_batches,
+                };
+                strata_backup::restore(&store, &options, &target, &at, how).await?
             };
             let mut out = stdout();
             if dry_run {
