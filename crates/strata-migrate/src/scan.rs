@@ -3,8 +3,9 @@
 //! Owns reading the step's objects page by page after the recorded cursor (an object
 //! is handed over only once the page has passed its whole subtree), computing each
 //! object's edits, and committing them in transactions that (1) compare the lock's
-//! revision (the fence), (2) compare every key of each rewritten object and every
-//! outside key it writes against what was read, and (3) record the step's progress.
+//! revision (the fence), (2) compare every key each rewritten object's edits write
+//! (and, for a jq step, which sees the whole object, every key of it) against what
+//! was read, absent keys included, and (3) record the step's progress.
 //! A failed compare redoes the batch's objects one by one from a fresh read.
 
 use std::collections::{BTreeMap, HashMap};
@@ -238,7 +239,7 @@ impl<S: Store> StepRun<'_, S> {
         let mut group: Vec<(Object, Edits)> = Vec::new();
         let (mut compares, mut ops, mut bytes) = (1, 1, 0);
         for (obj, edits) in planned {
-            let (c, o, b) = cost(&obj, &edits);
+            let (c, o, b) = cost(self.step, &obj, &edits);
             if c + 1 > caps.max_txn_ops || o + 1 > caps.max_txn_ops || b > budget_bytes {
                 return Err(self.fail(format!(
                     "rewriting {} takes {c} compares and {o} writes ({b} bytes), more than one {} transaction holds",
@@ -326,18 +327,8 @@ impl<S: Store> StepRun<'_, S> {
                 continue;
             }
             counts.objects += 1;
-            for (f, (_, rev)) in &obj.fields {
-                compares.push(Compare::mod_revision(
-                    obj.key_of(f).into_bytes(),
-                    CompareOp::Equal,
-                    *rev,
-                ));
-            }
+            compares.extend(object_compares(self.step, obj, edits, revs));
             for (key, edit) in edits {
-                if !inside(obj, key) {
-                    let rev = revs.get(key).copied().unwrap_or(0);
-                    compares.push(Compare::mod_revision(key.as_bytes(), CompareOp::Equal, rev));
-                }
                 match edit {
                     Some(v) => {
                         counts.puts += 1;
@@ -365,15 +356,47 @@ impl<S: Store> StepRun<'_, S> {
     }
 }
 
+/// The compares that make rewriting `obj` lose no concurrent update: every key written
+/// is where the edits were computed from (its read revision, or absent: 0, so a key an
+/// application created meanwhile is not overwritten), and for a step that reads the
+/// whole object (jq), every key of it as read.
+fn object_compares(
+    step: &Step,
+    obj: &Object,
+    edits: &Edits,
+    revs: &HashMap<String, i64>,
+) -> Vec<Compare> {
+    let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
+    let keys: Vec<String>;
+    if step.reads_whole_object() {
+        keys = obj.fields.keys().map(|f| obj.key_of(f)).collect();
+        for (key, (_, rev)) in keys.iter().zip(obj.fields.values()) {
+            wanted.insert(key, *rev);
+        }
+    }
+    for key in edits.keys() {
+        let rev = if inside(obj, key) {
+            obj.revision_of(key)
+        } else {
+            revs.get(key).copied().unwrap_or(0)
+        };
+        wanted.entry(key).or_insert(rev);
+    }
+    wanted
+        .into_iter()
+        .map(|(key, rev)| Compare::mod_revision(key.as_bytes(), CompareOp::Equal, rev))
+        .collect()
+}
+
 /// Compares, writes and bytes that rewriting one object takes.
-fn cost(obj: &Object, edits: &Edits) -> (usize, usize, usize) {
+fn cost(step: &Step, obj: &Object, edits: &Edits) -> (usize, usize, usize) {
     if edits.is_empty() {
         return (0, 0, 0);
     }
-    let outside = edits.keys().filter(|k| !inside(obj, k)).count();
+    let compares = object_compares(step, obj, edits, &HashMap::new()).len();
     let bytes = edits
         .iter()
         .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
         .sum();
-    (obj.fields.len() + outside, edits.len(), bytes)
+    (compares, edits.len(), bytes)
 }

@@ -30,6 +30,20 @@ impl Object {
         join(&self.key, field)
     }
 
+    /// The field a key inside this object stands for (`""` for the object's own key).
+    pub fn field_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.key.as_str())
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+            .map(|r| r.strip_prefix('/').unwrap_or(r))
+    }
+
+    /// The mod revision this object was read with at `key` (0: absent, or outside it).
+    pub fn revision_of(&self, key: &str) -> i64 {
+        self.field_of(key)
+            .and_then(|f| self.fields.get(f))
+            .map_or(0, |(_, rev)| *rev)
+    }
+
     /// The fields equal to `field` or below it, with the part below (`""` for itself).
     fn under<'a>(&'a self, field: &'a str) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
         self.fields.iter().filter_map(move |(f, (v, _))| {
@@ -283,13 +297,20 @@ impl Step {
         }
         // A relocation onto itself (or a put of the same value) is no edit.
         edits.retain(|key, want| {
-            let field = key
-                .strip_prefix(&obj.key)
-                .map(|r| r.strip_prefix('/').unwrap_or(r));
-            let have = field.and_then(|f| obj.fields.get(f)).map(|(v, _)| v);
+            let have = obj
+                .field_of(key)
+                .and_then(|f| obj.fields.get(f))
+                .map(|(v, _)| v);
             have != want.as_ref()
         });
         Ok(edits)
+    }
+
+    /// Whether the step's edits of an object may depend on any of its fields (a jq
+    /// filter sees them all). Every other step reads only keys it also writes, so
+    /// comparing the written keys is enough to lose no concurrent update.
+    pub fn reads_whole_object(&self) -> bool {
+        matches!(self, Step::Jq { .. })
     }
 }
 
