@@ -59,10 +59,7 @@ fn settle() {
 }
 
 fn main() {
-    let n: usize = std::env::var("STRATA_BENCH_KEYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: usize = common::size("STRATA_BENCH_KEYS", 1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite:{}", dir.path().join("store.db").display());
     let fields = ["name", "status", "plan", "created_at"];

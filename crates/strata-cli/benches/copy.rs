@@ -26,10 +26,7 @@ fn etcd_count(cluster: &EtcdCluster, prefix: &str) -> i64 {
 }
 
 fn main() {
-    let n: usize = std::env::var("STRATA_BENCH_KEYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: usize = common::size("STRATA_BENCH_KEYS", 1_000_000);
     let source_etcd = EtcdCluster::start(1);
     let target_etcd = EtcdCluster::start(1);
     let pg = PgServer::start();

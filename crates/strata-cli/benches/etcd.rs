@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use etcd_client::{Client, TxnOp};
 use strata_testkit::etcd::EtcdCluster;
 
+mod common;
+
 const STRATA: &str = env!("CARGO_BIN_EXE_strata");
 
 fn value(i: usize) -> String {
@@ -80,10 +82,7 @@ fn run(cmd: &mut Command) -> (Duration, String) {
 }
 
 fn main() {
-    let n: usize = std::env::var("STRATA_BENCH_KEYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let n: usize = common::size("STRATA_BENCH_KEYS", 100_000);
     let check_perf = std::env::var("STRATA_BENCH_CHECK_PERF").map_or(true, |v| v != "0");
     let cluster = EtcdCluster::start(1);
     let dir = tempfile::tempdir().unwrap();

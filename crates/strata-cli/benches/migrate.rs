@@ -181,10 +181,7 @@ fn reload(url: &str, data_file: &str) {
 }
 
 fn main() {
-    let n: usize = std::env::var("STRATA_BENCH_USERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let n: usize = common::size("STRATA_BENCH_USERS", 20_000);
     let cluster = EtcdCluster::start(1);
     let url = cluster.url();
     let endpoints = cluster.endpoints().join(",");

@@ -22,10 +22,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn main() {
-    let n: usize = std::env::var("STRATA_BENCH_KEYS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: usize = common::size("STRATA_BENCH_KEYS", 1_000_000);
     let pg = PgServer::start();
     let dir = tempfile::tempdir().unwrap();
     let entries: BTreeMap<String, String> = (0..n)

@@ -11,10 +11,7 @@ mod common;
 use common::strata;
 
 fn main() {
-    let users: usize = std::env::var("STRATA_BENCH_USERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60_000);
+    let users: usize = common::size("STRATA_BENCH_USERS", 60_000);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("legacy");
     strata_testkit::fixtures::sigilgate_tree(&root, users);

@@ -21,6 +21,28 @@ struct Application {
     value: &'static str,
 }
 
+impl Application {
+    /// A store holding three users, armed to write `key = value` once.
+    async fn with_users(key: &'static str, value: &'static str) -> Self {
+        let store = Application {
+            inner: MemStore::new(),
+            armed: Arc::default(),
+            key,
+            value,
+        };
+        for i in 1..=3 {
+            for (field, v) in [("plan", "free"), ("status", "active")] {
+                store
+                    .put(format!("/u/users/{i}/{field}").as_bytes(), v.as_bytes())
+                    .await
+                    .unwrap();
+            }
+        }
+        store.armed.store(true, Ordering::SeqCst);
+        store
+    }
+}
+
 impl Store for Application {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
@@ -59,19 +81,6 @@ fn migrations(steps: &str) -> tempfile::TempDir {
     dir
 }
 
-async fn users(store: &Application) {
-    for i in 1..=3 {
-        store
-            .put(format!("/u/users/{i}/plan").as_bytes(), b"free")
-            .await
-            .unwrap();
-        store
-            .put(format!("/u/users/{i}/status").as_bytes(), b"active")
-            .await
-            .unwrap();
-    }
-}
-
 async fn value(store: &Application, key: &str) -> Option<String> {
     store
         .get(key.as_bytes())
@@ -92,17 +101,10 @@ async fn run(store: &Application, dir: &tempfile::TempDir) -> u64 {
 /// after the step read the object (so the step saw it missing) is kept.
 #[tokio::test]
 async fn a_default_does_not_overwrite_a_value_set_meanwhile() {
-    let store = Application {
-        inner: MemStore::new(),
-        armed: Arc::default(),
-        key: "/u/users/2/currency",
-        value: "USD",
-    };
-    users(&store).await;
+    let store = Application::with_users("/u/users/2/currency", "USD").await;
     let dir = migrations(
         "[[steps]]\nop = 'set_default'\nobject = '/u/users/{id}'\nfield = 'currency'\nvalue = 'EUR'\n",
     );
-    store.armed.store(true, Ordering::SeqCst);
     let retries = run(&store, &dir).await;
     assert_eq!(
         value(&store, "/u/users/1/currency").await.as_deref(),
@@ -127,14 +129,7 @@ async fn a_rename_carries_a_value_changed_meanwhile_and_ignores_other_fields() {
     let dir = migrations(
         "[[steps]]\nop = 'rename_field'\nobject = '/u/users/{id}'\nfrom = 'plan'\nto = 'billing/plan'\n",
     );
-    let store = Application {
-        inner: MemStore::new(),
-        armed: Arc::default(),
-        key: "/u/users/2/plan",
-        value: "team",
-    };
-    users(&store).await;
-    store.armed.store(true, Ordering::SeqCst);
+    let store = Application::with_users("/u/users/2/plan", "team").await;
     assert_eq!(run(&store, &dir).await, 1);
     assert_eq!(
         value(&store, "/u/users/2/billing/plan").await.as_deref(),
@@ -142,14 +137,7 @@ async fn a_rename_carries_a_value_changed_meanwhile_and_ignores_other_fields() {
     );
     assert_eq!(value(&store, "/u/users/2/plan").await, None);
 
-    let other = Application {
-        inner: MemStore::new(),
-        armed: Arc::default(),
-        key: "/u/users/2/status",
-        value: "blocked",
-    };
-    users(&other).await;
-    other.armed.store(true, Ordering::SeqCst);
+    let other = Application::with_users("/u/users/2/status", "blocked").await;
     assert_eq!(
         run(&other, &dir).await,
         0,

@@ -24,3 +24,11 @@ pub fn timed(cmd: &mut Command) -> (Duration, String) {
     );
     (took, String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// A size from the environment variable `var` (e.g. STRATA_BENCH_KEYS), or `default`.
+pub fn size(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
