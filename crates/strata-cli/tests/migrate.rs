@@ -287,40 +287,44 @@ fn a_failed_migration_is_shown_in_progress_and_resumed() {
         .all(|l| !l.contains("/config =")));
 }
 
-/// On etcd the lock lives on a lease: the real etcdctl sees the lease on the lock key
-/// while a runner works; once the runner is killed, etcd itself deletes the key when
-/// the lease runs out, so the next run needs no --wait and no clock of ours.
-#[test]
-fn on_etcd_the_lock_is_a_lease_that_dies_with_its_runner() {
-    let cluster = etcd::shared();
-    let s = Sandbox::with_store(&cluster.url());
-    write_migrations(&s.path("migrations"), "/lease", "lz");
-    write_data(&s.path("data.json"), "/lease", 3000);
-    s.ok(&["load", "data.json"]);
+/// The lock keys of the areas of `tag` (`users_TAG`, `nodes_TAG`), as the real etcdctl
+/// sees them (other tests migrate other areas of the same etcd meanwhile).
+fn lock_keys(cluster: &etcd::EtcdCluster, tag: &str) -> Vec<Value> {
+    let out = etcd::etcdctl(
+        cluster,
+        &["get", "--prefix", "/_strata/migrations/", "-w", "json"],
+    );
+    let json: Value = serde_json::from_str(&out).unwrap();
+    json["kvs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|kv| {
+            etcd::base64_decode(kv["key"].as_str().unwrap())
+                .ends_with(format!("_{tag}/lock").as_bytes())
+        })
+        .collect()
+}
+
+/// Starts `migrate up` on 3,000 users in small pages and returns it once its lock is
+/// seen, with that lock.
+fn runner_holding_its_lock(
+    s: &Sandbox,
+    cluster: &etcd::EtcdCluster,
+    tag: &str,
+    args: &[&str],
+) -> (std::process::Child, Value) {
     let mut runner = s
-        .command(&["migrate", "up", "--yes", "--page", "20", "--lock-ttl", "2"])
+        .command(&[&["migrate", "up", "--yes", "--page", "20"], args].concat())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lock_keys = || -> Vec<Value> {
-        let out = etcd::etcdctl(
-            cluster,
-            &["get", "--prefix", "/_strata/migrations/", "-w", "json"],
-        );
-        let json: Value = serde_json::from_str(&out).unwrap();
-        json["kvs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|kv| etcd::base64_decode(kv["key"].as_str().unwrap()).ends_with(b"/lock"))
-            .collect()
-    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let lock = loop {
-        if let Some(lock) = lock_keys().into_iter().next() {
-            break lock;
+    loop {
+        if let Some(lock) = lock_keys(cluster, tag).into_iter().next() {
+            return (runner, lock);
         }
         assert!(
             runner.try_wait().unwrap().is_none(),
@@ -328,7 +332,31 @@ fn on_etcd_the_lock_is_a_lease_that_dies_with_its_runner() {
         );
         assert!(std::time::Instant::now() < deadline, "no lock key appeared");
         std::thread::sleep(std::time::Duration::from_millis(10));
-    };
+    }
+}
+
+fn users_on_etcd(cluster: &etcd::EtcdCluster, prefix: &str, tag: &str) -> Sandbox {
+    let s = Sandbox::with_store(&cluster.url());
+    write_migrations(&s.path("migrations"), prefix, tag);
+    write_data(&s.path("data.json"), prefix, 3000);
+    s.ok(&["load", "data.json"]);
+    s
+}
+
+fn assert_migrated(s: &Sandbox, prefix: &str) {
+    let data: Data =
+        serde_json::from_str(&std::fs::read_to_string(s.path("data.json")).unwrap()).unwrap();
+    assert_eq!(export(s, &format!("{prefix}/")), expected(&data, prefix));
+}
+
+/// On etcd the lock lives on a lease: the real etcdctl sees the lease on the lock key
+/// while a runner works; once the runner is killed, etcd itself deletes the key when
+/// the lease runs out, so the next run needs no --wait and no clock of ours.
+#[test]
+fn on_etcd_the_lock_is_a_lease_that_dies_with_its_runner() {
+    let cluster = etcd::shared();
+    let s = users_on_etcd(cluster, "/lease", "lz");
+    let (mut runner, lock) = runner_holding_its_lock(&s, cluster, "lz", &["--lock-ttl", "2"]);
     runner.kill().unwrap();
     runner.wait().unwrap();
     let lease = lock["lease"].as_i64().unwrap_or(0);
@@ -338,7 +366,7 @@ fn on_etcd_the_lock_is_a_lease_that_dies_with_its_runner() {
     assert_eq!(record["lease"].as_i64(), Some(lease), "{record}");
     // Nobody renews the lease now: etcd deletes the key by itself.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !lock_keys().is_empty() {
+    while !lock_keys(cluster, "lz").is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "the killed runner's lock is still there"
@@ -346,8 +374,37 @@ fn on_etcd_the_lock_is_a_lease_that_dies_with_its_runner() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     s.ok(&["migrate", "up", "--yes"]);
-    let data: Data =
-        serde_json::from_str(&std::fs::read_to_string(s.path("data.json")).unwrap()).unwrap();
-    assert_eq!(export(&s, "/lease/"), expected(&data, "/lease"));
-    assert!(lock_keys().is_empty(), "a finished run leaves no lock");
+    assert_migrated(&s, "/lease");
+    assert!(
+        lock_keys(cluster, "lz").is_empty(),
+        "a finished run leaves no lock"
+    );
+}
+
+/// SIGTERM (or Ctrl-C) stops a run at the next batch boundary: it says how to go on,
+/// releases its lock at once (no waiting for the lease), leaves the migration visibly
+/// in progress, and the next run finishes it.
+#[test]
+fn a_signal_stops_a_run_cleanly_and_the_next_run_finishes() {
+    let cluster = etcd::shared();
+    let s = users_on_etcd(cluster, "/sig", "sg");
+    let (runner, _) = runner_holding_its_lock(&s, cluster, "sg", &[]);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &runner.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = runner.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted while applying"), "{stderr}");
+    assert!(stderr.contains("run `strata migrate up` again"), "{stderr}");
+    assert!(
+        lock_keys(cluster, "sg").is_empty(),
+        "the lock was not released"
+    );
+    let status = s.ok(&["migrate", "status"]);
+    assert!(status.contains("in progress"), "{status}");
+    s.ok(&["migrate", "up", "--yes"]);
+    assert_migrated(&s, "/sig");
 }

@@ -69,6 +69,9 @@ pub enum Error {
         reason: String,
     },
 
+    #[error("interrupted while applying {area} {migration}: the batches written so far and the progress are recorded and the lock is released; run `strata migrate up` again to finish")]
+    Interrupted { area: String, migration: String },
+
     #[error("stopped after applying {}: {source}", done.join(", "))]
     Stopped {
         done: Vec<String>,

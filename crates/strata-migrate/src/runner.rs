@@ -6,6 +6,8 @@
 //! write carries the lock's fence and its progress, so a crash leaves either all of a
 //! batch or none of it, and progress always tells exactly which objects are done.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use strata_core::clock::now_rfc3339;
@@ -30,6 +32,9 @@ pub struct UpOptions {
     pub lock_ttl: Duration,
     /// Keys read per page of a step's scan.
     pub page_keys: i64,
+    /// Set (by a signal handler) to stop at the next batch boundary: the run records
+    /// its progress, releases the lock and fails with [`Error::Interrupted`].
+    pub stop: Arc<AtomicBool>,
 }
 
 impl Default for UpOptions {
@@ -40,6 +45,7 @@ impl Default for UpOptions {
             wait: Duration::ZERO,
             lock_ttl: Duration::from_secs(30),
             page_keys: 1000,
+            stop: Arc::default(),
         }
     }
 }

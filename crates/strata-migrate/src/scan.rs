@@ -75,6 +75,12 @@ impl<S: Store> StepRun<'_, S> {
             .as_deref()
             .map_or(prefix.clone(), |c| after(c.as_bytes()));
         loop {
+            if self.opts.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Interrupted {
+                    area: self.m.area.clone(),
+                    migration: self.m.label(),
+                });
+            }
             self.lock.renew_if_due(self.store).await?;
             let req = RangeRequest::new(KeySpan::Range {
                 start: scan_from.clone(),

@@ -300,7 +300,18 @@ async fn up(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::Result
             );
         }
     };
+    // The first SIGINT/SIGTERM stops the run at the next batch boundary (progress
+    // recorded, lock released); a second one exits at once.
+    let stop = opts.stop.clone();
+    let signals = tokio::spawn(async move {
+        super::transfer::shutdown().await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        eprintln!("stopping after the current batch (signal again to stop at once)");
+        super::transfer::shutdown().await;
+        std::process::exit(130);
+    });
     let reports = strata_migrate::up(store, areas, opts, &mut on).await;
+    signals.abort();
     if let Some(b) = bar.take() {
         b.abandon();
     }
