@@ -411,14 +411,47 @@ pub fn diff(repo_path: &std::path::Path, a: &str, b: &str) -> Result<Vec<KeyChan
 #[derive(Clone, Debug)]
 pub struct VerifyReport {
     pub commit: String,
+    /// The store revision the commit records.
     pub revision: i64,
+    /// The revision the live store was read at: `revision`, or the current one when
+    /// the store has compacted `revision` away.
+    pub compared_at: i64,
     pub keys: u64,
     pub digest: String,
 }
 
+/// The digest of the live store's backed-up keys at `revision` (0: now), and the
+/// revision read.
+async fn live_digest<S: Store>(
+    store: &S,
+    opts: &BackupOptions,
+    revision: i64,
+) -> strata_core::Result<(Digest, i64)> {
+    let mut live = Digest::default();
+    let mut read_at = revision;
+    for span in opts.spans() {
+        read_at = scan(store, span, read_at, |kvs| {
+            for kv in kvs.iter().filter(|kv| opts.selected(&kv.key)) {
+                let Some(written) = opts.secrets.protect(&kv.key, &kv.value) else {
+                    continue;
+                };
+                match opts.secrets.reveal(&kv.key, &written) {
+                    Ok(Some(_)) => live.add(&kv.key, &kv.value),
+                    _ => live.add(&kv.key, written.to_string().as_bytes()),
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    Ok((live, read_at))
+}
+
 /// Restores the latest commit into a scratch in-memory store and compares its digest
 /// with the live store's selected keys at the revision the commit records (secrets
-/// compared in their written form).
+/// compared in their written form). If the store has compacted that revision away
+/// (and nothing changed since, so no backup committed), it compares with the store
+/// as it is now: equal digests still prove the backup exact.
 pub async fn verify<S: Store>(store: &S, opts: &BackupOptions) -> Result<VerifyReport, Error> {
     let repo = Repo::open(&opts.repo, false, false)?;
     let commit = repo.head()?.ok_or_else(|| {
@@ -450,34 +483,28 @@ pub async fn verify<S: Store>(store: &S, opts: &BackupOptions) -> Result<VerifyR
     })
     .await
     .map_err(|e| Error::store("reading the scratch store", e))?;
-    let mut live = Digest::default();
-    for span in opts.spans() {
-        scan(store, span, t.revision, |kvs| {
-            for kv in kvs.iter().filter(|kv| opts.selected(&kv.key)) {
-                let Some(written) = opts.secrets.protect(&kv.key, &kv.value) else { continue };
-                match opts.secrets.reveal(&kv.key, &written) {
-                    Ok(Some(_)) => live.add(&kv.key, &kv.value),
-                    _ => live.add(&kv.key, written.to_string().as_bytes()),
-                }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| match e {
-            strata_core::Error::Compacted { .. } => Error::Refused(format!(
-                "the store has compacted revision {} that the last backup records; run `strata backup run` and verify again",
-                t.revision
-            )),
-            e => Error::store("reading the live store", e),
-        })?;
-    }
+    let read = |revision| live_digest(store, opts, revision);
+    let (live, compared_at) = match read(t.revision).await {
+        Ok(found) => found,
+        Err(strata_core::Error::Compacted { .. }) => read(0)
+            .await
+            .map_err(|e| Error::store("reading the live store", e))?,
+        Err(e) => return Err(Error::store("reading the live store", e)),
+    };
     if restored != live {
+        let compacted = if compared_at == t.revision {
+            String::new()
+        } else {
+            format!(
+                " (the store has compacted revision {} that the commit records, so it was read at its current revision {compared_at}: run `strata backup run` and verify again)",
+                t.revision
+            )
+        };
         return Err(Error::Refused(format!(
-            "the backup does not match the store: commit {} holds {} keys (digest {}), the store at revision {} has {} (digest {})",
+            "the backup does not match the store: commit {} holds {} keys (digest {}), the store at revision {compared_at} has {} (digest {}){compacted}",
             commit.id(),
             restored.keys,
             restored.hex(),
-            t.revision,
             live.keys,
             live.hex()
         )));
@@ -485,6 +512,7 @@ pub async fn verify<S: Store>(store: &S, opts: &BackupOptions) -> Result<VerifyR
     Ok(VerifyReport {
         commit: commit.id().to_string(),
         revision: t.revision,
+        compared_at,
         keys: restored.keys,
         digest: restored.hex(),
     })

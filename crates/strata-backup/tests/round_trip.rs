@@ -373,3 +373,31 @@ async fn restoring_a_prefix_or_an_object_includes_its_direct_children() {
         .collect();
     assert_eq!(dump(&store).await, expected);
 }
+
+/// Verify after the store compacted the revision the last commit records: with no
+/// backed-up key changed since (so no new commit), the backup is still proven exact
+/// against the store as it is now; after a change it is reported, naming the
+/// compaction and what to do.
+#[tokio::test]
+async fn verify_after_compaction_compares_with_the_store_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemStore::new();
+    store.put(b"/app/a", b"1").await.unwrap();
+    store.put(b"/app/b", b"2").await.unwrap();
+    let opts = options(&dir.path().join("repo"));
+    let first = strata_backup::run(&store, &opts).await.unwrap();
+    // Only keys a backup never covers change; the next run commits nothing.
+    store.put(b"/_strata/x", b"internal").await.unwrap();
+    let again = strata_backup::run(&store, &opts).await.unwrap();
+    assert!(again.commit.is_none(), "{again:?}");
+    let now = store.status().await.unwrap().revision;
+    store.compact(now).await.unwrap();
+    let v = strata_backup::verify(&store, &opts).await.unwrap();
+    assert_eq!((v.revision, v.compared_at), (first.revision, now));
+    store.put(b"/app/b", b"changed").await.unwrap();
+    store.compact(now + 1).await.unwrap();
+    let err = strata_backup::verify(&store, &opts).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("does not match"), "{message}");
+    assert!(message.contains("run `strata backup run`"), "{message}");
+}

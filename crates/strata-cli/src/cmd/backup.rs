@@ -181,11 +181,19 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
             let store = open(opts).await?;
             let options = options(&opts.store, &shape, None)?;
             let v = strata_backup::verify(&store, &options).await?;
+            let note = if v.compared_at == v.revision {
+                String::new()
+            } else {
+                format!(
+                    "; the commit records revision {}, which the store has compacted, and no backed-up key changed since",
+                    v.revision
+                )
+            };
             println!(
-                "ok: commit {} holds {} keys, the same as the store at revision {} (digest {})",
+                "ok: commit {} holds {} keys, the same as the store at revision {} (digest {}){note}",
                 &v.commit[..12],
                 v.keys,
-                v.revision,
+                v.compared_at,
                 v.digest
             );
             Ok(Outcome::Ok)
