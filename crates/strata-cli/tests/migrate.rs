@@ -57,7 +57,20 @@ fn the_sigilgate_example_plans_exactly_what_up_does() {
         text.contains("  + /sigilgate/users/92/billing/currency = EUR"),
         "{text}"
     );
+    // Counted per entity: the split takes keys from the nodes and gives them to paths.
+    for line in [
+        "    /sigilgate/nodes/{ip}: 9 objects (0 keys added, 0 changed, 9 removed)",
+        "    /sigilgate/paths/{ip}: 9 objects (9 keys added, 0 changed, 0 removed)",
+        "    /sigilgate/users/{id}: 24 objects (48 keys added, 0 changed, 24 removed)",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+    }
     let plan = s.ok(&["migrate", "plan", "--dir", dir, "-o", "json"]);
+    let json: Value = serde_json::from_str(&plan).unwrap();
+    assert_eq!(
+        json[0]["entities"][1],
+        serde_json::json!({"entity": "/sigilgate/paths/{ip}", "objects": 9, "added": 9, "changed": 0, "removed": 0})
+    );
     // A plan writes nothing.
     assert_eq!(export(&s, "/"), before);
     let (_, err) = s.expect(1, &["migrate", "up", "--dir", dir]);

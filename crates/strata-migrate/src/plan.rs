@@ -5,12 +5,14 @@
 //! the migrations there one by one, and each one's before/after is diffed. So the plan
 //! is what `up` does, not a second implementation of it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use strata_core::{KeySpan, MemStore, Store};
 
+use crate::file::Migration;
 use crate::lock::Lock;
+use crate::pattern::Pattern;
 use crate::runner::{select, up_area, StepStats, UpOptions};
 use crate::state::{self, area_prefix, lock_key, STATE_PREFIX};
 use crate::{validate, Areas, Error};
@@ -23,6 +25,19 @@ pub struct KeyChange {
     pub after: Option<Vec<u8>>,
 }
 
+/// The changes of one migration that fall on one entity (an object pattern its steps
+/// read or write).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntityChanges {
+    /// The pattern, e.g. `/sigilgate/users/{id}`; `(other keys)` for keys outside all.
+    pub entity: String,
+    /// Objects with at least one changed key.
+    pub objects: usize,
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+}
+
 /// What one pending migration would do.
 #[derive(Clone, Debug)]
 pub struct PlannedMigration {
@@ -32,6 +47,8 @@ pub struct PlannedMigration {
     pub resumes: bool,
     pub steps: Vec<StepStats>,
     pub changes: Vec<KeyChange>,
+    /// The changes counted per entity, in the order the steps name them.
+    pub entities: Vec<EntityChanges>,
 }
 
 type Data = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -122,18 +139,69 @@ pub async fn plan<S: Store>(
             }
             after.retain(|k, _| !k.starts_with(STATE_PREFIX.as_bytes()));
             let report = reports.pop();
+            let changes = diff(&before, &after);
             out.push(PlannedMigration {
+                entities: by_entity(m, &changes),
                 area: area.clone(),
                 label: m.label(),
                 description: m.description.clone(),
                 resumes: report.as_ref().is_some_and(|r| r.resumed),
                 steps: report.map(|r| r.steps).unwrap_or_default(),
-                changes: diff(&before, &after),
+                changes,
             });
             before = after;
         }
     }
     Ok(out)
+}
+
+/// Counts each change under the first pattern of the migration's steps that holds it.
+fn by_entity(m: &Migration, changes: &[KeyChange]) -> Vec<EntityChanges> {
+    let mut patterns: Vec<&Pattern> = Vec::new();
+    for p in m.steps.iter().flat_map(|s| s.patterns()) {
+        if !patterns.iter().any(|q| q.as_str() == p.as_str()) {
+            patterns.push(p);
+        }
+    }
+    let mut counts: Vec<(EntityChanges, BTreeSet<String>)> = Vec::new();
+    for c in changes {
+        let key = String::from_utf8_lossy(&c.key);
+        let (entity, object) = patterns
+            .iter()
+            .find_map(|p| p.matches(&key).map(|hit| (p.as_str(), hit.object)))
+            .unwrap_or(("(other keys)", key.clone().into_owned()));
+        let at = match counts.iter().position(|(e, _)| e.entity == entity) {
+            Some(at) => at,
+            None => {
+                let entry = EntityChanges {
+                    entity: entity.to_owned(),
+                    ..EntityChanges::default()
+                };
+                counts.push((entry, BTreeSet::new()));
+                counts.len() - 1
+            }
+        };
+        let (e, objects) = &mut counts[at];
+        match (&c.before, &c.after) {
+            (None, _) => e.added += 1,
+            (_, None) => e.removed += 1,
+            _ => e.changed += 1,
+        }
+        objects.insert(object);
+    }
+    counts.sort_by_key(|(e, _)| {
+        patterns
+            .iter()
+            .position(|p| p.as_str() == e.entity)
+            .unwrap_or(usize::MAX)
+    });
+    counts
+        .into_iter()
+        .map(|(mut e, objects)| {
+            e.objects = objects.len();
+            e
+        })
+        .collect()
 }
 
 fn diff(before: &Data, after: &Data) -> Vec<KeyChange> {

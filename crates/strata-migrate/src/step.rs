@@ -235,18 +235,24 @@ impl Step {
         format!("{op} {}", self.object().as_str())
     }
 
-    /// Every key prefix the step may read or write (for `plan`'s copy of the data).
-    pub fn prefixes(&self) -> Vec<String> {
-        let mut out = vec![self.object().scan_prefix()];
+    /// The patterns of the keys the step reads and writes: its objects, and where it
+    /// moves or splits them to.
+    pub fn patterns(&self) -> Vec<&Pattern> {
+        let mut out = vec![self.object()];
         match self {
-            Step::Move { to, .. } | Step::Split { to, .. } => out.push(to.scan_prefix()),
+            Step::Move { to, .. } | Step::Split { to, .. } => out.push(to),
             Step::RenameField {
                 to: Target::Key(to),
                 ..
-            } => out.push(to.scan_prefix()),
+            } => out.push(to),
             _ => {}
         }
         out
+    }
+
+    /// Every key prefix the step may read or write (for `plan`'s copy of the data).
+    pub fn prefixes(&self) -> Vec<String> {
+        self.patterns().iter().map(|p| p.scan_prefix()).collect()
     }
 
     /// The edits this step makes to `obj`; empty when there is nothing to do.

@@ -142,10 +142,18 @@ async fn status(store: &AnyStore, areas: &Areas, format: Format) -> anyhow::Resu
     Ok(Outcome::Ok)
 }
 
+/// `1 object`, `2 objects`.
+fn plural(n: impl Into<u64>, word: &str) -> String {
+    let n = n.into();
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
 fn counts_text(c: &Counts) -> String {
     let mut text = format!(
-        "{} object rewrites ({} keys written, {} deleted)",
-        c.objects, c.puts, c.deletes
+        "{} ({} written, {} deleted)",
+        plural(c.objects, "object rewrite"),
+        plural(c.puts, "key"),
+        c.deletes
     );
     if c.retries > 0 {
         text.push_str(&format!("; {} redone after a concurrent write", c.retries));
@@ -176,9 +184,15 @@ fn print_plan(
                     .iter()
                     .map(|c| json!({"key": String::from_utf8_lossy(&c.key), "before": text(&c.before), "after": text(&c.after)}))
                     .collect();
+                let entities: Vec<_> = p
+                    .entities
+                    .iter()
+                    .map(|e| json!({"entity": e.entity, "objects": e.objects, "added": e.added,
+                                    "changed": e.changed, "removed": e.removed}))
+                    .collect();
                 json!({"area": p.area, "migration": p.label, "description": p.description,
                        "resumes": p.resumes, "steps": p.steps.iter().map(step_json).collect::<Vec<_>>(),
-                       "changes": changes})
+                       "entities": entities, "changes": changes})
             })
             .collect();
         print_json(&json!(items))?;
@@ -198,11 +212,11 @@ fn print_plan(
         for (i, s) in p.steps.iter().enumerate() {
             writeln!(
                 out,
-                "  step {} {}: {} of {} objects read",
+                "  step {} {}: {} of {} read",
                 i + 1,
                 s.label,
                 counts_text(&s.counts),
-                s.objects_seen
+                plural(s.objects_seen, "object")
             )?;
         }
         let added = p.changes.iter().filter(|c| c.before.is_none()).count();
@@ -212,6 +226,17 @@ fn print_plan(
             out,
             "  keys: {added} added, {changed} changed, {removed} removed"
         )?;
+        for e in &p.entities {
+            writeln!(
+                out,
+                "    {}: {} ({} added, {} changed, {} removed)",
+                e.entity,
+                plural(e.objects as u64, "object"),
+                plural(e.added as u64, "key"),
+                e.changed,
+                e.removed
+            )?;
+        }
         if summary {
             continue;
         }
