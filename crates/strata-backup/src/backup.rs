@@ -41,26 +41,41 @@ pub(crate) async fn run_in<S: Store>(
         .status()
         .await
         .map_err(|e| Error::store("reading the store's revision", e))?;
+    let head = repo.head()?.map(|c| c.id());
     let last = last_trailers(repo)?;
     // Another store, other options, or a store whose revision went back (restored,
     // recreated): the files are rebuilt from a full read.
     let continues = |t: &Trailers| {
         t.options == opts.digest() && t.store == opts.store_label && t.revision <= status.revision
     };
-    if let Some(t) = last.filter(continues) {
-        if t.revision >= status.revision {
-            return Ok(BackupReport {
-                revision: t.revision,
-                ..BackupReport::default()
-            });
+    let report = 'run: {
+        if let Some(t) = last.filter(continues) {
+            // Where the store was last seen equal to HEAD (a run that found nothing to
+            // commit), or else the revision HEAD records.
+            let since = head
+                .and_then(|h| repo.seen(h))
+                .filter(|&r| r > t.revision && r <= status.revision)
+                .unwrap_or(t.revision);
+            if since >= status.revision {
+                break 'run BackupReport {
+                    revision: since,
+                    ..BackupReport::default()
+                };
+            }
+            match changes_between(store, opts, since + 1, status.revision).await {
+                Ok(changes) => {
+                    break 'run commit_changes(repo, opts, changes, status.revision).await?
+                }
+                Err(strata_core::Error::Compacted { .. }) => {}
+                Err(e) => return Err(Error::store("reading the changes since the last backup", e)),
+            }
         }
-        match changes_between(store, opts, t.revision + 1, status.revision).await {
-            Ok(changes) => return commit_changes(repo, opts, changes, status.revision).await,
-            Err(strata_core::Error::Compacted { .. }) => {}
-            Err(e) => return Err(Error::store("reading the changes since the last backup", e)),
-        }
+        full(store, repo, opts, status.revision).await?
+    };
+    if let (None, Some(head)) = (&report.commit, head) {
+        repo.set_seen(head, report.revision)?;
     }
-    full(store, repo, opts, status.revision).await
+    Ok(report)
 }
 
 pub(crate) fn last_trailers(repo: &Repo) -> Result<Option<Trailers>, Error> {

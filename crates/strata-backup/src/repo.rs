@@ -71,11 +71,7 @@ impl Repo {
         git2::opts::strict_hash_verification(false);
         let git = match Repository::open(path) {
             Ok(git) => git,
-            Err(_) if create && (!path.exists() || dir_is_empty(path)) => {
-                let mut opts = RepositoryInitOptions::new();
-                opts.bare(true).initial_head("main");
-                Repository::init_opts(path, &opts).map_err(git_err(format!("creating a repository at {}", path.display())))?
-            }
+            Err(_) if create && (!path.exists() || dir_is_empty(path)) => create_repository(path)?,
             Err(e) => {
                 return Err(Error::Git {
                     what: format!(
@@ -123,18 +119,10 @@ impl Repo {
     pub fn pack_without_deltas(&self) -> Result<(), Error> {
         let path = self.git.path().join("strata/pack.config");
         if !path.exists() {
-            let io = |e: std::io::Error| Error::Io {
-                path: path.display().to_string(),
-                source: e,
-            };
-            std::fs::create_dir_all(path.parent().expect("a file in a folder")).map_err(io)?;
-            let tmp = path.with_extension("tmp");
-            std::fs::write(
-                &tmp,
+            write_atomically(
+                &path,
                 "[pack]\n\tdeltaCacheSize = 1\n\tbigFileThreshold = 1\n",
-            )
-            .map_err(io)?;
-            std::fs::rename(&tmp, &path).map_err(io)?;
+            )?;
         }
         let mut config = self
             .git
@@ -144,6 +132,28 @@ impl Repo {
             .add_file(&path, git2::ConfigLevel::App, true)
             .map_err(git_err("reading the pack configuration"))?;
         Ok(())
+    }
+
+    /// The newest revision at which a run found the store's backed-up keys equal to
+    /// commit `head` (only keys outside the backup changed after the revision `head`
+    /// records). Kept in the Git folder (`strata/seen`, never committed), so the next
+    /// run starts there rather than at `head`'s revision, which the store may have
+    /// compacted meanwhile. `None` if the note is about another commit.
+    pub fn seen(&self, head: Oid) -> Option<i64> {
+        let text = std::fs::read_to_string(self.git.path().join("strata/seen")).ok()?;
+        let (commit, revision) = text.trim().split_once(' ')?;
+        if commit != head.to_string() {
+            return None;
+        }
+        revision.parse().ok()
+    }
+
+    /// Notes that the store at `revision` equals commit `head` (see [`Repo::seen`]).
+    pub fn set_seen(&self, head: Oid, revision: i64) -> Result<(), Error> {
+        write_atomically(
+            &self.git.path().join("strata/seen"),
+            &format!("{head} {revision}\n"),
+        )
     }
 
     /// The branch HEAD names (`refs/heads/main` on a repository we created).
@@ -349,6 +359,54 @@ impl Repo {
     }
 }
 
+/// Creates a bare repository (branch `main`) at `path` whole or not at all: it is made
+/// in a hidden sibling folder and renamed into place, so a process killed half-way
+/// leaves no half-made repository that the next run could not open. Leftovers of
+/// killed creators are removed; if another process created `path` meanwhile, that
+/// repository is opened.
+fn create_repository(path: &Path) -> Result<Repository, Error> {
+    let failed = || git_err(format!("creating a repository at {}", path.display()));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "repo".into());
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => Path::new(".").to_owned(),
+    };
+    let io = |e: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    std::fs::create_dir_all(&parent).map_err(io)?;
+    let stem = format!(".{name}.strata-init-");
+    if let Ok(entries) = std::fs::read_dir(&parent) {
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let dead = file
+                .strip_prefix(&stem)
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists());
+            if dead {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let tmp = parent.join(format!("{stem}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let mut opts = RepositoryInitOptions::new();
+    opts.bare(true).initial_head("main");
+    drop(Repository::init_opts(&tmp, &opts).map_err(failed())?);
+    // rename(2) replaces an empty folder; a non-empty one means another process won.
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if dir_is_empty(path) || !path.exists() {
+            return Err(io(e));
+        }
+    }
+    Repository::open(path).map_err(failed())
+}
+
 fn dir_is_empty(path: &Path) -> bool {
     std::fs::read_dir(path)
         .map(|mut d| d.next().is_none())
@@ -406,5 +464,54 @@ fn collect_locks(dir: &Path, out: &mut Vec<PathBuf>) {
         } else if path.extension().is_some_and(|e| e == "lock") {
             out.push(path);
         }
+    }
+}
+
+/// Writes a file in the Git folder whole or not at all (a temp file renamed over it).
+fn write_atomically(path: &Path, contents: &str) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    std::fs::create_dir_all(path.parent().expect("a file in a folder")).map_err(io)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A creator killed half-way leaves only a hidden sibling folder, which the next
+    /// creation removes; an empty folder given as the path is used.
+    #[test]
+    fn a_repository_is_created_whole_and_leftovers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("backup.git");
+        let leftover = dir.path().join(".backup.git.strata-init-4000000000");
+        std::fs::create_dir_all(leftover.join("objects")).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let repo = Repo::open(&path, true, true).unwrap();
+        assert!(repo.head().unwrap().is_none());
+        assert!(path.join("HEAD").is_file());
+        assert!(
+            !leftover.exists(),
+            "the killed creator's folder is still there"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["backup.git"]);
+        drop(repo);
+        // A folder that is neither empty nor a repository is refused, untouched.
+        let other = dir.path().join("notes");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join("todo.txt"), "x").unwrap();
+        let Err(err) = Repo::open(&other, true, true) else {
+            panic!("a folder with other files must be refused");
+        };
+        assert!(err.to_string().contains("empty folder"), "{err}");
     }
 }

@@ -401,3 +401,32 @@ async fn verify_after_compaction_compares_with_the_store_as_it_is() {
     assert!(message.contains("does not match"), "{message}");
     assert!(message.contains("run `strata backup run`"), "{message}");
 }
+
+/// A run that finds nothing to commit (only keys outside the backup changed) notes the
+/// revision it reached, so the next run replays from there: compacting the revision
+/// the last commit records does not force a full read.
+#[tokio::test]
+async fn a_run_with_nothing_to_commit_moves_the_next_runs_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemStore::new();
+    store.put(b"/app/a", b"1").await.unwrap();
+    let opts = options(&dir.path().join("repo"));
+    let first = strata_backup::run(&store, &opts).await.unwrap();
+    assert!(first.commit.is_some());
+    for i in 0..5 {
+        store.put(b"/_strata/busy", &[i]).await.unwrap();
+    }
+    let quiet = strata_backup::run(&store, &opts).await.unwrap();
+    assert!(quiet.commit.is_none(), "{quiet:?}");
+    assert_eq!(quiet.revision, store.status().await.unwrap().revision);
+    store.compact(quiet.revision).await.unwrap();
+    store.put(b"/app/b", b"2").await.unwrap();
+    let next = strata_backup::run(&store, &opts).await.unwrap();
+    assert!(next.commit.is_some());
+    assert!(
+        !next.full,
+        "a full read although nothing backed up changed: {next:?}"
+    );
+    assert_eq!((next.added, next.changed, next.removed), (1, 0, 0));
+    strata_backup::verify(&store, &opts).await.unwrap();
+}
