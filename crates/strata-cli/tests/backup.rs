@@ -174,6 +174,70 @@ fn one_changed_field_is_a_one_line_diff_and_can_be_restored_alone() {
 }
 
 #[test]
+fn a_date_restores_from_the_last_commit_made_at_or_before_it() {
+    let (s, repo) = sigilgate();
+    let r = repo.to_str().unwrap();
+    s.ok(&["backup", "run", "--repo", r]);
+    // Commit times are in whole seconds: the second commit must fall in a later one.
+    std::thread::sleep(Duration::from_millis(1100));
+    s.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "down"]);
+    s.ok(&["backup", "run", "--repo", r]);
+    let times = git(&repo, &["log", "--format=%H %ct"]);
+    let commits: Vec<(&str, i64)> = times
+        .lines()
+        .map(|l| {
+            let (id, secs) = l.split_once(' ').unwrap();
+            (id, secs.parse().unwrap())
+        })
+        .collect();
+    let [(last, last_time), (first, first_time)] = commits[..] else {
+        panic!("two commits expected: {times}");
+    };
+    assert!(first_time < last_time, "{times}");
+    let restore_at = |at: &str| {
+        s.ok(&[
+            "backup",
+            "restore",
+            "--repo",
+            r,
+            "/sigilgate/nodes/10.20.0.20",
+            "--at",
+            at,
+            "--dry-run",
+        ])
+    };
+    // At the first commit's second (UTC, and the same instant with an offset), and
+    // just before the second commit: the first.
+    for at in [
+        strata_core::clock::format_rfc3339(first_time),
+        strata_core::clock::format_rfc3339(first_time + 3600).replace('Z', "+01:00"),
+        strata_core::clock::format_rfc3339(last_time - 1),
+    ] {
+        let out = restore_at(&at);
+        assert!(
+            out.contains(&format!("from commit {}", &first[..12])),
+            "{at}: {out}"
+        );
+        assert!(
+            out.contains("put /sigilgate/nodes/10.20.0.20/status"),
+            "{at}: {out}"
+        );
+    }
+    // From the second commit's time on, or a day far ahead: the last.
+    for at in [
+        strata_core::clock::format_rfc3339(last_time),
+        "2999-12-31".to_string(),
+    ] {
+        let out = restore_at(&at);
+        assert!(
+            out.contains(&format!("from commit {}", &last[..12])),
+            "{at}: {out}"
+        );
+        assert!(out.starts_with("would restore 0 keys"), "{at}: {out}");
+    }
+}
+
+#[test]
 fn an_incremental_backup_rewrites_only_the_changed_objects_trees() {
     let (s, repo) = sigilgate();
     let r = repo.to_str().unwrap();
