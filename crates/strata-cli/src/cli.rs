@@ -603,7 +603,8 @@ pub enum BackupCommand {
         /// Key, object or prefix (with a trailing /); leave out with --all.
         #[arg(required_unless_present = "all")]
         target: Option<String>,
-        /// A commit (id, HEAD~3, …) or a date (2026-11-24, 2026-11-24T08:00:00Z).
+        /// A commit (id, HEAD~3, …) or a date (2026-11-24T08:00:00Z, 2026-11-24 09:00+01:00;
+        /// a bare date is its 00:00 UTC): the last commit made at or before it.
         #[arg(long, value_name = "COMMIT|DATE", default_value = "HEAD")]
         at: String,
         /// Print what would change; write nothing.
@@ -667,7 +668,7 @@ pub enum MigrateCommand {
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
-    /// The exact key changes `up` would make, counted per step; writes nothing.
+    /// The exact key changes `up` would make, counted per step and per entity; writes nothing.
     ///
     /// The pending migrations run on an in-memory copy of the keys they can touch,
     /// with the same code as `up`, and every added (+), changed (~) and removed (-)

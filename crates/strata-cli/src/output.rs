@@ -9,6 +9,12 @@ use anyhow::Context;
 use serde_json::Value;
 
 /// Buffered standard output. Always `flush` before returning so errors surface.
+/// `1 key`, `2 keys`: a count with its noun in the right number.
+pub fn plural<N: TryInto<u64>>(n: N, word: &str) -> String {
+    let n = n.try_into().unwrap_or(u64::MAX);
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
 pub fn stdout() -> BufWriter<Stdout> {
     BufWriter::new(io::stdout())
 }

@@ -46,6 +46,14 @@ fn sigilgate() -> (Sandbox, std::path::PathBuf) {
     (s, repo)
 }
 
+/// `strata backup restore` of one sigilgate node as of `at`, with more arguments.
+fn restore_node(s: &Sandbox, repo: &str, at: &str, more: &[&str]) -> String {
+    let node = "/sigilgate/nodes/10.20.0.20";
+    let mut args = vec!["backup", "restore", "--repo", repo, node, "--at", at];
+    args.extend_from_slice(more);
+    s.ok(&args)
+}
+
 #[test]
 fn one_changed_field_is_a_one_line_diff_and_can_be_restored_alone() {
     let (s, repo) = sigilgate();
@@ -108,16 +116,7 @@ fn one_changed_field_is_a_one_line_diff_and_can_be_restored_alone() {
     assert_eq!(diff.lines().count(), 2, "{diff}");
     // Restore that one node from the first commit; the contact keeps its new value.
     s.ok(&["put", "/sigilgate/nodes/10.20.0.20/extra", "x"]);
-    let dry = s.ok(&[
-        "backup",
-        "restore",
-        "--repo",
-        r,
-        "/sigilgate/nodes/10.20.0.20",
-        "--at",
-        "HEAD~1",
-        "--dry-run",
-    ]);
+    let dry = restore_node(&s, r, "HEAD~1", &["--dry-run"]);
     assert!(
         dry.contains("put /sigilgate/nodes/10.20.0.20/status"),
         "{dry}"
@@ -130,15 +129,7 @@ fn one_changed_field_is_a_one_line_diff_and_can_be_restored_alone() {
         s.ok(&["get", "/sigilgate/nodes/10.20.0.20/status"]).trim(),
         "down"
     );
-    s.ok(&[
-        "backup",
-        "restore",
-        "--repo",
-        r,
-        "/sigilgate/nodes/10.20.0.20",
-        "--at",
-        "HEAD~1",
-    ]);
+    restore_node(&s, r, "HEAD~1", &[]);
     assert_eq!(
         s.ok(&["get", "/sigilgate/nodes/10.20.0.20/status"]).trim(),
         "up"
@@ -194,18 +185,7 @@ fn a_date_restores_from_the_last_commit_made_at_or_before_it() {
         panic!("two commits expected: {times}");
     };
     assert!(first_time < last_time, "{times}");
-    let restore_at = |at: &str| {
-        s.ok(&[
-            "backup",
-            "restore",
-            "--repo",
-            r,
-            "/sigilgate/nodes/10.20.0.20",
-            "--at",
-            at,
-            "--dry-run",
-        ])
-    };
+    let restore_at = |at: &str| restore_node(&s, r, at, &["--dry-run"]);
     // At the first commit's second (UTC, and the same instant with an offset), and
     // just before the second commit: the first.
     for at in [
@@ -244,7 +224,7 @@ fn an_incremental_backup_rewrites_only_the_changed_objects_trees() {
     s.ok(&["backup", "run", "--repo", r]);
     s.ok(&["put", "/sigilgate/users/92/status", "blocked"]);
     let out = s.ok(&["backup", "run", "--repo", r]);
-    assert!(out.contains("(1 files written)"), "{out}");
+    assert!(out.contains("(1 file written)"), "{out}");
     let trees = |rev: &str| -> BTreeMap<String, String> {
         git(&repo, &["ls-tree", "-r", "-t", rev])
             .lines()
@@ -491,7 +471,7 @@ fn a_compacted_revision_or_a_replaced_store_falls_back_to_a_full_backup() {
     s.ok(&["compact", "4"]);
     let out = s.ok(&["backup", "run", "--repo", r]);
     assert!(
-        out.contains("0 added, 1 changed, 0 removed (1 files written, full backup)"),
+        out.contains("0 added, 1 changed, 0 removed (1 file written, full backup)"),
         "{out}"
     );
     // Another store (its revision is behind the recorded one): a full backup too.

@@ -23,7 +23,7 @@ use crate::Error;
 /// What the lock key holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRecord {
-    /// `host/pid/nonce`: unique per runner.
+    /// `user@host/pid/nonce`: who ran it, unique per runner.
     pub owner: String,
     /// Unix milliseconds after which another runner may take the lock over (on a
     /// backend without leases).
@@ -73,8 +73,12 @@ pub struct Lock {
     ttl: Duration,
 }
 
-/// A name for this runner: host, process id and a nonce.
+/// A name for this runner: the OS user (when known), host, process id and a nonce.
 pub fn runner_name() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .map_or_else(String::new, |u| format!("{u}@"));
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
@@ -88,7 +92,7 @@ pub fn runner_name() -> String {
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    format!("{host}/{}/{nonce:08x}", std::process::id())
+    format!("{user}{host}/{}/{nonce:08x}", std::process::id())
 }
 
 fn store_err(area: &str, e: strata_core::Error) -> Error {

@@ -13,7 +13,7 @@ use strata_schema::Schema;
 
 use super::{open, open_url};
 use crate::cli::{BackupCommand, BackupShape, BackupWriteArgs, Format, StoreOpts};
-use crate::output::{print_json, show, stdout};
+use crate::output::{plural, print_json, show, stdout};
 use crate::Outcome;
 
 fn identity(text: &str) -> anyhow::Result<Identity> {
@@ -119,13 +119,13 @@ fn progress() -> strata_backup::Progress {
 fn report_line(r: &BackupReport) -> String {
     match &r.commit {
         Some(c) => format!(
-            "committed {} at revision {}: {} added, {} changed, {} removed ({} files written{})",
+            "committed {} at revision {}: {} added, {} changed, {} removed ({} written{})",
             &c[..12],
             r.revision,
             r.added,
             r.changed,
             r.removed,
-            r.files_written,
+            plural(r.files_written, "file"),
             if r.full { ", full backup" } else { "" }
         ),
         None => format!("nothing changed up to revision {}: no commit", r.revision),
@@ -190,9 +190,9 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
                 )
             };
             println!(
-                "ok: commit {} holds {} keys, the same as the store at revision {} (digest {}){note}",
+                "ok: commit {} holds {}, the same as the store at revision {} (digest {}){note}",
                 &v.commit[..12],
-                v.keys,
+                plural(v.keys, "key"),
                 v.compared_at,
                 v.digest
             );
@@ -234,9 +234,9 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
             }
             writeln!(
                 out,
-                "{} {} keys and {} {} from commit {} (revision {}); {} already as backed up",
+                "{} {} and {} {} from commit {} (revision {}); {} already as backed up",
                 if dry_run { "would restore" } else { "restored" },
-                report.put.len(),
+                plural(report.put.len(), "key"),
                 if dry_run { "would delete" } else { "deleted" },
                 report.deleted.len(),
                 &report.commit[..12],

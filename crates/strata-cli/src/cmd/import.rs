@@ -10,7 +10,7 @@ use strata_import::{read_dump, DumpFormat};
 
 use super::snapshot::Progress;
 use crate::cli::*;
-use crate::output::{stdout, AtomicFile};
+use crate::output::{plural, stdout, AtomicFile};
 use crate::Outcome;
 
 pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcome> {
@@ -150,8 +150,11 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
     progress.finish();
     let report = report?;
     println!(
-        "imported {} keys: {} changed, {} unchanged, in {} transactions",
-        report.total, report.changed, report.unchanged, report.txns
+        "imported {}: {} changed, {} unchanged, in {}",
+        plural(report.total, "key"),
+        report.changed,
+        report.unchanged,
+        plural(report.txns, "transaction")
     );
     if args.prune {
         let deleted = delete_fields(&store, &stale).await?;

@@ -11,7 +11,7 @@ use strata_migrate::{Areas, Counts, RunEvent, StepStats, UpOptions};
 use strata_store::AnyStore;
 
 use crate::cli::{Format, MigrateCommand, MigrateSelect};
-use crate::output::{print_json, show, stdout};
+use crate::output::{plural, print_json, show, stdout};
 use crate::Outcome;
 
 pub fn new(dir: &Path, area: &str, name: &str) -> anyhow::Result<Outcome> {
@@ -140,12 +140,6 @@ async fn status(store: &AnyStore, areas: &Areas, format: Format) -> anyhow::Resu
     }
     out.flush()?;
     Ok(Outcome::Ok)
-}
-
-/// `1 object`, `2 objects`.
-fn plural(n: impl Into<u64>, word: &str) -> String {
-    let n = n.into();
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
 fn counts_text(c: &Counts) -> String {

@@ -10,7 +10,7 @@ use strata_core::snapshot::{export as export_snapshot, read_snapshot};
 use strata_store::AnyStore;
 
 use crate::cli::*;
-use crate::output::{print_json, AtomicFile};
+use crate::output::{plural, print_json, AtomicFile};
 use crate::Outcome;
 
 pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcome> {
@@ -19,8 +19,9 @@ pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcom
         let out = std::io::BufWriter::new(std::io::stdout());
         let report = export_snapshot(store, prefix, out).await?;
         eprintln!(
-            "exported {} keys at revision {}",
-            report.keys, report.revision
+            "exported {} at revision {}",
+            plural(report.keys, "key"),
+            report.revision
         );
         return Ok(Outcome::Ok);
     };
@@ -29,8 +30,8 @@ pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcom
     let report = export_snapshot(store, prefix, file.writer()).await?;
     file.commit()?;
     eprintln!(
-        "exported {} keys at revision {} to {}",
-        report.keys,
+        "exported {} at revision {} to {}",
+        plural(report.keys, "key"),
         report.revision,
         path.display()
     );
@@ -54,14 +55,18 @@ pub async fn load(store: &AnyStore, args: LoadArgs) -> anyhow::Result<Outcome> {
             if report.changed == 0 {
                 writeln!(
                     out,
-                    "loaded {} keys: 0 changes, the store already holds them",
-                    report.total
+                    "loaded {}: 0 changes, the store already holds them",
+                    plural(report.total, "key")
                 )?;
             } else {
                 writeln!(
                     out,
-                    "loaded {} keys: {} changed, {} unchanged, in {} transactions (revision {})",
-                    report.total, report.changed, report.unchanged, report.txns, report.revision
+                    "loaded {}: {} changed, {} unchanged, in {} (revision {})",
+                    plural(report.total, "key"),
+                    report.changed,
+                    report.unchanged,
+                    plural(report.txns, "transaction"),
+                    report.revision
                 )?;
             }
             if report.retries > 0 {

@@ -9,7 +9,7 @@ use strata_core::transfer::{copy as run_copy, diff as run_diff, CopyOptions, Rew
 
 use super::open_url;
 use crate::cli::*;
-use crate::output::{print_json, stdout};
+use crate::output::{plural, print_json, stdout};
 use crate::Outcome;
 
 fn selection(endpoints: &Endpoints, rewrites: &[String]) -> anyhow::Result<Selection> {
@@ -53,8 +53,8 @@ pub async fn copy(opts: &StoreOpts, args: CopyArgs) -> anyhow::Result<Outcome> {
         if args.dry_run {
             writeln!(
                 out,
-                "would copy {} keys at source revision {}: {} to write, {} already in place",
-                report.keys,
+                "would copy {} at source revision {}: {} to write, {} already in place",
+                plural(report.keys, "key"),
                 report.source_revision,
                 report.to_write,
                 report.keys - report.to_write
@@ -62,8 +62,11 @@ pub async fn copy(opts: &StoreOpts, args: CopyArgs) -> anyhow::Result<Outcome> {
         } else {
             writeln!(
                 out,
-                "copied {} keys at source revision {}: {} written, {} already in place",
-                report.keys, report.source_revision, report.load.changed, report.load.unchanged
+                "copied {} at source revision {}: {} written, {} already in place",
+                plural(report.keys, "key"),
+                report.source_revision,
+                report.load.changed,
+                report.load.unchanged
             )?;
             writeln!(
                 out,
@@ -84,8 +87,8 @@ pub async fn copy(opts: &StoreOpts, args: CopyArgs) -> anyhow::Result<Outcome> {
             };
             writeln!(
                 out,
-                "{} keys in the target that the source lacks, {verb}:",
-                extra.len()
+                "{} in the target that the source lacks, {verb}:",
+                plural(extra.len(), "key")
             )?;
             for key in extra.iter().take(20) {
                 writeln!(out, "  {key}")?;
@@ -189,8 +192,8 @@ pub async fn diff(opts: &StoreOpts, args: DiffArgs) -> anyhow::Result<Outcome> {
         }
         out.flush()?;
         eprintln!(
-            "{} keys compared: {} only in --from, {} only in --to, {} different",
-            report.keys,
+            "{} compared: {} only in --from, {} only in --to, {} different",
+            plural(report.keys, "key"),
             report.only_in_from.len(),
             report.only_in_to.len(),
             report.different.len()
