@@ -153,6 +153,17 @@ pub async fn restore<S: Store>(
             }
         }
     }
+    let in_span = |k: &Vec<u8>| spans.iter().any(|s| s.contains(k));
+    if wanted.is_empty() && !secret.iter().any(in_span) && !current.keys().any(|k| opts.selected(k))
+    {
+        // Nothing to restore and nothing to delete: most likely a misspelt target.
+        let id = commit.id().to_string();
+        return Err(Error::NotFound(format!(
+            "{target}: no key of it is in commit {} nor in the store; check the name \
+             (`strata backup log {target}` lists the commits that changed it)",
+            &id[..12]
+        )));
+    }
     let mut report = RestoreReport {
         commit: commit.id().to_string(),
         revision,
@@ -160,10 +171,7 @@ pub async fn restore<S: Store>(
     };
     let mut compares = Vec::new();
     let mut ops = Vec::new();
-    let secret_in_span: Vec<Vec<u8>> = secret
-        .into_iter()
-        .filter(|k| spans.iter().any(|s| s.contains(k)))
-        .collect();
+    let secret_in_span: Vec<Vec<u8>> = secret.into_iter().filter(in_span).collect();
     for (key, value) in &wanted {
         let now = current.get(key);
         if now.is_some_and(|kv| &kv.value == value) {

@@ -140,6 +140,21 @@ fn one_changed_field_is_a_one_line_diff_and_can_be_restored_alone() {
             .trim(),
         "false"
     );
+    // A misspelt target is an error, not a restore of nothing.
+    let (_, err) = s.expect(
+        1,
+        &[
+            "backup",
+            "restore",
+            "--repo",
+            r,
+            "/sigilgate/nodes/10.9.9.9",
+        ],
+    );
+    assert!(
+        err.contains("/sigilgate/nodes/10.9.9.9: no key of it is in commit"),
+        "{err}"
+    );
     // A date before the first backup names no commit.
     let (_, err) = s.expect(
         1,

@@ -105,6 +105,33 @@ fn the_sigilgate_example_plans_exactly_what_up_does() {
 }
 
 #[test]
+fn new_writes_the_next_file_of_an_area_from_the_template() {
+    let s = Sandbox::new();
+    let dir = s.path("migrations");
+    let d = dir.to_str().unwrap();
+    let (out, err) = s.expect(0, &["migrate", "new", "users", "add_region", "--dir", d]);
+    let first = dir.join("users/0001_add_region.toml");
+    assert_eq!(out.trim(), first.to_str().unwrap());
+    assert!(
+        err.contains(&format!("strata migrate plan --dir {d} --area users")),
+        "{err}"
+    );
+    // As written it has no steps: plan says what to add, naming the file.
+    let (_, err) = s.expect(1, &["migrate", "plan", "--dir", d]);
+    assert!(
+        err.contains("0001_add_region.toml") && err.contains("[[steps]]"),
+        "{err}"
+    );
+    let second = s.ok(&["migrate", "new", "users", "set_currency", "--dir", d]);
+    assert!(
+        second.trim().ends_with("users/0002_set_currency.toml"),
+        "{second}"
+    );
+    let (_, err) = s.expect(1, &["migrate", "new", "users", "no spaces", "--dir", d]);
+    assert!(err.contains("must be letters, digits"), "{err}");
+}
+
+#[test]
 fn an_edited_applied_migration_is_refused_until_restored() {
     let s = Sandbox::new();
     let dir = s.path("migrations");

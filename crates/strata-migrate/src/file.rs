@@ -227,11 +227,28 @@ pub fn new_file(dir: &Path, area: &str, name: &str) -> Result<PathBuf, Error> {
     }
     let area_dir = dir.join(area);
     std::fs::create_dir_all(&area_dir).map_err(|e| fail(&area_dir, e.to_string()))?;
-    let next = load_area(&area_dir, area)?
-        .last()
-        .map_or(1, |m| m.version + 1);
+    // Only the file names count: a new migration can be started while another file
+    // of the area is still being written (and does not parse yet).
+    let entries = std::fs::read_dir(&area_dir).map_err(|e| fail(&area_dir, e.to_string()))?;
+    let last = entries
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                return None;
+            }
+            let stem = path.file_stem()?.to_str()?;
+            parse_file_name(stem).map(|(version, _)| version)
+        })
+        .max();
+    let next = last.map_or(1, |v| v + 1);
     let path = area_dir.join(format!("{next:04}_{name}.toml"));
-    std::fs::write(&path, TEMPLATE.replace("{name}", name))
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| fail(&path, e.to_string()))?;
+    std::io::Write::write_all(&mut file, TEMPLATE.replace("{name}", name).as_bytes())
         .map_err(|e| fail(&path, e.to_string()))?;
     Ok(path)
 }
@@ -281,3 +298,53 @@ description = "What this migration does, in one sentence"
 # object = "/app/users/{id}"
 # filter = '.status |= ascii_downcase'
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_the_template_shows_is_valid_once_uncommented() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = new_file(dir.path(), "users", "try_it").unwrap();
+        assert!(
+            path.ends_with("users/0001_try_it.toml"),
+            "{}",
+            path.display()
+        );
+        let template = std::fs::read_to_string(&path).unwrap();
+        // As written it has no steps, and says what to add.
+        let err = load_file(&path, "users").unwrap_err().to_string();
+        assert!(err.contains("add at least one [[steps]]"), "{err}");
+        let blocks: Vec<&str> = template.split("# [[steps]]\n").skip(1).collect();
+        assert_eq!(blocks.len(), 7, "{template}");
+        for block in blocks {
+            let step: String = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("# "))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(&path, format!("[[steps]]\n{step}")).unwrap();
+            let migration = load_file(&path, "users")
+                .unwrap_or_else(|e| panic!("the template's step\n{step}does not load: {e}"));
+            assert_eq!(migration.steps.len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_new_file_takes_the_next_version_even_when_another_does_not_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let area = dir.path().join("nodes");
+        std::fs::create_dir(&area).unwrap();
+        std::fs::write(area.join("0007_half_written.toml"), "steps = [ {").unwrap();
+        std::fs::write(area.join("notes.txt"), "not a migration").unwrap();
+        let path = new_file(dir.path(), "nodes", "next").unwrap();
+        assert!(path.ends_with("nodes/0008_next.toml"), "{}", path.display());
+        let err = new_file(dir.path(), "nodes", "bad name")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be letters, digits"), "{err}");
+        let err = new_file(dir.path(), "../up", "x").unwrap_err().to_string();
+        assert!(err.contains("must be a name of letters"), "{err}");
+    }
+}

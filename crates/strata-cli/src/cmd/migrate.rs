@@ -17,7 +17,11 @@ use crate::Outcome;
 pub fn new(dir: &Path, area: &str, name: &str) -> anyhow::Result<Outcome> {
     let path = strata_migrate::new_file(dir, area, name)?;
     println!("{}", path.display());
-    eprintln!("edit its steps, then preview with `strata migrate plan --area {area}`");
+    let dir_arg = match dir.to_str() {
+        Some("migrations" | "./migrations") => String::new(),
+        _ => format!(" --dir {}", dir.display()),
+    };
+    eprintln!("edit its steps, then preview with `strata migrate plan{dir_arg} --area {area}`");
     Ok(Outcome::Ok)
 }
 
@@ -42,8 +46,9 @@ pub async fn run(store: &AnyStore, command: MigrateCommand) -> anyhow::Result<Ou
             let statuses = strata_migrate::verify(store, &areas).await?;
             let applied: usize = statuses.iter().map(|s| s.applied.len()).sum();
             println!(
-                "ok: {applied} applied migrations in {} areas match their files",
-                statuses.len()
+                "ok: {} in {} match their files",
+                plural(applied, "applied migration"),
+                plural(statuses.len(), "area")
             );
             Ok(Outcome::Ok)
         }
