@@ -399,7 +399,9 @@ fn run_jq(obj: &Object, filter: &Jq, edits: &mut Edits) -> Result<(), String> {
         .map(|(k, v)| (k.clone(), Value::String(decode_segment(v))))
         .collect();
     let vars = Jq::var(&Value::Object(vars))?;
-    let mut out = filter.run(&Value::Object(input), &[vars])?;
+    let mut out = filter
+        .run(&Value::Object(input), &[vars])
+        .map_err(|e| format!("on {}: {e}", obj.key))?;
     if out.len() != 1 {
         return Err(format!(
             "the jq filter gave {} outputs for {}; it must give exactly one object (or null to delete it)",
@@ -530,6 +532,10 @@ mod tests {
         assert_eq!(s.apply(&obj).unwrap().len(), 2);
         let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='.[]'");
         assert!(s.apply(&obj).unwrap_err().contains("exactly one"));
+        let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='.n |= error(\"no n\")'");
+        let err = s.apply(&obj).unwrap_err();
+        assert!(err.starts_with("on /app/users/7: jq expression"), "{err}");
+        assert!(err.contains("no n"), "{err}");
     }
 
     #[test]
