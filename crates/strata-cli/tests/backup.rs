@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use strata_testkit::git;
+use strata_testkit::{etcd, git};
 use util::{examples, Sandbox};
 
 type Data = BTreeMap<String, String>;
@@ -415,6 +415,29 @@ fn push_sends_each_commit_to_a_bare_repository() {
     git(&bare, &["fsck", "--strict"]);
 }
 
+/// The number of commits of `repo`; 0 while there is none (a reader may race the first).
+fn commits(repo: &Path) -> u32 {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["rev-list", "--count", "HEAD"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<u32>()
+        .unwrap_or(0)
+}
+
+/// Waits (up to 30 s) until `repo` has `n` commits.
+fn wait_for_commits(repo: &Path, n: u32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while commits(repo) < n {
+        assert!(Instant::now() < deadline, "no commit {n} within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn watch_commits_each_burst_within_seconds_and_resumes_after_a_restart() {
     let (s, repo) = sigilgate();
@@ -426,26 +449,7 @@ fn watch_commits_each_burst_within_seconds_and_resumes_after_a_restart() {
             .spawn()
             .unwrap()
     };
-    // The number of commits; 0 while there is none (a reader may race the first).
-    let commits = || {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(["rev-list", "--count", "HEAD"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse::<u32>()
-            .unwrap_or(0)
-    };
-    let wait_for = |n: u32| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while commits() < n {
-            assert!(Instant::now() < deadline, "no commit {n} within 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let wait_for = |n: u32| wait_for_commits(&repo, n);
     let mut watcher = start();
     wait_for(1);
     for i in 0..5 {
@@ -473,6 +477,61 @@ fn watch_commits_each_burst_within_seconds_and_resumes_after_a_restart() {
         "{file}"
     );
     s.ok(&["backup", "verify", "--repo", &r]);
+    git(&repo, &["fsck", "--strict"]);
+}
+
+#[test]
+fn watch_on_etcd_rides_out_a_server_restart_and_loses_nothing() {
+    let mut cluster = etcd::EtcdCluster::start(1);
+    let s = Sandbox::with_store(&cluster.url());
+    s.ok(&[
+        "load",
+        examples().join("sigilgate/expected.json").to_str().unwrap(),
+    ]);
+    let repo = s.path("repo");
+    let r = repo.to_str().unwrap();
+    let mut watcher = s
+        .command(&["backup", "watch", "--repo", r, "--debounce", "0.3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_commits(&repo, 1);
+    s.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "down"]);
+    wait_for_commits(&repo, 2);
+    // The server goes away under the watch and comes back on the same data.
+    cluster.kill(0);
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.restart(0);
+    s.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "maintenance"]);
+    s.ok(&["del", "/sigilgate/nodes/10.20.0.20/role"]);
+    wait_for_commits(&repo, 3);
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(watcher.id().to_string())
+        .status()
+        .unwrap();
+    let out = watcher.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let file = git(&repo, &["show", "HEAD:sigilgate/nodes/10.20.0.20.json"]);
+    assert!(
+        file.contains("\"status\": \"maintenance\"") && !file.contains("\"role\""),
+        "{file}"
+    );
+    // Every change is in the history, and the last commit is the store.
+    let history = s.ok(&[
+        "backup",
+        "log",
+        "--repo",
+        r,
+        "/sigilgate/nodes/10.20.0.20/status",
+    ]);
+    assert!(
+        history.contains("up -> down") && history.contains("down -> maintenance"),
+        "{history}"
+    );
+    s.ok(&["backup", "verify", "--repo", r]);
     git(&repo, &["fsck", "--strict"]);
 }
 
