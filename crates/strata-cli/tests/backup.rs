@@ -490,7 +490,7 @@ fn watch_on_etcd_rides_out_a_server_restart_and_loses_nothing() {
     ]);
     let repo = s.path("repo");
     let r = repo.to_str().unwrap();
-    let mut watcher = s
+    let watcher = s
         .command(&["backup", "watch", "--repo", r, "--debounce", "0.3"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
