@@ -16,53 +16,10 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 use strata_core::base64;
-use strata_core::key::decode_segment;
-use strata_schema::{Entity, Field, Schema};
+use strata_schema::{KeyClass, Schema};
 
 use crate::layout::encode_value;
 use crate::Error;
-
-/// What the schema says of one key.
-#[derive(Debug, PartialEq, Eq)]
-enum Class<'a> {
-    Plain,
-    Skip,
-    Secret,
-    Paths(&'a [String]),
-}
-
-fn classify<'s>(schema: &'s Schema, key: &[u8]) -> Class<'s> {
-    let Ok(key) = std::str::from_utf8(key) else {
-        return Class::Plain;
-    };
-    let segments: Vec<&str> = key.strip_prefix('/').unwrap_or(key).split('/').collect();
-    let class = |e: &'s Entity, f: Option<&'s Field>| {
-        if !e.backup {
-            Class::Skip
-        } else {
-            match f {
-                Some(f) if f.secret => Class::Secret,
-                Some(f) if !f.secret_paths.is_empty() => Class::Paths(&f.secret_paths),
-                _ => Class::Plain,
-            }
-        }
-    };
-    for e in &schema.entities {
-        if let Some(f) = &e.value {
-            if e.match_path(&segments).is_some() {
-                return class(e, Some(f));
-            }
-        }
-    }
-    let (path, field) = segments.split_at(segments.len().saturating_sub(1));
-    for e in schema.entities.iter().filter(|e| e.value.is_none()) {
-        if e.match_path(path).is_some() {
-            let name = decode_segment(field.first().copied().unwrap_or_default());
-            return class(e, e.fields.get(&name));
-        }
-    }
-    Class::Plain
-}
 
 /// How values are written.
 pub struct Secrets {
@@ -118,8 +75,13 @@ pub fn read_or_create_key(path: &Path) -> Result<Vec<u8>, Error> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
+        // Readable by its owner only, like an SSH key; written whole, then renamed.
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &key).map_err(io)?;
+        let mut file = std::fs::OpenOptions::new();
+        file.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+        std::io::Write::write_all(&mut file.open(&tmp).map_err(io)?, &key).map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)?;
     }
     read_key(path)
@@ -160,7 +122,7 @@ impl Secrets {
     pub fn skipped(&self, key: &[u8]) -> bool {
         self.schema
             .as_ref()
-            .is_some_and(|s| classify(s, key) == Class::Skip)
+            .is_some_and(|s| s.classify(key) == KeyClass::NoBackup)
     }
 
     fn fingerprint(&self, key: &[u8], value: &[u8]) -> String {
@@ -175,15 +137,15 @@ impl Secrets {
         let Some(schema) = &self.schema else {
             return Some(encode_value(value));
         };
-        let class = classify(schema, key);
+        let class = schema.classify(key);
         let one = |name: &str, v: Value| {
             let mut m = Map::new();
             m.insert(name.to_owned(), v);
             Some(Value::Object(m))
         };
         match class {
-            Class::Plain => Some(encode_value(value)),
-            Class::Skip => None,
+            KeyClass::Plain => Some(encode_value(value)),
+            KeyClass::NoBackup => None,
             _ if self.cipher.is_some() => {
                 let (cipher, k) = self.cipher.as_ref().expect("checked");
                 let nonce_bytes = hmac(k, &[b"nonce", key, value]);
@@ -204,8 +166,8 @@ impl Secrets {
                     Value::String(format!("chacha20poly1305:{}", base64::encode(&out))),
                 )
             }
-            Class::Secret => one("secret", Value::String(self.fingerprint(key, value))),
-            Class::Paths(paths) => {
+            KeyClass::Secret => one("secret", Value::String(self.fingerprint(key, value))),
+            KeyClass::SecretPaths(paths) => {
                 let Ok(mut doc) = serde_json::from_slice::<Value>(value) else {
                     return one("secret", Value::String(self.fingerprint(key, value)));
                 };

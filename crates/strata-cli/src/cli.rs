@@ -679,6 +679,10 @@ pub enum MigrateCommand {
         /// Print only the counts, not every key.
         #[arg(long)]
         summary: bool,
+        /// A schema: values of its `secret` fields (and `secret_paths` values) are
+        /// shown as <secret>, so a plan can go into a CI log or a review.
+        #[arg(long, value_name = "FILE")]
+        schema: Option<std::path::PathBuf>,
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },

@@ -305,6 +305,12 @@ fn broker_secrets_never_reach_the_repository_and_encrypted_ones_restore() {
     let repo = s.path("repo");
     let r = repo.to_str().unwrap();
     s.ok(&["backup", "run", "--repo", r, "--schema", schema]);
+    // The fingerprint key lives beside the history, readable by its owner only.
+    let key_file = std::fs::metadata(repo.join("strata/fingerprint.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key_file.permissions()) & 0o777,
+        0o600
+    );
     // Change a password: the diff shows that it changed, not what it is.
     let state_key = "/service/f1/state";
     let doc: serde_json::Value = serde_json::from_str(&data[state_key]).unwrap();

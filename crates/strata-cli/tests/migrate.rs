@@ -132,6 +132,62 @@ fn new_writes_the_next_file_of_an_area_from_the_template() {
 }
 
 #[test]
+fn a_plan_with_a_schema_shows_no_secret_even_one_a_step_moves() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "load",
+        examples().join("sigilgate/expected.json").to_str().unwrap(),
+    ]);
+    let data = export(&s, "/sigilgate/");
+    let keys: Vec<&String> = data
+        .iter()
+        .filter(|(k, _)| k.ends_with("/public_key"))
+        .map(|(_, v)| v)
+        .collect();
+    assert!(keys.len() > 20, "the example's devices have public keys");
+    let dir = s.path("migrations");
+    std::fs::create_dir_all(dir.join("devices")).unwrap();
+    std::fs::write(
+        dir.join("devices/0001_keys.toml"),
+        r#"
+[[steps]]
+op = "rename_field"
+object = "/sigilgate/users/{user}/devices/{uuid}"
+from = "public_key"
+to = "keys/wireguard"
+
+[[steps]]
+op = "jq"
+object = "/sigilgate/users/{user}/devices/{uuid}"
+filter = '.name |= ascii_upcase'
+"#,
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let schema = examples().join("sigilgate/schema.toml");
+    let schema = schema.to_str().unwrap();
+    let plain = s.ok(&["migrate", "plan", "--dir", d]);
+    assert!(
+        plain.contains(keys[0].as_str()),
+        "without a schema values show"
+    );
+    for format in ["text", "json"] {
+        let plan = s.ok(&[
+            "migrate", "plan", "--dir", d, "--schema", schema, "-o", format,
+        ]);
+        for key in &keys {
+            assert!(
+                !plan.contains(key.as_str()),
+                "{key} shows in the {format} plan"
+            );
+        }
+        assert!(plan.contains("<secret>"), "{plan}");
+        // Other values still show.
+        assert!(plan.contains("U_D58DCD-MACOS"), "{plan}");
+    }
+}
+
+#[test]
 fn an_edited_applied_migration_is_refused_until_restored() {
     let s = Sandbox::new();
     let dir = s.path("migrations");

@@ -13,4 +13,4 @@ pub mod refs;
 pub mod schema;
 
 pub use check::{check, Violation, ViolationKind};
-pub use schema::{Entity, Field, FieldType, Schema, SchemaError, SegmentType};
+pub use schema::{Entity, Field, FieldType, KeyClass, Schema, SchemaError, SegmentType};

@@ -417,6 +417,60 @@ impl Schema {
     pub fn entity(&self, name: &str) -> Option<&Entity> {
         self.entities.iter().find(|e| e.name == name)
     }
+
+    /// What the schema says of one key's value: secret, secret in parts, left out of
+    /// backups, or plain (also for keys no entity matches).
+    pub fn classify<'s>(&'s self, key: &[u8]) -> KeyClass<'s> {
+        let Ok(key) = std::str::from_utf8(key) else {
+            return KeyClass::Plain;
+        };
+        let segments: Vec<&str> = key.strip_prefix('/').unwrap_or(key).split('/').collect();
+        let class = |e: &'s Entity, f: Option<&'s Field>| -> KeyClass<'s> {
+            if !e.backup {
+                KeyClass::NoBackup
+            } else {
+                match f {
+                    Some(f) if f.secret => KeyClass::Secret,
+                    Some(f) if !f.secret_paths.is_empty() => KeyClass::SecretPaths(&f.secret_paths),
+                    _ => KeyClass::Plain,
+                }
+            }
+        };
+        for e in &self.entities {
+            if let Some(f) = &e.value {
+                if e.match_path(&segments).is_some() {
+                    return class(e, Some(f));
+                }
+            }
+        }
+        let (path, field) = segments.split_at(segments.len().saturating_sub(1));
+        for e in self.entities.iter().filter(|e| e.value.is_none()) {
+            if e.match_path(path).is_some() {
+                let name = decode_segment(field.first().copied().unwrap_or_default());
+                return class(e, e.fields.get(&name));
+            }
+        }
+        KeyClass::Plain
+    }
+}
+
+/// What a schema says of one key (see [`Schema::classify`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyClass<'a> {
+    Plain,
+    /// Its entity is marked `backup = false`.
+    NoBackup,
+    /// A `secret` field or value.
+    Secret,
+    /// A JSON value whose members at these paths are secret.
+    SecretPaths(&'a [String]),
+}
+
+impl KeyClass<'_> {
+    /// Whether any part of the value is secret.
+    pub fn is_secret(&self) -> bool {
+        matches!(self, KeyClass::Secret | KeyClass::SecretPaths(_))
+    }
 }
 
 #[cfg(test)]

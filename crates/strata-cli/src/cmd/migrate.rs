@@ -55,11 +55,15 @@ pub async fn run(store: &AnyStore, command: MigrateCommand) -> anyhow::Result<Ou
         MigrateCommand::Plan {
             select,
             summary,
+            schema,
             format,
         } => {
             let areas = load(&select.dir.dir)?;
+            let schema = schema
+                .map(|path| strata_schema::Schema::load(&path))
+                .transpose()?;
             let plans = strata_migrate::plan(store, &areas, &options(&select)).await?;
-            print_plan(&plans, summary, format)?;
+            print_plan(&plans, summary, schema.as_ref(), format)?;
             Ok(Outcome::Ok)
         }
         MigrateCommand::Up {
@@ -168,11 +172,29 @@ fn step_json(s: &StepStats) -> serde_json::Value {
 fn print_plan(
     plans: &[strata_migrate::PlannedMigration],
     summary: bool,
+    schema: Option<&strata_schema::Schema>,
     format: Format,
 ) -> anyhow::Result<()> {
-    let text = |v: &Option<Vec<u8>>| {
-        v.as_deref()
-            .map(|v| String::from_utf8_lossy(v).into_owned())
+    // A value is hidden when its key is secret, and wherever it shows up in the plan
+    // (a migration that moves a secret writes it under a key the schema may not name).
+    let secret_key = |key: &[u8]| schema.is_some_and(|s| s.classify(key).is_secret());
+    let secret_values: std::collections::HashSet<&[u8]> = plans
+        .iter()
+        .flat_map(|p| &p.changes)
+        .filter(|c| secret_key(&c.key))
+        .flat_map(|c| [c.before.as_deref(), c.after.as_deref()])
+        .flatten()
+        .collect();
+    let hidden = |key: &[u8], v: &[u8]| secret_key(key) || secret_values.contains(v);
+    const HIDDEN: &str = "<secret>";
+    let text = |key: &[u8], v: &Option<Vec<u8>>| {
+        v.as_deref().map(|v| {
+            if hidden(key, v) {
+                HIDDEN.to_owned()
+            } else {
+                String::from_utf8_lossy(v).into_owned()
+            }
+        })
     };
     if format == Format::Json {
         let items: Vec<_> = plans
@@ -181,7 +203,7 @@ fn print_plan(
                 let changes: Vec<_> = p
                     .changes
                     .iter()
-                    .map(|c| json!({"key": String::from_utf8_lossy(&c.key), "before": text(&c.before), "after": text(&c.after)}))
+                    .map(|c| json!({"key": String::from_utf8_lossy(&c.key), "before": text(&c.key, &c.before), "after": text(&c.key, &c.after)}))
                     .collect();
                 let entities: Vec<_> = p
                     .entities
@@ -241,6 +263,13 @@ fn print_plan(
         }
         for c in &p.changes {
             let key = show(&c.key);
+            let show = |v: &[u8]| {
+                if hidden(&c.key, v) {
+                    HIDDEN.to_owned()
+                } else {
+                    show(v)
+                }
+            };
             match (&c.before, &c.after) {
                 (None, Some(a)) => writeln!(out, "  + {key} = {}", show(a))?,
                 (Some(b), None) => writeln!(out, "  - {key} (was {})", show(b))?,
@@ -265,7 +294,7 @@ async fn confirm(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::R
     if plans.is_empty() {
         return Ok(());
     }
-    print_plan(&plans, true, Format::Text)?;
+    print_plan(&plans, true, None, Format::Text)?;
     eprint!("apply these migrations? [y/N] ");
     let mut answer = String::new();
     std::io::stdin()
