@@ -310,6 +310,9 @@ async fn up(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::Result
     let terminal = std::io::stderr().is_terminal();
     let mut bar: Option<ProgressBar> = None;
     let mut current = String::new();
+    // Without a terminal (a CI log), a line every few seconds instead of a spinner.
+    let mut last_line = std::time::Instant::now();
+    let mut step = String::new();
     let mut on = |event: &RunEvent| match event {
         RunEvent::Started {
             area,
@@ -321,7 +324,7 @@ async fn up(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::Result
             if terminal {
                 let b = ProgressBar::new_spinner();
                 b.set_style(
-                    ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                    ProgressStyle::with_template("{spinner} {msg}: {pos} objects, {elapsed}")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 b.enable_steady_tick(Duration::from_millis(120));
@@ -332,13 +335,17 @@ async fn up(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::Result
             }
         }
         RunEvent::Step { index, of, label } => {
+            step = format!("{current} step {}/{of} {label}", index + 1);
             if let Some(b) = &bar {
-                b.set_message(format!("{current} step {}/{of} {label}", index + 1));
+                b.set_message(step.clone());
             }
         }
         RunEvent::Objects { seen } => {
             if let Some(b) = &bar {
                 b.set_position(*seen);
+            } else if last_line.elapsed() >= Duration::from_secs(5) {
+                last_line = std::time::Instant::now();
+                eprintln!("{step}: {} done", plural(*seen, "object"));
             }
         }
         RunEvent::Done(report) => {
