@@ -258,6 +258,7 @@ pub async fn restore_all<S: Store + Clone + 'static>(
     target: &S,
     opts: &BackupOptions,
     at: &str,
+    progress: strata_core::load::Progress<'_>,
 ) -> Result<RestoreReport, Error> {
     let repo = Repo::open(&opts.repo, false, false)?;
     let commit = repo.resolve(at)?;
@@ -271,17 +272,50 @@ pub async fn restore_all<S: Store + Clone + 'static>(
     };
     let reserved = strata_core::transfer::RESERVED_PREFIX;
     let existing = count(KeySpan::all()).await? - count(KeySpan::prefix(reserved)).await?;
+    // A rebuild names its commit in the target while it runs, so that one interrupted
+    // part-way (the keys are written in several transactions) can be run again.
+    let marker = [reserved, b"restore-all"].concat();
+    let id = commit.id().to_string();
+    let store_err = |what: &str| {
+        let what = what.to_owned();
+        move |e| Error::store(what, e)
+    };
     if existing > 0 {
-        return Err(Error::Refused(format!(
-            "the target store holds {existing} keys; restore --all rebuilds into an empty store (restore prefixes into a live one)"
-        )));
+        let underway = target
+            .get(&marker)
+            .await
+            .map_err(store_err("reading the target store"))?;
+        match underway {
+            Some(kv) if kv.value == id.as_bytes() => {}
+            Some(kv) => {
+                return Err(Error::Refused(format!(
+                    "the target store holds {existing} keys from an interrupted restore --all of commit {}; \
+                     finish it with --at {0}, or empty the store to rebuild from another commit",
+                    String::from_utf8_lossy(&kv.value)
+                )))
+            }
+            None => {
+                return Err(Error::Refused(format!(
+                    "the target store holds {existing} keys; restore --all rebuilds into an empty store \
+                     (restore prefixes into a live one)"
+                )))
+            }
+        }
     }
     let (values, secret) = snapshot(&repo, &commit, b"", &opts.secrets)?;
     let entries: Vec<(Vec<u8>, Vec<u8>)> = values.into_iter().collect();
     let keys: Vec<Vec<u8>> = entries.iter().map(|(k, _)| k.clone()).collect();
-    let loaded = strata_core::load::load(target, entries, None, &mut |_| {})
+    target
+        .put(&marker, id.as_bytes())
         .await
-        .map_err(|e| Error::store("writing the restored keys", e))?;
+        .map_err(store_err("marking the rebuild in the target store"))?;
+    let loaded = strata_core::load::load(target, entries, None, progress)
+        .await
+        .map_err(store_err("writing the restored keys"))?;
+    target
+        .delete(KeySpan::key(marker))
+        .await
+        .map_err(store_err("clearing the rebuild's mark"))?;
     Ok(RestoreReport {
         commit: commit.id().to_string(),
         revision,

@@ -115,7 +115,7 @@ async fn round_trip(source: &AnyStore, empty: &AnyStore, dir: &Path) {
     data.insert(b"/h/\xff\xfe/\x80".to_vec(), b"changed \x00".to_vec());
     data.insert(b"/h/new/key".to_vec(), b"new".to_vec());
     data.remove(&b"/h/./x"[..]);
-    strata_backup::restore_all(empty, &options(&repo), "HEAD")
+    strata_backup::restore_all(empty, &options(&repo), "HEAD", &mut |_| {})
         .await
         .unwrap();
     assert_eq!(dump(empty).await, data);

@@ -2,7 +2,8 @@
 //! each): the repository always passes `git fsck --strict`, its last commit holds
 //! exactly the store's data at the revision it claims (`backup verify` reads the store
 //! at that revision), and the next run catches up to a tree identical to a fresh full
-//! backup of the same data.
+//! backup of the same data. `backup restore --all` killed part-way finishes the
+//! rebuild when run again.
 
 mod util;
 
@@ -131,4 +132,49 @@ fn backup_watch_killed_at_random_moments() {
         check(&s, &repo, trial);
     }
     caught_up(&s, &repo, 99);
+}
+
+#[test]
+fn restore_all_killed_at_random_moments_finishes_when_run_again() {
+    let s = Sandbox::new();
+    let mut data = BTreeMap::new();
+    for i in 0..20000 {
+        for f in ["name", "status", "plan"] {
+            data.insert(format!("/bk/users/{i}/{f}"), format!("{f}-{i}"));
+        }
+    }
+    std::fs::write(s.path("seed.json"), serde_json::to_string(&data).unwrap()).unwrap();
+    s.ok(&["load", "seed.json"]);
+    let repo = s.path("repo");
+    let r = repo.to_str().unwrap();
+    s.ok(&["backup", "run", "--repo", r]);
+    let export = |url: &str| -> BTreeMap<String, String> {
+        let out = s.ok(&["--store", url, "export", "--prefix", "/bk/"]);
+        serde_json::from_str(&out).unwrap()
+    };
+    let mut part_way = 0;
+    for trial in 0..8 {
+        let url = format!("sqlite:{}", s.path(&format!("t{trial}.db")).display());
+        let args = ["backup", "restore", "--all", "--repo", r, "--to", &url];
+        if s.kill_at_random(&args, 800) {
+            let keys = export(&url).len();
+            if keys > 0 && keys < data.len() {
+                part_way += 1;
+            }
+        }
+        s.ok(&args);
+        assert_eq!(
+            export(&url),
+            data,
+            "trial {trial}: the rebuilt store differs"
+        );
+        // Done: the rebuild's mark is gone and a second rebuild is refused.
+        let (_, err) = s.expect(1, &args);
+        assert!(err.contains("rebuilds into an empty store"), "{err}");
+    }
+    eprintln!("{part_way} of 8 rebuilds were killed part-way");
+    assert!(
+        part_way > 0,
+        "no rebuild was killed part-way: make the data set larger"
+    );
 }

@@ -212,7 +212,19 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
             let report = if all {
                 let url = to.context("--all needs --to URL")?;
                 let target = open_url(&url, opts).await?;
-                strata_backup::restore_all(&target, &options, &at).await?
+                // A line every few seconds on a long rebuild.
+                let mut last = std::time::Instant::now();
+                let mut progress = |r: &strata_core::load::LoadReport| {
+                    if last.elapsed() >= Duration::from_secs(2) {
+                        last = std::time::Instant::now();
+                        eprintln!(
+                            "restore --all: {}/{} keys written",
+                            r.changed + r.unchanged,
+                            r.total
+                        );
+                    }
+                };
+                strata_backup::restore_all(&target, &options, &at, &mut progress).await?
             } else {
                 let store = open(opts).await?;
                 let target = target.context("name a key, an object or a prefix to restore")?;
