@@ -120,14 +120,35 @@ impl StoreUrl {
     }
 }
 
-/// A URL with any `user:password@` part removed, for error messages.
+/// A URL with any `user:password@` part and `password=` parameter removed, for
+/// messages and backup commits.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    // The query starts after the credentials (a password may hold a raw `?`).
+    let from = url.rfind('@').unwrap_or(0);
+    let (base, query) = match url[from..].find('?') {
+        Some(q) => (&url[..from + q], Some(&url[from + q + 1..])),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+            format!("{}{}", &base[..scheme + 3], &base[at + 1..])
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| {
+                let name = pair.split('=').next().unwrap_or_default();
+                !name.to_ascii_lowercase().contains("password")
+            })
+            .collect();
+        if !kept.is_empty() {
+            out.push('?');
+            out.push_str(&kept.join("&"));
+        }
     }
+    out
 }
 
 /// Connection settings that are not part of the URL (the CLI's global flags).
@@ -285,6 +306,12 @@ mod tests {
         );
         let pg = StoreUrl::parse("postgres://app:pw@127.0.0.1:5432/meta?schema=prod").unwrap();
         assert_eq!(pg.redacted(), "postgres://127.0.0.1:5432/meta?schema=prod");
+        let pg = "postgres://app@h:5432/db?password=pw&schema=prod&sslpassword=k";
+        assert_eq!(redact(pg), "postgres://h:5432/db?schema=prod");
+        assert_eq!(
+            redact("postgres://app:p@ss?w@h/db?password=x"),
+            "postgres://h/db"
+        );
         let err = StoreUrl::parse("postgres://app:pw@h:5432/db?schema=Bad-Name")
             .unwrap_err()
             .to_string();
