@@ -413,10 +413,17 @@ fn run_jq(obj: &Object, filter: &Jq, edits: &mut Edits) -> Result<(), String> {
         Some(Value::Object(fields)) => fields,
         Some(Value::Null) => Map::new(),
         Some(other) => {
+            // The kind only: the value itself may be a secret field's.
+            let kind = match other {
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                _ => "an array",
+            };
             return Err(format!(
-            "the jq filter turned {} into {other}; it must give an object (or null to delete it)",
-            obj.key
-        ))
+                "the jq filter turned {} into {kind}; it must give an object (or null to delete it)",
+                obj.key
+            ));
         }
         None => unreachable!("one output checked above"),
     };
@@ -532,6 +539,10 @@ mod tests {
         assert_eq!(s.apply(&obj).unwrap().len(), 2);
         let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='.[]'");
         assert!(s.apply(&obj).unwrap_err().contains("exactly one"));
+        let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='.status'");
+        let err = s.apply(&obj).unwrap_err();
+        assert!(err.contains("turned /app/users/7 into a string"), "{err}");
+        assert!(!err.contains("ACTIVE"), "a value may be secret: {err}");
         let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='.n |= error(\"no n\")'");
         let err = s.apply(&obj).unwrap_err();
         assert!(err.starts_with("on /app/users/7: jq expression"), "{err}");
