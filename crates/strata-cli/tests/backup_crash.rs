@@ -63,15 +63,21 @@ fn caught_up(s: &Sandbox, repo: &Path, trial: u64) {
     std::fs::remove_dir_all(fresh).unwrap();
 }
 
-fn seed(s: &Sandbox) {
+/// Loads `n` users of three fields each; returns what was loaded.
+fn seed_users(s: &Sandbox, n: u64) -> BTreeMap<String, String> {
     let mut data = BTreeMap::new();
-    for i in 0..6000 {
+    for i in 0..n {
         for f in ["name", "status", "plan"] {
             data.insert(format!("/bk/users/{i}/{f}"), format!("{f}-{i}"));
         }
     }
     std::fs::write(s.path("seed.json"), serde_json::to_string(&data).unwrap()).unwrap();
     s.ok(&["load", "seed.json"]);
+    data
+}
+
+fn seed(s: &Sandbox) {
+    seed_users(s, 6000);
 }
 
 #[test]
@@ -137,14 +143,7 @@ fn backup_watch_killed_at_random_moments() {
 #[test]
 fn restore_all_killed_at_random_moments_finishes_when_run_again() {
     let s = Sandbox::new();
-    let mut data = BTreeMap::new();
-    for i in 0..20000 {
-        for f in ["name", "status", "plan"] {
-            data.insert(format!("/bk/users/{i}/{f}"), format!("{f}-{i}"));
-        }
-    }
-    std::fs::write(s.path("seed.json"), serde_json::to_string(&data).unwrap()).unwrap();
-    s.ok(&["load", "seed.json"]);
+    let data = seed_users(&s, 20000);
     let repo = s.path("repo");
     let r = repo.to_str().unwrap();
     s.ok(&["backup", "run", "--repo", r]);
