@@ -27,6 +27,7 @@ pub(crate) type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// its revision is still in the store's history, full otherwise.
 pub async fn run<S: Store>(store: &S, opts: &BackupOptions) -> Result<BackupReport, Error> {
     let repo = Repo::open(&opts.repo, true, true)?;
+    push_remote(&repo, opts)?;
     let report = run_in(store, &repo, opts).await?;
     push(&repo, opts)?;
     Ok(report)
@@ -451,15 +452,68 @@ pub(crate) fn push(repo: &Repo, opts: &BackupOptions) -> Result<(), Error> {
     let Some(_) = repo.head()? else {
         return Ok(());
     };
-    let mut r = repo
+    let Some(mut r) = push_remote(repo, opts)? else {
+        return Ok(());
+    };
+    let branch = repo.branch()?;
+    // A remote may refuse a ref while the push as a whole succeeds: collect refusals.
+    let refused = std::cell::RefCell::new(Vec::new());
+    let mut callbacks = git2::RemoteCallbacks::new();
+    callbacks.push_update_reference(|name, status| {
+        if let Some(why) = status {
+            refused.borrow_mut().push(format!("{name}: {why}"));
+        }
+        Ok(())
+    });
+    let mut push_options = git2::PushOptions::new();
+    push_options.remote_callbacks(callbacks);
+    r.push(&[format!("{branch}:{branch}")], Some(&mut push_options))
+        .map_err(git_err(format!(
+            "pushing {branch} to {remote} (the commit is kept; the next run pushes again)"
+        )))?;
+    drop(push_options);
+    let refused = refused.into_inner();
+    if !refused.is_empty() {
+        return Err(Error::Refused(format!(
+            "{remote} refused the push ({}); the commit is kept here",
+            refused.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// The remote of `--push` (a name configured in the repository, or a path or URL),
+/// refused up front when it needs a transport this build lacks.
+pub(crate) fn push_remote<'r>(
+    repo: &'r Repo,
+    opts: &BackupOptions,
+) -> Result<Option<git2::Remote<'r>>, Error> {
+    let Some(remote) = &opts.push else {
+        return Ok(None);
+    };
+    let r = repo
         .git
         .find_remote(remote)
         .or_else(|_| repo.git.remote_anonymous(remote))
         .map_err(git_err(format!("finding the remote {remote}")))?;
-    let branch = repo.branch()?;
-    r.push(&[format!("{branch}:{branch}")], None)
-        .map_err(git_err(format!(
-            "pushing {branch} to {remote} (the commit is kept; the next run pushes again)"
-        )))?;
-    Ok(())
+    let url = r.url().unwrap_or(remote).to_owned();
+    if let Some(scheme) = network_scheme(&url) {
+        return Err(Error::Refused(format!(
+            "--push {remote}: this build pushes to local paths and file:// URLs only, not over \
+             {scheme}; push to a bare repository on a local or mounted disk, or push the backup \
+             repository with git after each run"
+        )));
+    }
+    Ok(Some(r))
+}
+
+/// The scheme of a remote URL that needs a network transport (`ssh`, `https`, …), or
+/// `None` for a local path or `file://`.
+fn network_scheme(url: &str) -> Option<String> {
+    if let Some((scheme, _)) = url.split_once("://") {
+        return (scheme != "file").then(|| scheme.to_owned());
+    }
+    // scp-like `user@host:path` (a local path has no `:` before its first `/`).
+    let before_slash = url.split('/').next().unwrap_or_default();
+    before_slash.contains(':').then(|| "ssh".to_owned())
 }

@@ -24,6 +24,7 @@ pub async fn watch<S: Store, F: Future<Output = ()>>(
     stop: F,
 ) -> Result<(), Error> {
     let repo = Repo::open(&opts.repo, true, true)?;
+    crate::backup::push_remote(&repo, opts)?;
     tokio::pin!(stop);
     loop {
         let report = run_in(store, &repo, opts).await?;

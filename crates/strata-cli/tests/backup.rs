@@ -419,6 +419,53 @@ fn push_sends_each_commit_to_a_bare_repository() {
     );
     assert_eq!(git(&bare, &["rev-list", "--count", "main"]).trim(), "2");
     git(&bare, &["fsck", "--strict"]);
+    // A remote that went its own way refuses the push: an error, the commit kept here.
+    let clone = s.path("clone");
+    git(
+        s.dir.path(),
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "main",
+            bare.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(clone.join("note.txt"), "by hand").unwrap();
+    git(&clone, &["add", "note.txt"]);
+    git(
+        &clone,
+        &[
+            "-c",
+            "user.name=x",
+            "-c",
+            "user.email=x@y",
+            "commit",
+            "-qm",
+            "by hand",
+        ],
+    );
+    git(&clone, &["push", "-q", "origin", "main"]);
+    s.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "up"]);
+    let (_, err) = s.expect(1, &args);
+    assert!(err.contains("pushing refs/heads/main to"), "{err}");
+    assert_eq!(git(&repo, &["rev-list", "--count", "main"]).trim(), "3");
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%s", "main"]).trim(),
+        "by hand"
+    );
+    // A network remote is refused before anything is done (this build has no SSH/HTTPS).
+    s.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "down"]);
+    for remote in [
+        "git@example.org:ops/backup.git",
+        "https://example.org/backup.git",
+    ] {
+        let r = repo.to_str().unwrap();
+        let (_, err) = s.expect(1, &["backup", "run", "--repo", r, "--push", remote]);
+        assert!(err.contains("local paths and file:// URLs only"), "{err}");
+    }
+    assert_eq!(git(&repo, &["rev-list", "--count", "main"]).trim(), "3");
 }
 
 /// The number of commits of `repo`; 0 while there is none (a reader may race the first).
