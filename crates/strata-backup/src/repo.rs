@@ -366,6 +366,18 @@ impl Repo {
 /// repository is opened.
 fn create_repository(path: &Path) -> Result<Repository, Error> {
     let failed = || git_err(format!("creating a repository at {}", path.display()));
+    let mut opts = RepositoryInitOptions::new();
+    opts.bare(true).initial_head("main");
+    // `.`, `..` or `a/..`: work on the folder's real name and parent.
+    let resolved = path.canonicalize().ok();
+    if let Some(real) = &resolved {
+        let cwd = std::env::current_dir().and_then(|c| c.canonicalize());
+        if cwd.is_ok_and(|c| c.starts_with(real)) {
+            // The (empty) folder we stand in cannot be replaced: create it in place.
+            return Repository::init_opts(real, &opts).map_err(failed());
+        }
+    }
+    let path = resolved.as_deref().unwrap_or(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -394,8 +406,6 @@ fn create_repository(path: &Path) -> Result<Repository, Error> {
     }
     let tmp = parent.join(format!("{stem}{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let mut opts = RepositoryInitOptions::new();
-    opts.bare(true).initial_head("main");
     drop(Repository::init_opts(&tmp, &opts).map_err(failed())?);
     // rename(2) replaces an empty folder; a non-empty one means another process won.
     if let Err(e) = std::fs::rename(&tmp, path) {

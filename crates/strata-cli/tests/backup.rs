@@ -468,6 +468,29 @@ fn push_sends_each_commit_to_a_bare_repository() {
     assert_eq!(git(&repo, &["rev-list", "--count", "main"]).trim(), "3");
 }
 
+#[test]
+fn a_repository_is_made_in_the_empty_folder_one_stands_in_or_by_a_relative_path() {
+    let (s, _) = sigilgate();
+    let here = s.path("here");
+    std::fs::create_dir(&here).unwrap();
+    for repo in [".", "../there/../other.git"] {
+        let out = s
+            .command(&["backup", "run", "--repo", repo])
+            .current_dir(&here)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "--repo {repo}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for repo in [here, s.path("other.git")] {
+        git(&repo, &["fsck", "--strict"]);
+        assert_eq!(git(&repo, &["rev-list", "--count", "main"]).trim(), "1");
+    }
+}
+
 /// The number of commits of `repo`; 0 while there is none (a reader may race the first).
 fn commits(repo: &Path) -> u32 {
     let out = Command::new("git")
