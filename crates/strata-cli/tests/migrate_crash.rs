@@ -1,5 +1,5 @@
 //! `strata migrate up` killed with SIGKILL at random moments (20 trials on SQLite, 5 on
-//! a real etcd): between the kill and the re-run no object is half-migrated, and after
+//! a real etcd, 5 on a real PostgreSQL): between the kill and the re-run no object is half-migrated, and after
 //! the re-run the data equals that of an uninterrupted run, each object rewritten once.
 //! And an application writing the migrated field all along loses no update.
 
@@ -8,6 +8,7 @@ mod util;
 use std::collections::BTreeMap;
 
 use strata_testkit::etcd::EtcdCluster;
+use strata_testkit::postgres;
 use util::migrations::{expected, write_data, write_migrations};
 use util::Sandbox;
 
@@ -88,6 +89,13 @@ fn migrate_killed_at_random_moments_on_sqlite() {
 fn migrate_killed_at_random_moments_on_etcd() {
     let cluster = EtcdCluster::start(1);
     crash_trials(&Sandbox::with_store(&cluster.url()), "et", 5, 2500);
+}
+
+#[test]
+fn migrate_killed_at_random_moments_on_postgres() {
+    let pg = postgres::shared();
+    let s = Sandbox::with_store(&pg.url(&format!("crash{}", std::process::id())));
+    crash_trials(&s, "pg", 5, 2500);
 }
 
 /// While a jq step adds 1,000,000 to every user's `counter`, another process keeps
