@@ -119,7 +119,7 @@ impl Repo {
     pub fn pack_without_deltas(&self) -> Result<(), Error> {
         let path = self.git.path().join("strata/pack.config");
         if !path.exists() {
-            write_atomically(
+            write_git_file(
                 &path,
                 "[pack]\n\tdeltaCacheSize = 1\n\tbigFileThreshold = 1\n",
             )?;
@@ -150,7 +150,7 @@ impl Repo {
 
     /// Notes that the store at `revision` equals commit `head` (see [`Repo::seen`]).
     pub fn set_seen(&self, head: Oid, revision: i64) -> Result<(), Error> {
-        write_atomically(
+        write_git_file(
             &self.git.path().join("strata/seen"),
             &format!("{head} {revision}\n"),
         )
@@ -477,16 +477,29 @@ fn collect_locks(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Writes a file in the Git folder whole or not at all (a temp file renamed over it).
-fn write_atomically(path: &Path, contents: &str) -> Result<(), Error> {
-    let io = |e: std::io::Error| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    };
-    std::fs::create_dir_all(path.parent().expect("a file in a folder")).map_err(io)?;
+/// Writes a file whole or not at all: a new temp file beside it, created with the
+/// permission bits `mode`, renamed over it. Creates the folder if need be.
+pub(crate) fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    // A leftover of a killed writer would keep its own permissions: start afresh.
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    std::io::Write::write_all(&mut options.open(&tmp)?, contents)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// [`write_atomically`] a file of the Git folder (mode 0644).
+fn write_git_file(path: &Path, contents: &str) -> Result<(), Error> {
+    write_atomically(path, contents.as_bytes(), 0o644).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -317,7 +317,7 @@ pub async fn restore_all<S: Store + Clone + 'static>(
         .await
         .map_err(store_err("clearing the rebuild's mark"))?;
     Ok(RestoreReport {
-        commit: commit.id().to_string(),
+        commit: id,
         revision,
         put: keys,
         secrets_kept: secret,

@@ -72,17 +72,8 @@ pub fn read_or_create_key(path: &Path) -> Result<Vec<u8>, Error> {
             &mut key,
         )
         .map_err(io)?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        // Readable by its owner only, like an SSH key; written whole, then renamed.
-        let tmp = path.with_extension("tmp");
-        let mut file = std::fs::OpenOptions::new();
-        file.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
-        std::io::Write::write_all(&mut file.open(&tmp).map_err(io)?, &key).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
+        // Readable by its owner only, like an SSH key.
+        crate::repo::write_atomically(path, &key, 0o600).map_err(io)?;
     }
     read_key(path)
 }
