@@ -112,15 +112,11 @@ pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Vec<Migration>>, Error> {
 /// The migrations of one area folder, in version order.
 pub fn load_area(dir: &Path, area: &str) -> Result<Vec<Migration>, Error> {
     let mut out: Vec<Migration> = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::File {
+    let files = toml_files(dir).map_err(|e| Error::File {
         path: dir.display().to_string(),
         reason: format!("cannot read it: {e}"),
     })?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-            continue;
-        }
+    for path in files {
         out.push(load_file(&path, area)?);
     }
     out.sort_by_key(|m| m.version);
@@ -135,6 +131,15 @@ pub fn load_area(dir: &Path, area: &str) -> Result<Vec<Migration>, Error> {
         });
     }
     Ok(out)
+}
+
+/// The `*.toml` files of a folder (in no particular order).
+fn toml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    Ok(std::fs::read_dir(dir)?
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().and_then(|e| e.to_str()) == Some("toml"))
+        .collect())
 }
 
 /// Reads and checks one migration file.
@@ -229,14 +234,10 @@ pub fn new_file(dir: &Path, area: &str, name: &str) -> Result<PathBuf, Error> {
     std::fs::create_dir_all(&area_dir).map_err(|e| fail(&area_dir, e.to_string()))?;
     // Only the file names count: a new migration can be started while another file
     // of the area is still being written (and does not parse yet).
-    let entries = std::fs::read_dir(&area_dir).map_err(|e| fail(&area_dir, e.to_string()))?;
-    let last = entries
-        .flatten()
-        .filter_map(|entry| {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-                return None;
-            }
+    let files = toml_files(&area_dir).map_err(|e| fail(&area_dir, e.to_string()))?;
+    let last = files
+        .iter()
+        .filter_map(|path| {
             let stem = path.file_stem()?.to_str()?;
             parse_file_name(stem).map(|(version, _)| version)
         })
