@@ -1,36 +1,150 @@
 #!/usr/bin/env bash
-# Installs what Strata needs from the system, only when it is missing:
-#   protoc                   to build (the etcd client's gRPC code is generated at build time)
-#   etcd, etcdctl (--test)   for the tests that start throwaway etcd servers
-#   PostgreSQL (--test)      for the tests that start a throwaway PostgreSQL (initdb, postgres, psql)
-#   git, tar (--test)        the independent checker of backup repositories
-# Uses apt-get (Debian/Ubuntu) as root; otherwise prints the command to run.
+# Installs the Debian packages Strata needs, only those whose files are missing, and then
+# proves each by the files it must provide (a command's name on PATH is not enough).
+#
+# To build (always):
+#   protobuf-compiler   protoc: the etcd client's gRPC code is generated at build time
+#   libprotobuf-dev     the well-known types (google/protobuf/*.proto) that code imports
+#   gcc, libc6-dev      a C compiler: SQLite and libgit2 are compiled into the binary
+# To test (--test):
+#   etcd-server, etcd-client   etcd and etcdctl of one version: throwaway etcd servers and
+#                              the independent reader of what Strata wrote
+#   postgresql                 initdb, pg_ctl and postgres of one version: throwaway servers
+#   postgresql-client          psql, the independent reader of PostgreSQL
+#   git                        the independent checker of backup repositories (fsck, log)
+#   openssl                    makes the CA, server and client certificates of TLS tests
+#   util-linux                 setpriv: PostgreSQL refuses to run as root
+#   tar                        archives in the backup tests
+# Uses apt-get (Debian/Ubuntu) as root; otherwise prints the command to run and exits 1.
 set -euo pipefail
 
-packages=()
-command -v protoc >/dev/null 2>&1 || packages+=(protobuf-compiler)
-if [[ "${1:-}" == "--test" ]]; then
-  command -v etcd >/dev/null 2>&1 || packages+=(etcd-server)
-  command -v etcdctl >/dev/null 2>&1 || packages+=(etcd-client)
-  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
-    packages+=(postgresql)
+want_test=false
+[[ "${1:-}" == "--test" ]] && want_test=true
+
+# --- checks: each prints what is wrong and returns 1, or returns 0 -------------------
+
+# protoc must compile a file that imports a well-known type, the way the build does.
+check_protoc() {
+  command -v protoc >/dev/null 2>&1 || { echo "protoc not found on PATH"; return 1; }
+  local dir rc=0
+  dir=$(mktemp -d)
+  cat >"$dir/probe.proto" <<'EOF'
+syntax = "proto3";
+package strata.probe;
+import "google/protobuf/descriptor.proto";
+import "google/protobuf/timestamp.proto";
+message Probe { google.protobuf.FileDescriptorProto d = 1; google.protobuf.Timestamp t = 2; }
+EOF
+  if ! out=$(protoc --proto_path="$dir" --descriptor_set_out="$dir/probe.pb" "$dir/probe.proto" 2>&1); then
+    echo "protoc ($(protoc --version 2>&1)) cannot import google/protobuf/descriptor.proto: $out"
+    rc=1
   fi
-  command -v psql >/dev/null 2>&1 || packages+=(postgresql-client)
-  command -v git >/dev/null 2>&1 || packages+=(git)
-  command -v tar >/dev/null 2>&1 || packages+=(tar)
+  rm -rf "$dir"
+  return $rc
+}
+
+check_cc() {
+  command -v cc >/dev/null 2>&1 || { echo "no C compiler (cc) on PATH"; return 1; }
+  local dir rc=0
+  dir=$(mktemp -d)
+  printf '#include <stdio.h>\nint main(void){return 0;}\n' >"$dir/p.c"
+  cc "$dir/p.c" -o "$dir/p" 2>/dev/null || { echo "cc cannot compile a C file that includes <stdio.h>"; rc=1; }
+  rm -rf "$dir"
+  return $rc
+}
+
+version_of() { "$@" 2>&1 | grep -oE '[0-9]+\.[0-9]+(\.[0-9]+)?' | head -1; }
+
+check_etcd() {
+  command -v etcd >/dev/null 2>&1 || { echo "etcd not found on PATH"; return 1; }
+  command -v etcdctl >/dev/null 2>&1 || { echo "etcdctl not found on PATH"; return 1; }
+  local server client
+  server=$(version_of etcd --version)
+  client=$(ETCDCTL_API=3 version_of etcdctl version)
+  [[ -n "$server" && "${server%.*}" == "${client%.*}" ]] ||
+    { echo "etcd ($server) and etcdctl ($client) are not of one version"; return 1; }
+}
+
+# The directory whose initdb, pg_ctl and postgres are all present and of one version
+# (the newest such), printed; the tests look for their binaries the same way.
+postgres_bindir() {
+  local d found=""
+  for d in /usr/lib/postgresql/*/bin; do
+    [[ -x "$d/initdb" && -x "$d/pg_ctl" && -x "$d/postgres" ]] || continue
+    local a b c
+    a=$(version_of "$d/initdb" --version)
+    b=$(version_of "$d/pg_ctl" --version)
+    c=$(version_of "$d/postgres" --version)
+    [[ -n "$a" && "$a" == "$b" && "$a" == "$c" ]] && found=$d
+  done
+  [[ -n "$found" ]] && echo "$found"
+}
+
+check_postgres() {
+  postgres_bindir >/dev/null ||
+    { echo "no /usr/lib/postgresql/VERSION/bin with initdb, pg_ctl and postgres of one version"; return 1; }
+  command -v psql >/dev/null 2>&1 || { echo "psql not found on PATH"; return 1; }
+}
+
+check_git() {
+  command -v git >/dev/null 2>&1 || { echo "git not found on PATH"; return 1; }
+  git --version >/dev/null 2>&1 || { echo "git does not run"; return 1; }
+}
+
+check_cmd() { command -v "$1" >/dev/null 2>&1 || { echo "$1 not found on PATH"; return 1; }; }
+
+# name | check | packages that bring it
+checks=(
+  "protoc|check_protoc|protobuf-compiler libprotobuf-dev"
+  "C compiler|check_cc|gcc libc6-dev"
+)
+if $want_test; then
+  checks+=(
+    "etcd|check_etcd|etcd-server etcd-client"
+    "PostgreSQL|check_postgres|postgresql postgresql-client"
+    "git|check_git|git"
+    "openssl|check_cmd openssl|openssl"
+    "setpriv|check_cmd setpriv|util-linux"
+    "tar|check_cmd tar|tar"
+  )
 fi
-[[ ${#packages[@]} -eq 0 ]] && exit 0
+
+run_checks() { # prints "packages" of failing checks on stdout, reasons on stderr
+  local entry name check pkgs reason
+  for entry in "${checks[@]}"; do
+    IFS='|' read -r name check pkgs <<<"$entry"
+    if ! reason=$($check); then
+      echo "  $name: $reason (Debian packages: $pkgs)" >&2
+      echo "$pkgs"
+    fi
+  done
+}
+
+missing=$(run_checks 2>/dev/null | tr '\n' ' ')
+[[ -z "${missing// /}" ]] && exit 0
 
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "missing: ${packages[*]}; install them with: sudo apt-get install -y ${packages[*]}" >&2
+  echo "missing:" >&2
+  run_checks >/dev/null
+  echo "install them with: sudo apt-get install -y $missing" >&2
   exit 1
 fi
+echo "installing: $missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-# Debian's etcd-server package may start a system etcd on the default ports; the tests
-# use their own servers on free ports, so it is stopped if it runs.
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Debian's etcd-server and postgresql packages may start system servers on the default
+# ports; the tests use their own servers on free ports, so those are stopped.
 if command -v systemctl >/dev/null 2>&1; then
   systemctl stop etcd >/dev/null 2>&1 || true
   systemctl stop postgresql >/dev/null 2>&1 || true
 fi
+
+# Prove it: every check passes now, or say exactly what is still missing.
+if [[ -n "$(run_checks 2>/dev/null)" ]]; then
+  echo "still missing after apt-get install:" >&2
+  run_checks >/dev/null
+  exit 1
+fi
+echo "installed and checked: $missing" >&2

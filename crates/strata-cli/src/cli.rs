@@ -90,6 +90,7 @@ pub struct StoreOpts {
         long,
         global = true,
         value_name = "N",
+        value_parser = at_least_one,
         help_heading = "etcd connection"
     )]
     pub max_txn_ops: Option<usize>,
@@ -129,7 +130,28 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     if !(seconds > 0.0 && seconds.is_finite()) {
         return Err(format!("{text:?} must be a positive duration"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| *d <= Duration::from_secs(31_536_000))
+        .ok_or_else(|| format!("{text:?} is longer than a year; give a shorter time"))
+}
+
+/// A count that must be at least 1 (a usage error, not a panic later).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
+}
+
+/// A number of seconds, 0 up to a day (fractions allowed).
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(n) if (0.0..=86_400.0).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("{text:?} must be between 0 and 86400 seconds")),
+        Err(_) => Err(format!("{text:?} is not a number of seconds")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -270,13 +292,13 @@ pub struct GetArgs {
     #[arg(long)]
     pub prefix: bool,
     /// Read at this past revision.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
     pub rev: Option<i64>,
     /// Print keys only.
     #[arg(long)]
     pub keys_only: bool,
     /// The most keys to return (0 = all).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
     pub limit: i64,
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
@@ -324,13 +346,13 @@ pub struct TreeArgs {
 #[group(id = "expect", required = true, multiple = false)]
 pub struct Expect {
     /// The key is at this version (0 = absent).
-    #[arg(long, value_name = "N", group = "expect")]
+    #[arg(long, value_name = "N", group = "expect", value_parser = clap::value_parser!(i64).range(0..))]
     pub expect_version: Option<i64>,
     /// The key holds this value.
     #[arg(long, value_name = "V", group = "expect")]
     pub expect_value: Option<String>,
     /// The key was last written at this revision.
-    #[arg(long, value_name = "REV", group = "expect")]
+    #[arg(long, value_name = "REV", group = "expect", value_parser = clap::value_parser!(i64).range(0..))]
     pub expect_mod_revision: Option<i64>,
     /// The key does not exist.
     #[arg(long, group = "expect")]
@@ -377,10 +399,10 @@ pub struct WatchArgs {
     /// Watch every key that starts with this prefix.
     pub prefix: String,
     /// Replay changes from this revision before following live ones.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
     pub from_rev: Option<i64>,
     /// Stop after this many events (default: run until interrupted).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
@@ -407,7 +429,7 @@ pub struct LoadArgs {
     /// The snapshot file, or `-` for standard input.
     pub file: PathBuf,
     /// Keys per transaction (default and upper bound: the backend's limit).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub batch: Option<usize>,
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
@@ -495,7 +517,7 @@ pub struct ImportArgs {
     pub schema: Option<PathBuf>,
     /// Keys per transaction (default and upper bound: the backend's limit); an
     /// object is never split across transactions.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub batch: Option<usize>,
     /// Write the result as a flat snapshot here; touch no store.
     #[arg(short = 'o', long = "output", value_name = "SNAPSHOT")]
@@ -570,7 +592,7 @@ pub enum BackupCommand {
         #[command(flatten)]
         args: BackupWriteArgs,
         /// Seconds to gather changes before a commit.
-        #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+        #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = seconds)]
         debounce: f64,
     },
     /// Every commit where a key (or every field of an object) changed, newest first,
@@ -700,14 +722,14 @@ pub enum MigrateCommand {
         #[arg(long, short = 'y')]
         yes: bool,
         /// Wait up to this many seconds for another runner's lock.
-        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        #[arg(long, value_name = "SECONDS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
         wait: u64,
         /// A lock not renewed for this many seconds (a killed runner's) is released:
         /// on etcd it is the TTL of the lock's lease, elsewhere its expiry.
-        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         lock_ttl: u64,
         /// Keys read per page while scanning a step's objects.
-        #[arg(long, value_name = "KEYS", default_value_t = 1000)]
+        #[arg(long, value_name = "KEYS", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         page: i64,
     },
     /// Check that every applied migration still matches its file (checksum), none is

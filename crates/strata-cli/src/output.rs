@@ -47,6 +47,16 @@ pub fn show(bytes: &[u8]) -> String {
     out
 }
 
+/// `text` padded with spaces to `width` characters (never a format width taken from
+/// data: `{:<w$}` panics past 65,535).
+pub fn pad(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    let mut out = String::with_capacity(text.len() + width.saturating_sub(n));
+    out.push_str(text);
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(n)));
+    out
+}
+
 /// `show`, cut to `width` characters (0 = no cut).
 pub fn show_cut(bytes: &[u8], width: usize) -> String {
     let text = show(bytes);
@@ -57,17 +67,70 @@ pub fn show_cut(bytes: &[u8], width: usize) -> String {
     format!("{cut}… ({} bytes)", bytes.len())
 }
 
-/// A file written beside its final path and renamed into place by [`AtomicFile::commit`]:
-/// readers see the whole file or none. Dropped without a commit, it removes itself.
+/// Where an `-o FILE` goes. A regular file (or a new path) is written beside its final
+/// path and renamed into place by [`OutputFile::commit`], so readers see the whole file
+/// or none, and dropped without a commit it removes itself. Anything else that exists
+/// (a character device such as `/dev/null`, a FIFO, a socket) is written into directly:
+/// renaming over it would replace the device node. `-` is standard output.
 #[derive(Debug)]
-pub struct AtomicFile {
-    tmp: PathBuf,
-    path: PathBuf,
-    out: Option<BufWriter<std::fs::File>>,
+pub struct OutputFile {
+    target: Target,
+    out: Option<BufWriter<Sink>>,
 }
 
-impl AtomicFile {
+#[derive(Debug)]
+enum Target {
+    Atomic { tmp: PathBuf, path: PathBuf },
+    Direct(PathBuf),
+    Stdout,
+}
+
+#[derive(Debug)]
+enum Sink {
+    File(std::fs::File),
+    Stdout(Stdout),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            Sink::Stdout(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Stdout(s) => s.flush(),
+        }
+    }
+}
+
+impl OutputFile {
     pub fn create(path: &Path) -> anyhow::Result<Self> {
+        if path.as_os_str() == "-" {
+            return Ok(OutputFile {
+                target: Target::Stdout,
+                out: Some(BufWriter::new(Sink::Stdout(io::stdout()))),
+            });
+        }
+        // A path that exists and is not a regular file (following symlinks: a link to
+        // /dev/null is a device) is opened for writing as it is.
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.is_dir() {
+                anyhow::bail!("{} is a directory; name a file to write", path.display());
+            }
+            if !meta.is_file() {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open {} for writing", path.display()))?;
+                return Ok(OutputFile {
+                    target: Target::Direct(path.to_owned()),
+                    out: Some(BufWriter::new(Sink::File(file))),
+                });
+            }
+        }
         let name = path
             .file_name()
             .context("the output path has no file name")?;
@@ -78,33 +141,45 @@ impl AtomicFile {
         ));
         let file = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        Ok(AtomicFile {
-            tmp,
-            path: path.to_owned(),
-            out: Some(BufWriter::new(file)),
+        Ok(OutputFile {
+            target: Target::Atomic {
+                tmp,
+                path: path.to_owned(),
+            },
+            out: Some(BufWriter::new(Sink::File(file))),
         })
     }
 
-    pub fn writer(&mut self) -> &mut BufWriter<std::fs::File> {
+    pub fn writer(&mut self) -> &mut BufWriter<impl Write> {
         self.out.as_mut().expect("an uncommitted file has a writer")
     }
 
-    /// Flushes, syncs and renames the file into place.
+    /// Flushes; a regular file is synced and renamed into place.
     pub fn commit(mut self) -> anyhow::Result<()> {
         let out = self.out.take().expect("commit once");
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()
-            .with_context(|| format!("cannot write {}", self.tmp.display()))?;
-        std::fs::rename(&self.tmp, &self.path)
-            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        let name = match &self.target {
+            Target::Atomic { tmp, .. } => tmp.display().to_string(),
+            Target::Direct(path) => path.display().to_string(),
+            Target::Stdout => "standard output".to_owned(),
+        };
+        let sink = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("cannot write {name}"))?;
+        if let (Sink::File(file), Target::Atomic { tmp, path }) = (sink, &self.target) {
+            file.sync_all()
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(tmp, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         Ok(())
     }
 }
 
-impl Drop for AtomicFile {
+impl Drop for OutputFile {
     fn drop(&mut self) {
-        if self.out.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
+        if let (Some(_), Target::Atomic { tmp, .. }) = (&self.out, &self.target) {
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }

@@ -1,8 +1,6 @@
 //! The error type of the store model. Every backend reports through it, wrapping its
 //! own dependency errors in [`Error::Backend`] with the operation and key it was doing.
 
-use crate::key::display_key;
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A boxed dependency error (rusqlite, tonic, tokio-postgres, io).
@@ -34,8 +32,9 @@ pub enum Error {
     },
 
     #[error(
-        "the value of key {} is {size} bytes but {backend} accepts at most {limit} bytes per request",
-        display_key(key)
+        "the value of key {} is {size} bytes but {backend} accepts at most {limit} bytes per request; \
+         nothing was written: keep large values out of the store, or raise the server's limit",
+        crate::model::key_excerpt(key)
     )]
     ValueTooLarge {
         backend: String,
@@ -43,6 +42,9 @@ pub enum Error {
         size: usize,
         limit: usize,
     },
+
+    #[error("key {key} is not accepted: {reason}")]
+    KeyNotAccepted { key: String, reason: String },
 
     #[error("invalid transaction: {0}")]
     InvalidTxn(String),
@@ -94,6 +96,20 @@ pub enum Error {
 impl Error {
     /// True for errors that a retry may cure (a lost connection, a leader election).
     /// A writer that retries must re-read first when the outcome is unknown.
+    /// True for errors that running the same command again cannot cure: a key or
+    /// value over a limit, a transaction too large, a malformed transaction.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::KeyNotAccepted { .. }
+            | Error::ValueTooLarge { .. }
+            | Error::TooManyOps { .. }
+            | Error::InvalidTxn(_)
+            | Error::InvalidKeyPath { .. } => true,
+            Error::Interrupted { source, .. } => source.is_permanent(),
+            _ => false,
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Unavailable { .. } => true,

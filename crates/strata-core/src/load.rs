@@ -123,17 +123,30 @@ pub async fn load_objects<S: Store + Clone + 'static, T: Bytes>(
     progress: Progress<'_>,
 ) -> Result<LoadReport> {
     let caps = store.capabilities();
-    let max_ops = batch.unwrap_or(caps.max_txn_ops).clamp(1, caps.max_txn_ops);
+    let max_ops = batch
+        .unwrap_or(caps.max_txn_ops)
+        .clamp(1, caps.max_txn_ops.max(1));
     let mut report = LoadReport {
         total: entries.len() as u64,
         ..Default::default()
     };
-    let interrupted = |report: &LoadReport, source: Error| Error::Interrupted {
-        operation: "load".into(),
-        done: report.changed + report.unchanged,
-        total: report.total,
-        source: Box::new(source),
+    // "Run again" only for what a re-run can finish; a limit stops every re-run at
+    // the same key, so it is reported as it is.
+    let interrupted = |report: &LoadReport, source: Error| {
+        if source.is_permanent() {
+            return source;
+        }
+        Error::Interrupted {
+            operation: "load".into(),
+            done: report.changed + report.unchanged,
+            total: report.total,
+            source: Box::new(source),
+        }
     };
+    // Every entry must fit the backend before the first write.
+    for (k, v) in &entries {
+        check_put(k.as_ref(), v.as_ref(), &caps)?;
+    }
     // Which entries need writing (`known` = compared already, so a batch may be
     // written without reading it again first).
     let differs = match differing(store, &entries).await {

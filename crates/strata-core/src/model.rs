@@ -342,6 +342,62 @@ impl Txn {
     }
 }
 
+/// The longest key any backend accepts, in bytes. One rule for every backend, so a
+/// copy between two can never stop half-way on a key: PostgreSQL indexes a key (with
+/// its revision) in a B-tree whose entries must stay under 2,704 bytes; SQLite and etcd
+/// take longer keys, but refuse them here too.
+pub const MAX_KEY_BYTES: usize = 2048;
+
+/// The key rule of every backend: not empty, at most [`MAX_KEY_BYTES`] bytes. Checked
+/// before anything is written; the error shows the key (cut, if long) and the limit.
+pub fn check_key(key: &[u8]) -> Result<()> {
+    let reason = if key.is_empty() {
+        "the empty key is not a key; every key has at least one byte (by convention a /path)"
+            .to_owned()
+    } else if key.len() > MAX_KEY_BYTES {
+        format!(
+            "it is {} bytes long and keys are at most {MAX_KEY_BYTES} bytes on every backend; \
+             shorten it (hash a long part, or keep it in the value)",
+            key.len()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::KeyNotAccepted {
+        key: key_excerpt(key),
+        reason,
+    })
+}
+
+/// A key for a message: whole if short, else its first 64 characters and its length.
+pub fn key_excerpt(key: &[u8]) -> String {
+    let shown = display_key(key);
+    if shown.chars().count() <= 80 {
+        return shown;
+    }
+    let cut: String = shown.chars().take(64).collect();
+    format!("{cut}… ({} bytes)", key.len())
+}
+
+/// Whether one put of `key` = `value` fits the backend at all (the key rule, the value
+/// and request limits): what a writer checks for every entry before its first write, so
+/// that a limit stops it before anything is written, never half-way.
+pub fn check_put(key: &[u8], value: &[u8], caps: &Capabilities) -> Result<()> {
+    check_key(key)?;
+    let limit = caps
+        .max_value_bytes
+        .min(caps.max_request_bytes.saturating_sub(key.len()));
+    if value.len() > limit {
+        return Err(Error::ValueTooLarge {
+            backend: caps.backend.to_owned(),
+            key: key.to_vec(),
+            size: value.len(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
 fn validate_branch(ops: &[Op], caps: &Capabilities) -> Result<()> {
     let mut puts: Vec<&[u8]> = Vec::new();
     let mut deletes: Vec<&KeySpan> = Vec::new();
@@ -357,6 +413,7 @@ fn validate_branch(ops: &[Op], caps: &Capabilities) -> Result<()> {
                         String::from_utf8_lossy(key)
                     )));
                 }
+                check_key(key)?;
                 if value.len() > caps.max_value_bytes {
                     return Err(Error::ValueTooLarge {
                         backend: caps.backend.to_owned(),

@@ -188,6 +188,17 @@ impl<S: Store> StepRun<'_, S> {
     /// The step's edits of one object, checked against writing ahead of the scan.
     fn edits(&self, obj: &Object) -> Result<Edits, Error> {
         let edits = self.step.apply(obj).map_err(|r| self.fail(r))?;
+        if edits.is_empty() && self.step.must_change(obj) {
+            return Err(self.fail(format!(
+                "it found {} ({} key{}) and would change nothing, although a {} must change it; \
+                 nothing of this step was applied. This is a bug in Strata: please report it \
+                 with the step and the object's keys",
+                obj.key,
+                obj.fields.len(),
+                if obj.fields.len() == 1 { "" } else { "s" },
+                self.step.label().split(' ').next().unwrap_or_default(),
+            )));
+        }
         for (key, value) in &edits {
             if strata_core::KeyPath::parse(key).is_err() {
                 return Err(self.fail(format!("it would write the invalid key {key:?}")));

@@ -47,8 +47,11 @@ impl Object {
     /// The fields equal to `field` or below it, with the part below (`""` for itself).
     fn under<'a>(&'a self, field: &'a str) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
         self.fields.iter().filter_map(move |(f, (v, _))| {
+            // `""` is the object itself: every field is below it.
             let rest = if f == field {
                 ""
+            } else if field.is_empty() {
+                f.as_str()
             } else {
                 f.strip_prefix(field)?.strip_prefix('/')?
             };
@@ -60,6 +63,8 @@ impl Object {
 fn join(base: &str, rest: &str) -> String {
     if rest.is_empty() {
         base.to_owned()
+    } else if base.is_empty() {
+        rest.to_owned()
     } else {
         format!("{base}/{rest}")
     }
@@ -138,11 +143,13 @@ impl Step {
             StepSpec::RenameField { object, from, to } => {
                 let object = Pattern::parse(object)?;
                 let to = target(to, &object)?;
-                Step::RenameField {
-                    from: field(from)?,
-                    to,
-                    object,
+                let from = field(from)?;
+                if matches!(&to, Target::Field(t) if *t == from) {
+                    return Err(format!(
+                        "rename_field renames {from:?} onto itself; name another field in `to`"
+                    ));
                 }
+                Step::RenameField { from, to, object }
             }
             StepSpec::Move { from, to } => {
                 let (from, to) = (Pattern::parse(from)?, Pattern::parse(to)?);
@@ -177,6 +184,12 @@ impl Step {
                 let object = Pattern::parse(object)?;
                 let to = Pattern::parse(to)?;
                 to.check_bound_by(&object)?;
+                if to.as_str() == object.as_str() {
+                    return Err(format!(
+                        "split moves fields of {:?} onto itself; name another pattern in `to`",
+                        object.as_str()
+                    ));
+                }
                 if fields.is_empty() {
                     return Err("split needs at least one field in `fields`".into());
                 }
@@ -310,6 +323,24 @@ impl Step {
             have != want.as_ref()
         });
         Ok(edits)
+    }
+
+    /// Whether this step must change `obj` (its op cannot leave such an object as it
+    /// is): a move or delete of any object, a rename, split or delete of a field the
+    /// object holds, an explode of a field present, an implode of members present.
+    /// The runner refuses a step that leaves such an object unchanged: that is a bug
+    /// in the step's edits, never a success to record.
+    pub fn must_change(&self, obj: &Object) -> bool {
+        let holds = |field: &str| obj.under(field).next().is_some();
+        match self {
+            Step::Move { .. } | Step::Delete { .. } => !obj.fields.is_empty(),
+            Step::RenameField { from, .. } => holds(from),
+            Step::Split { fields, .. } => fields.iter().any(|f| holds(f)),
+            Step::DeleteField { field, .. } => holds(field),
+            Step::ExplodeJson { field, .. } => obj.fields.contains_key(field.as_str()),
+            Step::ImplodeJson { field, .. } => obj.under(field).any(|(rest, _)| !rest.is_empty()),
+            Step::SetDefault { .. } | Step::Jq { .. } => false,
+        }
     }
 
     /// Whether the step's edits of an object may depend on any of its fields (a jq
@@ -547,6 +578,109 @@ mod tests {
         let err = s.apply(&obj).unwrap_err();
         assert!(err.starts_with("on /app/users/7: jq expression"), "{err}");
         assert!(err.contains("no n"), "{err}");
+    }
+
+    /// The store after `edits`: every key of `obj` with its value, edits applied.
+    fn applied(obj: &Object, edits: &Edits) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = obj
+            .fields
+            .iter()
+            .map(|(f, (v, _))| (obj.key_of(f), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        for (k, v) in edits {
+            match v {
+                Some(v) => out.insert(k.clone(), String::from_utf8_lossy(v).into_owned()),
+                None => out.remove(k),
+            };
+        }
+        out
+    }
+
+    /// Regression (adversarial trials): `move` of objects made of several fields changed
+    /// nothing (only a value at the object key itself moved) and the migration was
+    /// recorded as applied. Every op, on every shape of object.
+    #[test]
+    fn move_of_multi_field_objects_moves_every_field() {
+        let shapes: [&[(&str, &str)]; 4] = [
+            &[("name", "n"), ("addr/ip", "10.0.0.1")], // nested fields
+            &[("", "v")],                              // a value at the key
+            &[("", "v"), ("name", "n")],               // both
+            &[
+                ("name", "n"),
+                ("devices/d1/pubkey", "k"),
+                ("devices/d1/name", "dn"),
+            ], // objects below
+        ];
+        for shape in shapes {
+            let obj = object(shape);
+            let before = applied(&obj, &Edits::new());
+            let run = |text: &str| {
+                let s = step(text);
+                let edits = s.apply(&obj).unwrap();
+                assert!(
+                    !(edits.is_empty() && s.must_change(&obj)),
+                    "{text} changed nothing on {shape:?}"
+                );
+                applied(&obj, &edits)
+            };
+            // move: every key, the object key's own value included, under the new key.
+            let moved: BTreeMap<_, _> = before
+                .iter()
+                .map(|(k, v)| (k.replacen("/app/users/7", "/n/7", 1), v.clone()))
+                .collect();
+            assert_eq!(
+                run("op='move'\nfrom='/app/users/{id}'\nto='/n/{id}'"),
+                moved,
+                "{shape:?}"
+            );
+            assert!(
+                run("op='delete'\nobject='/app/users/{id}'").is_empty(),
+                "{shape:?}"
+            );
+            let has_name = before.contains_key("/app/users/7/name");
+            let renamed =
+                run("op='rename_field'\nobject='/app/users/{id}'\nfrom='name'\nto='title'");
+            assert!(!renamed.contains_key("/app/users/7/name"), "{shape:?}");
+            assert_eq!(
+                renamed.contains_key("/app/users/7/title"),
+                has_name,
+                "{shape:?}"
+            );
+            assert_eq!(renamed.len(), before.len());
+            let split = run(
+                "op='split'\nobject='/app/users/{id}'\nfields=['name','devices']\nto='/s/{id}'",
+            );
+            for (k, v) in &before {
+                let rest = k.strip_prefix("/app/users/7/").unwrap_or("");
+                let goes = rest == "name" || rest.starts_with("devices/");
+                let want = if goes {
+                    format!("/s/7/{rest}")
+                } else {
+                    k.clone()
+                };
+                assert_eq!(split.get(&want), Some(v), "{shape:?}: {k}");
+            }
+            assert_eq!(split.len(), before.len());
+            let deleted = run("op='delete_field'\nobject='/app/users/{id}'\nfield='devices'");
+            assert!(deleted.keys().all(|k| !k.contains("/devices")), "{shape:?}");
+            assert_eq!(
+                run("op='set_default'\nobject='/app/users/{id}'\nfield='name'\nvalue='x'")
+                    ["/app/users/7/name"],
+                before.get("/app/users/7/name").map_or("x", |v| v.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_steps_that_cannot_change_anything() {
+        for text in [
+            "op='rename_field'\nobject='/a/{id}'\nfrom='f'\nto='f'",
+            "op='split'\nobject='/a/{id}'\nfields=['f']\nto='/a/{id}'",
+        ] {
+            let spec: StepSpec = toml::from_str(text).unwrap();
+            let err = Step::from_spec(&spec).unwrap_err();
+            assert!(err.contains("onto itself"), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use strata_import::{read_dump, DumpFormat};
 
 use super::snapshot::Progress;
 use crate::cli::*;
-use crate::output::{plural, stdout, AtomicFile};
+use crate::output::{plural, stdout, OutputFile};
 use crate::Outcome;
 
 pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcome> {
@@ -178,7 +178,7 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
 
 /// Writes the snapshot whole or not at all.
 fn write_snapshot(path: &std::path::Path, entries: &[(Vec<u8>, Vec<u8>)]) -> anyhow::Result<()> {
-    let mut file = AtomicFile::create(path)?;
+    let mut file = OutputFile::create(path)?;
     let mut writer = SnapshotWriter::new(file.writer());
     entries.iter().try_for_each(|(k, v)| writer.entry(k, v))?;
     writer.finish()?;

@@ -10,7 +10,7 @@ use strata_core::snapshot::{export as export_snapshot, read_snapshot};
 use strata_store::AnyStore;
 
 use crate::cli::*;
-use crate::output::{plural, print_json, AtomicFile};
+use crate::output::{plural, print_json, OutputFile};
 use crate::Outcome;
 
 pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcome> {
@@ -26,7 +26,7 @@ pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcom
         return Ok(Outcome::Ok);
     };
     // Written beside the target and renamed: the file is whole or absent, never half.
-    let mut file = AtomicFile::create(&path)?;
+    let mut file = OutputFile::create(&path)?;
     let report = export_snapshot(store, prefix, file.writer()).await?;
     file.commit()?;
     eprintln!(

@@ -9,7 +9,7 @@ use strata_core::{EventKind, KeySpan, Store, WatchRequest};
 use strata_store::AnyStore;
 
 use crate::cli::*;
-use crate::output::{print_json, show, show_cut, stdout};
+use crate::output::{pad, print_json, show, show_cut, stdout};
 use crate::Outcome;
 
 pub async fn ls(store: &AnyStore, args: LsArgs) -> anyhow::Result<Outcome> {
@@ -32,21 +32,23 @@ pub async fn ls(store: &AnyStore, args: LsArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Ok);
     }
     let mut out = stdout();
+    // Names are data: the column is at most 48 wide, longer names run past it.
     let width = children
         .iter()
         .map(|c| c.name.chars().count() + 1)
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .min(48);
     for c in &children {
         if let Some(value) = &c.value {
-            writeln!(out, "{:<width$}  = {}", c.name, show_cut(value, 60))?;
+            writeln!(out, "{}  = {}", pad(&c.name, width), show_cut(value, 60))?;
         }
         if c.descendants > 0 {
             let noun = if c.descendants == 1 { "key" } else { "keys" };
             writeln!(
                 out,
-                "{:<width$}  {} {noun}",
-                format!("{}/", c.name),
+                "{}  {} {noun}",
+                pad(&format!("{}/", c.name), width),
                 c.descendants
             )?;
         }

@@ -293,6 +293,41 @@ pub async fn value_at_size_limit_and_over<S: Store>(s: &S, p: &str) {
     }
 }
 
+/// Regression (adversarial trials): SQLite and PostgreSQL took the empty key, etcd
+/// refused it with its raw message, and PostgreSQL refused keys over ~2.7 KB that the
+/// others took, so a copy could stop half-way. One rule on every backend.
+pub async fn one_key_rule_on_every_backend<S: Store>(s: &S, p: &str) {
+    use crate::model::MAX_KEY_BYTES;
+    let err = s.put(b"", b"x").await.unwrap_err();
+    assert!(matches!(err, Error::KeyNotAccepted { .. }), "{err}");
+    assert!(err.to_string().contains("empty key"), "{err}");
+    // The longest key is written, indexed, read back and listed.
+    let mut long = key(p, "long/");
+    long.resize(MAX_KEY_BYTES, b'k');
+    s.put(&long, b"v").await.unwrap();
+    assert_eq!(s.get(&long).await.unwrap().unwrap().value, b"v");
+    let listed = s
+        .range(crate::model::RangeRequest::new(
+            crate::model::KeySpan::prefix(key(p, "long/")),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(listed.kvs.len(), 1);
+    long.push(b'k');
+    let err = s.put(&long, b"v").await.unwrap_err();
+    assert!(matches!(err, Error::KeyNotAccepted { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("{} bytes", MAX_KEY_BYTES + 1)),
+        "{text}"
+    );
+    assert!(
+        text.len() < 400,
+        "the message quotes an excerpt, not the key: {text}"
+    );
+    assert!(s.get(&long).await.unwrap().is_none());
+}
+
 pub async fn read_at_old_revision_sees_old_value<S: Store>(s: &S, p: &str) {
     let k = key(p, "a");
     let (r1, _) = s.put(&k, b"1").await.unwrap();

@@ -107,7 +107,7 @@ macro_rules! conformance_suite {
                 range_pages_with_continuation_at_one_revision, range_keys_only,
                 range_count_only, range_empty_or_inverted_span,
                 binary_keys_and_values_round_trip, empty_value_is_a_value,
-                odd_path_keys_round_trip, value_at_size_limit_and_over,
+                odd_path_keys_round_trip, value_at_size_limit_and_over, one_key_rule_on_every_backend,
                 read_at_old_revision_sees_old_value, read_at_old_revision_sees_deleted_key,
                 read_before_creation_is_empty, read_in_the_future_is_an_error,
                 history_lists_every_change,

@@ -74,11 +74,18 @@ impl Mapping {
         root: &Path,
         defects: &mut Vec<Defect>,
     ) -> BTreeMap<String, Vec<Record>> {
-        let mut files = Vec::new();
-        if let Err(e) = walk(root, &mut files) {
+        let (mut files, mut odd) = (Vec::new(), Vec::new());
+        if let Err(e) = walk(root, &mut files, &mut odd) {
             defects.push(Defect {
                 file: root.display().to_string(),
                 problem: format!("cannot read the tree: {e}"),
+            });
+        }
+        odd.sort();
+        for (path, kind) in odd {
+            defects.push(Defect {
+                file: path.display().to_string(),
+                problem: format!("is {kind}, not a regular file; move it out of the tree"),
             });
         }
         files.sort();
@@ -116,7 +123,9 @@ impl Mapping {
                     continue;
                 }
             };
-            let mut value: Value = match serde_json::from_str(&text) {
+            // A UTF-8 byte order mark (left by some editors) is not part of the JSON.
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+            let mut value: Value = match serde_json::from_str(text) {
                 Ok(v @ Value::Object(_)) => v,
                 Ok(_) => {
                     defects.push(Defect {
@@ -163,17 +172,58 @@ impl Mapping {
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Every file below `dir`, and the entries that are not regular files (a FIFO, a
+/// socket, a device, a dangling link): reading a FIFO would block the import forever,
+/// so they are named and refused, never opened. A link is followed to see what it is.
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    odd: &mut Vec<(PathBuf, &'static str)>,
+) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            walk(&path, out)?;
-        } else {
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            walk(&path, out, odd)?;
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&path) else {
+            odd.push((path, "a link that leads nowhere"));
+            continue;
+        };
+        if meta.is_file() {
             out.push(path);
+        } else if meta.is_dir() {
+            odd.push((
+                path,
+                "a link to a directory (links to directories are not followed)",
+            ));
+        } else {
+            odd.push((path, special_kind(&meta)));
         }
     }
     Ok(())
+}
+
+#[cfg(unix)]
+fn special_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::Metadata) -> &'static str {
+    "not a regular file"
 }
 
 #[cfg(test)]
