@@ -457,10 +457,40 @@ fn take_writer_lock(git_dir: &Path) -> Result<File, Error> {
         git_dir.join("index.lock"),
     ];
     collect_locks(&git_dir.join("refs"), &mut stale);
+    collect_temp_objects(&git_dir.join("objects"), &mut stale);
     for lock in stale {
         let _ = std::fs::remove_file(lock);
     }
     Ok(file)
+}
+
+/// The temporary files libgit2 writes while it adds objects (`pack/pack_git2_*` while
+/// it indexes a pack, `??/tmp_object_git2_*` for a loose object) and renames when done:
+/// a writer killed in between leaves them, and nothing else would ever remove them.
+fn collect_temp_objects(objects: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(objects) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let fan_out = name.len() == 2 && name.chars().all(|c| c.is_ascii_hexdigit());
+        let (dir, temp) = match () {
+            _ if name == "pack" => (path, "pack_git2_"),
+            _ if fan_out => (path, "tmp_object_git2_"),
+            _ => continue,
+        };
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        out.extend(
+            files
+                .flatten()
+                .filter(|f| f.file_name().to_string_lossy().starts_with(temp))
+                .map(|f| f.path()),
+        );
+    }
 }
 
 fn collect_locks(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -280,6 +280,8 @@ pub async fn restore_all<S: Store + Clone + 'static>(
         let what = what.to_owned();
         move |e| Error::store(what, e)
     };
+    let (values, secret) = snapshot(&repo, &commit, b"", &opts.secrets)?;
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = values.into_iter().collect();
     if existing > 0 {
         let underway = target
             .get(&marker)
@@ -295,15 +297,35 @@ pub async fn restore_all<S: Store + Clone + 'static>(
                 )))
             }
             None => {
+                // A rebuild killed after it finished (mark cleared, not yet exited)
+                // left exactly the commit: running it again is done at once.
+                let (_, held) = strata_core::transfer::read_selection(
+                    target,
+                    &strata_core::transfer::Selection::default(),
+                    0,
+                )
+                .await
+                .map_err(store_err("reading the target store"))?;
+                if held == entries {
+                    return Ok(RestoreReport {
+                        commit: id,
+                        revision,
+                        secrets_kept: secret,
+                        store_revision: target
+                            .status()
+                            .await
+                            .map_err(store_err("reading the target store"))?
+                            .revision,
+                        ..RestoreReport::default()
+                    });
+                }
                 return Err(Error::Refused(format!(
                     "the target store holds {existing} keys; restore --all rebuilds into an empty store \
                      (restore prefixes into a live one)"
-                )))
+                )));
             }
         }
     }
-    let (values, secret) = snapshot(&repo, &commit, b"", &opts.secrets)?;
-    let entries: Vec<(Vec<u8>, Vec<u8>)> = values.into_iter().collect();
     let keys: Vec<Vec<u8>> = entries.iter().map(|(k, _)| k.clone()).collect();
     target
         .put(&marker, id.as_bytes())

@@ -183,3 +183,18 @@ impl Drop for OutputFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: `{:<width$}` with a width taken from data (a 65,535-character key
+    /// segment) panicked in `strata ls`.
+    #[test]
+    fn pad_takes_any_width() {
+        let long = "x".repeat(70_000);
+        assert_eq!(pad(&long, 70_001).len(), 70_001);
+        assert_eq!(pad("ab", 1), "ab");
+        assert_eq!(pad("zoë", 5), "zoë  ");
+    }
+}

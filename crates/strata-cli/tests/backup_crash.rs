@@ -48,11 +48,44 @@ fn check(s: &Sandbox, repo: &Path, trial: u64) {
     }
 }
 
-/// After a complete run, the tree equals a full backup of the same store.
+/// libgit2's temporary object files (what a killed writer leaves) under `repo`.
+fn temp_objects(repo: &Path) -> Vec<String> {
+    let git = if repo.join(".git").exists() {
+        repo.join(".git")
+    } else {
+        repo.to_owned()
+    };
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(git.join("objects"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for f in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.starts_with("pack_git2_") || name.starts_with("tmp_object_git2_") {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// After a complete run, the tree equals a full backup of the same store, and no
+/// temporary file of a killed run is left.
 fn caught_up(s: &Sandbox, repo: &Path, trial: u64) {
     let r = repo.to_str().unwrap();
     s.ok(&["backup", "run", "--repo", r]);
     check(s, repo, trial);
+    assert_eq!(
+        temp_objects(repo),
+        Vec::<String>::new(),
+        "trial {trial}: leftovers of killed runs"
+    );
     let fresh = s.path(&format!("fresh{trial}"));
     s.ok(&["backup", "run", "--repo", fresh.to_str().unwrap()]);
     assert_eq!(

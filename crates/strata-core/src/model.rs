@@ -371,6 +371,9 @@ pub fn check_key(key: &[u8]) -> Result<()> {
 
 /// A key for a message: whole if short, else its first 64 characters and its length.
 pub fn key_excerpt(key: &[u8]) -> String {
+    if key.is_empty() {
+        return "\"\"".to_owned();
+    }
     let shown = display_key(key);
     if shown.chars().count() <= 80 {
         return shown;

@@ -20,6 +20,8 @@ pub type Entries = Vec<(String, String)>;
 
 /// Parses a snapshot from text. `source` names the input in errors.
 pub fn parse_snapshot(text: &str, source: &str) -> Result<Entries> {
+    // A UTF-8 byte order mark (left by some editors and Windows tools) is not JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let parsed: Result<Entries, serde_json::Error> = (|| {
         let mut de = serde_json::Deserializer::from_str(text);
         let entries = de.deserialize_map(SnapshotVisitor)?;
@@ -31,15 +33,22 @@ pub fn parse_snapshot(text: &str, source: &str) -> Result<Entries> {
         reason: if e.classify() == serde_json::error::Category::Data {
             e.to_string()
         } else {
-            format!("not valid JSON: {e}")
+            format!("not valid JSON: {}", json_error(&e))
         },
     })?;
     // Snapshots are written sorted; sort anyway for hand-written ones. A key given
-    // twice keeps its last value, as JSON parsers do.
+    // twice is an error: which of its values is meant cannot be known.
     if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
-        entries.reverse();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries.dedup_by(|later, earlier| later.0 == earlier.0);
+        if let Some(pair) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::Snapshot {
+                path: source.to_owned(),
+                reason: format!(
+                    "key {} appears twice; a snapshot holds each key once: remove one",
+                    crate::model::key_excerpt(pair[0].0.as_bytes())
+                ),
+            });
+        }
     }
     Ok(entries)
 }
@@ -59,16 +68,44 @@ impl<'de> serde::de::Visitor<'de> for SnapshotVisitor {
         while let Some(key) = map.next_key::<String>()? {
             match map.next_value::<serde_json::Value>()? {
                 serde_json::Value::String(value) => entries.push((key, value)),
+                // Never the value itself when it is a document: it may hold secrets
+                // (an etcd v2 dump given to `load` has every value under "node").
+                other @ (serde_json::Value::Object(_) | serde_json::Value::Array(_)) => {
+                    return Err(serde::de::Error::custom(format!(
+                        "the value of key {} is {}, but snapshot values are strings: this is not a \
+                         snapshot {{\"/key\": \"value\"}} (an etcd v2, etcdctl or Consul dump is read by \
+                         `strata import FILE --format …`)",
+                        crate::model::key_excerpt(key.as_bytes()),
+                        kind(&other)
+                    )))
+                }
                 other => {
                     return Err(serde::de::Error::custom(format!(
-                        "the value of key {key} is {}, but snapshot values are strings; write it as \"{}\"",
+                        "the value of key {} is {}, but snapshot values are strings; write it as \"{}\"",
+                        crate::model::key_excerpt(key.as_bytes()),
                         kind(&other),
-                        other.to_string().replace('"', "\\\"")
+                        other
                     )))
                 }
             }
         }
         Ok(entries)
+    }
+}
+
+/// A JSON syntax error in words: serde_json's, except for escapes that are half a
+/// UTF-16 surrogate pair, which it words as "unexpected end of hex escape".
+pub fn json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if text.contains("hex escape") || text.contains("surrogate") {
+        format!(
+            "a \\u escape that is half of a UTF-16 surrogate pair (\\ud800 to \\udfff without its other half) \
+             at line {} column {}: the text is not valid Unicode; fix or remove the escape",
+            e.line(),
+            e.column()
+        )
+    } else {
+        text
     }
 }
 
@@ -201,6 +238,35 @@ mod tests {
         let mut w = SnapshotWriter::new(Vec::new());
         let err = w.entry(b"/bin", b"\xff").unwrap_err().to_string();
         assert!(err.starts_with("/bin: the value is not UTF-8"), "{err}");
+    }
+
+    /// Regressions (adversarial trials): a byte order mark read as "expected value at
+    /// line 1 column 1"; a key given twice silently kept its last value; a lone
+    /// surrogate escape read as "unexpected end of hex escape"; an etcd v2 dump given to
+    /// `load` printed the whole dump, passwords included, in its error.
+    #[test]
+    fn bom_duplicates_surrogates_and_documents() {
+        let entries = parse_snapshot("\u{feff}{\"/a\": \"1\"}", "bom.json").unwrap();
+        assert_eq!(entries, vec![("/a".to_owned(), "1".to_owned())]);
+        let err = parse_snapshot("{\"/b\": \"1\", \"/a\": \"x\", \"/b\": \"2\"}", "dup.json")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "dup.json: key /b appears twice; a snapshot holds each key once: remove one"
+        );
+        let err = parse_snapshot("{\"/a\": \"x\\ud800\"}", "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("half of a UTF-16 surrogate pair") && err.contains("line 1"),
+            "{err}"
+        );
+        let dump = r#"{"action":"get","node":{"dir":true,"nodes":[{"key":"/u","value":"hunter2-secret"}]}}"#;
+        let err = parse_snapshot(dump, "v2.json").unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "quotes the input: {err}");
+        assert!(err.contains("--format"), "{err}");
+        assert!(err.len() < 300, "{err}");
     }
 
     #[test]

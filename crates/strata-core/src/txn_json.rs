@@ -131,9 +131,13 @@ fn op(o: OpJson) -> Result<Op> {
 
 /// Parses the JSON form of a transaction. `source` names the input in errors.
 pub fn parse_txn(text: &str, source: &str) -> Result<Txn> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let parsed: TxnJson = serde_json::from_str(text).map_err(|e| Error::Snapshot {
         path: source.to_owned(),
-        reason: format!("not a transaction: {e} (see `strata txn --help` for the form)"),
+        reason: format!(
+            "not a transaction: {} (see `strata txn --help` for the form)",
+            crate::snapshot::json_error(&e)
+        ),
     })?;
     let compares = parsed
         .compare

@@ -67,18 +67,30 @@ pub fn parse_dump(text: &str, format: DumpFormat, file: &str) -> Result<Entries,
         file: file.to_owned(),
         reason,
     };
-    let json =
-        || serde_json::from_str::<Value>(text).map_err(|e| fail(format!("not valid JSON: {e}")));
+    // A UTF-8 byte order mark (left by some editors and Windows tools) is not JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let json = || {
+        serde_json::from_str::<Value>(text).map_err(|e| {
+            fail(format!(
+                "not valid JSON: {}",
+                strata_core::snapshot::json_error(&e)
+            ))
+        })
+    };
     let mut entries = match format {
         DumpFormat::Snapshot => {
-            let entries = strata_core::snapshot::parse_snapshot(text, file)
-                .map_err(|e| fail(e.to_string()))?;
+            let entries =
+                strata_core::snapshot::parse_snapshot(text, file).map_err(|e| match e {
+                    // Already a message about this file: no second "file: " before it.
+                    strata_core::Error::Snapshot { reason, .. } => fail(reason),
+                    other => fail(other.to_string()),
+                })?;
             return Ok(entries
                 .into_iter()
                 .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
                 .collect());
         }
-        DumpFormat::EtcdV2 => etcd_v2(&json()?),
+        DumpFormat::EtcdV2 => etcd_v2(text),
         DumpFormat::EtcdctlJson => etcdctl_json(&json()?),
         DumpFormat::Consul => consul(&json()?),
     }
@@ -93,12 +105,130 @@ pub fn parse_dump(text: &str, format: DumpFormat, file: &str) -> Result<Entries,
     Ok(entries)
 }
 
-fn etcd_v2(doc: &Value) -> Result<Entries, String> {
-    let root = doc.get("node").ok_or(
-        "an etcd v2 dump has a top-level \"node\" (the answer of GET /v2/keys/?recursive=true)",
-    )?;
+/// The leaves of an etcd v2 answer (`{"node": {"dir": true, "nodes": [...]}}`), read
+/// from the event stream with a stack on the heap: etcd holds directories of any
+/// depth, and so does this reader. Directories carry no value; an empty one yields
+/// nothing.
+fn etcd_v2(text: &str) -> Result<Entries, String> {
+    use crate::json_events::{Event, Parser};
+    #[derive(Default)]
+    struct Node {
+        key: Option<String>,
+        value: Option<Result<String, String>>,
+        dir: bool,
+        has_nodes: bool,
+        member: String,
+    }
+    enum Ctx {
+        Doc { member: String, node: bool },
+        Node(Node),
+        Nodes,
+        Skip,
+    }
+    let mut parser = Parser::new(text);
+    let mut stack: Vec<Ctx> = Vec::new();
     let mut out = Vec::new();
-    v2_leaves(root, &mut out)?;
+    let no_node =
+        "an etcd v2 dump has a top-level \"node\" object (the answer of GET /v2/keys/?recursive=true)";
+    let syntax = |e: String| format!("not valid JSON: {e}");
+    while let Some(event) = parser.next().map_err(syntax)? {
+        let member: Option<String> = match stack.last() {
+            Some(Ctx::Doc { member, .. }) => Some(member.clone()),
+            Some(Ctx::Node(n)) => Some(n.member.clone()),
+            _ => None,
+        };
+        let member = member.as_deref();
+        match event {
+            Event::StartObject => {
+                let ctx = match (stack.last(), member) {
+                    (None, _) => Ctx::Doc {
+                        member: String::new(),
+                        node: false,
+                    },
+                    (Some(Ctx::Doc { .. }), Some("node")) | (Some(Ctx::Nodes), _) => {
+                        Ctx::Node(Node::default())
+                    }
+                    _ => Ctx::Skip,
+                };
+                if let (Some(Ctx::Doc { node, .. }), Ctx::Node(_)) = (stack.last_mut(), &ctx) {
+                    *node = true;
+                }
+                stack.push(ctx);
+            }
+            Event::StartArray => {
+                let ctx = match (stack.last_mut(), member) {
+                    (None, _) => return Err(no_node.into()),
+                    (Some(Ctx::Node(n)), Some("nodes")) => {
+                        n.has_nodes = true;
+                        Ctx::Nodes
+                    }
+                    _ => Ctx::Skip,
+                };
+                stack.push(ctx);
+            }
+            Event::Name(name) => match stack.last_mut() {
+                Some(Ctx::Doc { member, .. }) => *member = name,
+                Some(Ctx::Node(n)) => n.member = name,
+                _ => {}
+            },
+            Event::EndArray => {
+                stack.pop();
+            }
+            Event::EndObject => match stack.pop() {
+                Some(Ctx::Doc { node: false, .. }) => return Err(no_node.into()),
+                Some(Ctx::Node(n)) => {
+                    let key = n.key.as_deref();
+                    if n.dir {
+                        continue;
+                    }
+                    let key = key.ok_or_else(|| "a leaf node has no \"key\"".to_owned())?;
+                    if n.has_nodes {
+                        return Err(format!("key {key} has \"nodes\" but is not a directory"));
+                    }
+                    match n.value {
+                        Some(Ok(value)) => out.push((key.as_bytes().to_vec(), value.into_bytes())),
+                        Some(Err(kind)) => {
+                            return Err(format!("key {key}: \"value\" is {kind}, not a string"))
+                        }
+                        None => {
+                            return Err(format!(
+                                "key {key} is neither a directory nor has a \"value\""
+                            ))
+                        }
+                    }
+                }
+                _ => {}
+            },
+            scalar => {
+                let Some(Ctx::Node(n)) = stack.last_mut() else {
+                    if let (Some(Ctx::Doc { .. }), Some("node")) = (stack.last(), member) {
+                        return Err(no_node.into());
+                    }
+                    continue;
+                };
+                match (n.member.as_str(), scalar) {
+                    ("key", Event::Str(k)) => n.key = Some(k),
+                    ("value", Event::Str(v)) => n.value = Some(Ok(v)),
+                    ("value", other) => {
+                        let kind = match other {
+                            Event::Number(_) => "a number",
+                            Event::Bool(_) => "a boolean",
+                            _ => "null",
+                        };
+                        n.value = Some(Err(kind.to_owned()));
+                    }
+                    ("dir", Event::Bool(d)) => n.dir = d,
+                    ("nodes", _) => {
+                        return Err(format!(
+                            "directory {} has \"nodes\" that is not an array",
+                            n.key.as_deref().unwrap_or("/")
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
     Ok(out)
 }
 
@@ -151,39 +281,6 @@ fn b64_field(kv: &Value, field: &str, index: usize) -> Result<Vec<u8>, String> {
         .ok_or_else(|| format!("entry #{}: \"{field}\" is not base64: {text:?}", index + 1))
 }
 
-/// Collects the leaves of an etcd v2 node tree: directories carry no value, and an
-/// empty directory yields nothing.
-fn v2_leaves(node: &Value, out: &mut Entries) -> Result<(), String> {
-    let key = node.get("key").and_then(Value::as_str);
-    let is_dir = node.get("dir").and_then(Value::as_bool).unwrap_or(false);
-    if is_dir {
-        if let Some(children) = node.get("nodes") {
-            let Value::Array(children) = children else {
-                return Err(format!(
-                    "directory {} has \"nodes\" that is not an array",
-                    key.unwrap_or("/")
-                ));
-            };
-            for child in children {
-                v2_leaves(child, out)?;
-            }
-        }
-        return Ok(());
-    }
-    let key = key.ok_or_else(|| "a leaf node has no \"key\"".to_owned())?;
-    let value = match node.get("value") {
-        Some(Value::String(v)) => v.clone(),
-        Some(other) => return Err(format!("key {key}: \"value\" is {other}, not a string")),
-        None => {
-            return Err(format!(
-                "key {key} is neither a directory nor has a \"value\""
-            ))
-        }
-    };
-    out.push((key.as_bytes().to_vec(), value.into_bytes()));
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +299,39 @@ mod tests {
                 (b"/c".to_vec(), b"{\"x\": 1}".to_vec())
             ]
         );
+    }
+
+    /// Regression (adversarial trials): a dump deeper than 61 directories failed with
+    /// serde_json's "recursion limit exceeded"; etcd holds any depth.
+    #[test]
+    fn a_v2_dump_of_any_depth_is_read() {
+        // Keys are whole paths, so the text grows with the square of the depth.
+        let depth = 1_000;
+        let mut text = String::from("{\"action\":\"get\",\"node\":{\"dir\":true,\"nodes\":[");
+        let mut key = String::new();
+        for i in 0..depth {
+            key.push_str(&format!("/{}", i % 10));
+            text.push_str(&format!("{{\"key\":\"{key}\",\"dir\":true,\"nodes\":["));
+        }
+        text.push_str(&format!("{{\"key\":\"{key}/leaf\",\"value\":\"v\"}}"));
+        text.push_str(&"]}".repeat(depth));
+        text.push_str("]}}");
+        let entries = parse_dump(&text, DumpFormat::EtcdV2, "deep.json").unwrap();
+        assert_eq!(
+            entries,
+            vec![(format!("{key}/leaf").into_bytes(), b"v".to_vec())]
+        );
+        // A byte order mark is skipped.
+        let bom = "\u{feff}{\"node\":{\"dir\":true,\"nodes\":[{\"key\":\"/a\",\"value\":\"1\"}]}}";
+        assert_eq!(parse_dump(bom, DumpFormat::EtcdV2, "b").unwrap().len(), 1);
+        let err = parse_dump(
+            "{\"node\":{\"key\":\"/a\",\"value\":\"\\ud800\"}}",
+            DumpFormat::EtcdV2,
+            "s.json",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("lone UTF-16 high surrogate"), "{err}");
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Strata's importers: turn what data looks like where it lives today into the flat
 //! snapshot (`key → value`, sorted) that the loader writes into a store.
 //!
-//! This slice reads dumps whose keys are kept as they are: an etcd v2 recursive dump,
-//! `etcdctl get -w json` output, a Consul `kv export`, and Strata's own snapshot. The
-//! JSON file-tree source and the mapping language come next (see the README).
+//! Two kinds of source: dumps whose keys are kept as they are ([`dumps`]: an etcd v2
+//! recursive dump, `etcdctl get -w json` output, a Consul `kv export`, Strata's own
+//! snapshot), and a JSON file tree reshaped by a declarative mapping ([`mapping`]),
+//! whose expressions run in [`jq`], bounded. [`json_events`] reads JSON of any depth.
 
 pub use strata_core::base64;
 pub mod dumps;
 pub mod jq;
+pub mod json_events;
 pub mod mapping;
 
 pub use dumps::{read_dump, DumpFormat, ImportError};

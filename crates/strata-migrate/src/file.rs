@@ -97,6 +97,15 @@ pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Vec<Migration>>, Error> {
         let entry = entry.map_err(|e| io(dir, e))?;
         let path = entry.path();
         if !path.is_dir() {
+            // A migration placed beside the area folders would never run: say so.
+            if path.extension().is_some_and(|e| e == "toml") {
+                return Err(Error::File {
+                    path: path.display().to_string(),
+                    reason: "a migration file outside an area folder is never applied; \
+                             move it into <migrations>/<area>/ (e.g. migrations/users/)"
+                        .into(),
+                });
+            }
             continue;
         }
         let area = entry.file_name().to_string_lossy().into_owned();
@@ -114,7 +123,11 @@ pub fn load_area(dir: &Path, area: &str) -> Result<Vec<Migration>, Error> {
     let mut out: Vec<Migration> = Vec::new();
     let files = toml_files(dir).map_err(|e| Error::File {
         path: dir.display().to_string(),
-        reason: format!("cannot read it: {e}"),
+        reason: if e.kind() == std::io::ErrorKind::Other {
+            e.to_string()
+        } else {
+            format!("cannot read it: {e}")
+        },
     })?;
     for path in files {
         out.push(load_file(&path, area)?);
@@ -133,13 +146,29 @@ pub fn load_area(dir: &Path, area: &str) -> Result<Vec<Migration>, Error> {
     Ok(out)
 }
 
-/// The `*.toml` files of a folder (in no particular order).
+/// The `*.toml` files of a folder (in no particular order). A file named like a
+/// migration (`0003_…`) without the `.toml` extension is an error, not skipped: it
+/// would silently never run.
 fn toml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    Ok(std::fs::read_dir(dir)?
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().and_then(|e| e.to_str()) == Some("toml"))
-        .collect())
+    let mut out = Vec::new();
+    for path in std::fs::read_dir(dir)?.flatten().map(|entry| entry.path()) {
+        if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+            out.push(path);
+            continue;
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let digits = name.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 && name[digits..].starts_with('_') {
+            return Err(std::io::Error::other(format!(
+                "{name} is named like a migration but is not a .toml file, so it would never run; \
+                 rename it to end in .toml (or move it out of the folder)"
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// Reads and checks one migration file.
@@ -330,6 +359,30 @@ mod tests {
                 .unwrap_or_else(|e| panic!("the template's step\n{step}does not load: {e}"));
             assert_eq!(migration.steps.len(), 1);
         }
+    }
+
+    /// Regression (adversarial trials): a migration file beside the area folders, or
+    /// one without `.toml`, was silently ignored and so never ran.
+    #[test]
+    fn a_misplaced_migration_file_is_named_not_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("users")).unwrap();
+        std::fs::write(dir.path().join("README.md"), "notes").unwrap();
+        std::fs::write(dir.path().join("users/notes.txt"), "notes").unwrap();
+        assert!(load_dir(dir.path()).unwrap()["users"].is_empty());
+        std::fs::write(dir.path().join("0001_x.toml"), "[[steps]]").unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("0001_x.toml: a migration file outside an area folder"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join("0001_x.toml")).unwrap();
+        std::fs::write(dir.path().join("users/0002_y.tml"), "[[steps]]").unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("0002_y.tml is named like a migration but is not a .toml file"),
+            "{err}"
+        );
     }
 
     #[test]

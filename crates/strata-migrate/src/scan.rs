@@ -187,7 +187,10 @@ impl<S: Store> StepRun<'_, S> {
 
     /// The step's edits of one object, checked against writing ahead of the scan.
     fn edits(&self, obj: &Object) -> Result<Edits, Error> {
-        let edits = self.step.apply(obj).map_err(|r| self.fail(r))?;
+        let edits = self
+            .step
+            .apply(obj, &self.opts.stop)
+            .map_err(|r| self.fail(r))?;
         if edits.is_empty() && self.step.must_change(obj) {
             return Err(self.fail(format!(
                 "it found {} ({} key{}) and would change nothing, although a {} must change it; \

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
 
 use serde_json::{Map, Value};
 use strata_core::key::{decode_segment, encode_segment};
@@ -268,8 +269,10 @@ impl Step {
         self.patterns().iter().map(|p| p.scan_prefix()).collect()
     }
 
-    /// The edits this step makes to `obj`; empty when there is nothing to do.
-    pub fn apply(&self, obj: &Object) -> Result<Edits, String> {
+    /// The edits this step makes to `obj`; empty when there is nothing to do. A jq
+    /// step's evaluation is bounded (see `strata_import::jq`) and gives up when `stop`
+    /// is raised.
+    pub fn apply(&self, obj: &Object, stop: &AtomicBool) -> Result<Edits, String> {
         let mut edits = Edits::new();
         let relocate = |edits: &mut Edits, from_field: &str, to_base: &str| {
             for (rest, value) in obj.under(from_field) {
@@ -312,7 +315,7 @@ impl Step {
             }
             Step::ExplodeJson { field, .. } => explode(obj, field, &mut edits)?,
             Step::ImplodeJson { field, .. } => implode(obj, field, &mut edits)?,
-            Step::Jq { filter, .. } => run_jq(obj, filter, &mut edits)?,
+            Step::Jq { filter, .. } => run_jq(obj, filter, stop, &mut edits)?,
         }
         // A relocation onto itself (or a put of the same value) is no edit.
         edits.retain(|key, want| {
@@ -413,7 +416,7 @@ fn implode(obj: &Object, field: &str, edits: &mut Edits) -> Result<(), String> {
     Ok(())
 }
 
-fn run_jq(obj: &Object, filter: &Jq, edits: &mut Edits) -> Result<(), String> {
+fn run_jq(obj: &Object, filter: &Jq, stop: &AtomicBool, edits: &mut Edits) -> Result<(), String> {
     let mut input = Map::new();
     for (f, (value, _)) in &obj.fields {
         let text = String::from_utf8(value.clone()).map_err(|_| {
@@ -429,9 +432,8 @@ fn run_jq(obj: &Object, filter: &Jq, edits: &mut Edits) -> Result<(), String> {
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(decode_segment(v))))
         .collect();
-    let vars = Jq::var(&Value::Object(vars))?;
     let mut out = filter
-        .run(&Value::Object(input), &[vars])
+        .run_with(&Value::Object(input), vec![Value::Object(vars)], Some(stop))
         .map_err(|e| format!("on {}: {e}", obj.key))?;
     if out.len() != 1 {
         return Err(format!(
@@ -476,6 +478,8 @@ fn run_jq(obj: &Object, filter: &Jq, edits: &mut Edits) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    static NO_STOP: AtomicBool = AtomicBool::new(false);
+
     fn object(fields: &[(&str, &str)]) -> Object {
         let p = Pattern::parse("/app/users/{id}").unwrap();
         let m = p.matches("/app/users/7").unwrap();
@@ -509,26 +513,26 @@ mod tests {
         let obj = object(&[("plan", "pro"), ("status", "active")]);
         let s = step("op='rename_field'\nobject='/app/users/{id}'\nfrom='plan'\nto='billing/plan'");
         assert_eq!(
-            show(&s.apply(&obj).unwrap()),
+            show(&s.apply(&obj, &NO_STOP).unwrap()),
             ["+/app/users/7/billing/plan=pro", "-/app/users/7/plan"]
         );
         let s = step("op='set_default'\nobject='/app/users/{id}'\nfield='plan'\nvalue='free'");
-        assert!(s.apply(&obj).unwrap().is_empty());
+        assert!(s.apply(&obj, &NO_STOP).unwrap().is_empty());
         let s =
             step("op='split'\nobject='/app/users/{id}'\nfields=['status']\nto='/app/status/{id}'");
         assert_eq!(
-            show(&s.apply(&obj).unwrap()),
+            show(&s.apply(&obj, &NO_STOP).unwrap()),
             ["+/app/status/7/status=active", "-/app/users/7/status"]
         );
         let s = step("op='delete'\nobject='/app/users/{id}'");
-        assert_eq!(s.apply(&obj).unwrap().len(), 2);
+        assert_eq!(s.apply(&obj, &NO_STOP).unwrap().len(), 2);
     }
 
     #[test]
     fn json_round_trip() {
         let obj = object(&[("config", r#"{"a":1,"b":"x","c/d":true}"#)]);
         let s = step("op='explode_json'\nobject='/app/users/{id}'\nfield='config'");
-        let edits = s.apply(&obj).unwrap();
+        let edits = s.apply(&obj, &NO_STOP).unwrap();
         assert_eq!(
             show(&edits),
             [
@@ -544,14 +548,17 @@ mod tests {
             ("config/c%2Fd", "true"),
         ]);
         let s = step("op='implode_json'\nobject='/app/users/{id}'\nfield='config'");
-        let edits = s.apply(&exploded).unwrap();
+        let edits = s.apply(&exploded, &NO_STOP).unwrap();
         assert_eq!(
             edits["/app/users/7/config"].as_deref(),
             Some(&br#"{"a":1,"b":"x","c/d":true}"#[..])
         );
         let bad = object(&[("config", "not json")]);
         let s = step("op='explode_json'\nobject='/app/users/{id}'\nfield='config'");
-        assert!(s.apply(&bad).unwrap_err().contains("/app/users/7/config"));
+        assert!(s
+            .apply(&bad, &NO_STOP)
+            .unwrap_err()
+            .contains("/app/users/7/config"));
     }
 
     #[test]
@@ -559,7 +566,7 @@ mod tests {
         let obj = object(&[("status", "ACTIVE"), ("n", "1")]);
         let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='.status |= ascii_downcase | .id = $vars.id | del(.n)'");
         assert_eq!(
-            show(&s.apply(&obj).unwrap()),
+            show(&s.apply(&obj, &NO_STOP).unwrap()),
             [
                 "+/app/users/7/id=7",
                 "-/app/users/7/n",
@@ -567,15 +574,15 @@ mod tests {
             ]
         );
         let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='null'");
-        assert_eq!(s.apply(&obj).unwrap().len(), 2);
+        assert_eq!(s.apply(&obj, &NO_STOP).unwrap().len(), 2);
         let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='.[]'");
-        assert!(s.apply(&obj).unwrap_err().contains("exactly one"));
+        assert!(s.apply(&obj, &NO_STOP).unwrap_err().contains("exactly one"));
         let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='.status'");
-        let err = s.apply(&obj).unwrap_err();
+        let err = s.apply(&obj, &NO_STOP).unwrap_err();
         assert!(err.contains("turned /app/users/7 into a string"), "{err}");
         assert!(!err.contains("ACTIVE"), "a value may be secret: {err}");
         let s = step("op='jq'\nobject='/app/users/{id}'\nfilter='.n |= error(\"no n\")'");
-        let err = s.apply(&obj).unwrap_err();
+        let err = s.apply(&obj, &NO_STOP).unwrap_err();
         assert!(err.starts_with("on /app/users/7: jq expression"), "{err}");
         assert!(err.contains("no n"), "{err}");
     }
@@ -616,7 +623,7 @@ mod tests {
             let before = applied(&obj, &Edits::new());
             let run = |text: &str| {
                 let s = step(text);
-                let edits = s.apply(&obj).unwrap();
+                let edits = s.apply(&obj, &NO_STOP).unwrap();
                 assert!(
                     !(edits.is_empty() && s.must_change(&obj)),
                     "{text} changed nothing on {shape:?}"

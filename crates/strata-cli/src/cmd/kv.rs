@@ -199,11 +199,24 @@ pub async fn cad(store: &AnyStore, args: CadArgs) -> anyhow::Result<Outcome> {
 
 pub async fn txn(store: &AnyStore, args: TxnArgs) -> anyhow::Result<Outcome> {
     let name = args.file.display().to_string();
-    let text = if name == "-" {
-        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+    let shown = if name == "-" {
+        "standard input".to_owned()
     } else {
-        std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {name}"))?
+        name.clone()
     };
+    let bytes = if name == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
+    } else {
+        std::fs::read(&args.file)
+    }
+    .with_context(|| format!("cannot read {shown}"))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{shown} is not UTF-8 text (byte {} is invalid): a transaction is JSON text",
+            e.utf8_error().valid_up_to() + 1
+        )
+    })?;
     let txn = parse_txn(&text, &name)?;
     let resp = store.txn(txn).await?;
     if args.format == Format::Json {

@@ -39,7 +39,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use strata_core::key::encode_segment;
 
-use crate::jq::Jq;
+use crate::jq::{Engine, Jq, Limits};
 
 mod tree;
 use tree::{parse_template, Part};
@@ -104,6 +104,10 @@ pub struct Mapping {
     emits: Vec<Emit>,
     /// The jq variables: `$name` of each collection with a key.
     vars: Vec<String>,
+    /// Where every jq expression of the mapping runs, bounded (see [`crate::jq`]).
+    engine: std::sync::Arc<Engine>,
+    /// One run at a time: a run sets the engine's globals for its records.
+    running: std::sync::Mutex<()>,
 }
 
 /// One defect in the input, with the file it is in.
@@ -214,6 +218,7 @@ impl Mapping {
                 refs: c.refs.clone(),
             });
         }
+        let engine = Engine::new(Limits::default()).map_err(|e| bad(e.to_string()))?;
         let vars: Vec<String> = collections
             .iter()
             .filter(|c| c.key.is_some())
@@ -233,8 +238,11 @@ impl Mapping {
                 .map(parse_template)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|err| bad(format!("{what}: at {err}")))?;
-            let compile =
-                |code: &str| Jq::compile(code, &vars).map_err(|err| bad(format!("{what}: {err}")));
+            let compile = |code: &str| {
+                engine
+                    .compile(code, &vars)
+                    .map_err(|err| bad(format!("{what}: {err}")))
+            };
             let body = match (&e.fields, &e.value) {
                 (Some(f), None) => Body::Fields(compile(f)?),
                 (None, Some(v)) => Body::Value(compile(v)?),
@@ -258,6 +266,8 @@ impl Mapping {
             collections,
             emits,
             vars,
+            engine,
+            running: std::sync::Mutex::new(()),
         })
     }
 
@@ -336,18 +346,21 @@ impl Mapping {
                             .collect()
                     })
                     .unwrap_or_default();
-                Jq::var(&Value::Object(object))
+                Value::Object(object)
             })
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Vec<_>>();
+        debug_assert_eq!(globals.len(), self.vars.len());
+        let _one_run = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        self.engine
+            .set_globals(globals)
             .map_err(|e| MappingError::Mapping {
                 file: "mapping".into(),
                 problem: e,
             })?;
-        debug_assert_eq!(globals.len(), self.vars.len());
         let mut out: BTreeMap<String, Slot> = BTreeMap::new();
         for emit in &self.emits {
             for r in records.get(&emit.from).into_iter().flatten() {
-                if let Err(problem) = self.emit_record(emit, r, &globals, &mut out) {
+                if let Err(problem) = self.emit_record(emit, r, &mut out) {
                     defects.push(Defect {
                         file: r.file.clone(),
                         problem,
@@ -373,13 +386,12 @@ impl Mapping {
         &self,
         emit: &Emit,
         record: &Record,
-        globals: &[jaq_json::Val],
         out: &mut BTreeMap<String, Slot>,
     ) -> Result<(), String> {
         let what = format!("emit #{}", emit.index + 1);
         if let Some(filter) = &emit.filter {
             let keep = filter
-                .run(&record.value, globals)
+                .run(&record.value, None)
                 .map_err(|e| format!("{what}: {e}"))?;
             if !keep
                 .first()
@@ -428,7 +440,7 @@ impl Mapping {
         match &emit.body {
             Body::Value(jq) => {
                 let values = jq
-                    .run(&record.value, globals)
+                    .run(&record.value, None)
                     .map_err(|e| format!("{what}: {e}"))?;
                 if let Some(text) = values.first().and_then(stored_text) {
                     put(path.clone(), text, &path)?;
@@ -436,7 +448,7 @@ impl Mapping {
             }
             Body::Fields(jq) => {
                 for object in jq
-                    .run(&record.value, globals)
+                    .run(&record.value, None)
                     .map_err(|e| format!("{what}: {e}"))?
                 {
                     let Value::Object(fields) = object else {
