@@ -227,7 +227,7 @@ impl Default for MemStore {
 }
 
 /// How many undelivered batches a watcher may have before it is dropped.
-const WATCH_BUFFER: usize = 65_536;
+const WATCH_BUFFER: usize = 2_048;
 
 impl MemStore {
     pub fn new() -> Self {
@@ -291,26 +291,28 @@ impl Store for MemStore {
         let mut state = self.lock();
         let start = run_ready(engine::resolve_watch_start(&mut *state, req.start_revision))?;
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-        // Replay and registration happen under one lock: no gap, no duplicate.
-        let mut batch: Vec<Event> = Vec::new();
+        // Replay and registration happen under one lock: no gap, no duplicate. The
+        // replay is handed to the watcher whole (never through the bounded channel,
+        // which would drop what does not fit).
+        let mut replay: Vec<Vec<Event>> = Vec::new();
         for event in state
             .events
             .iter()
             .filter(|e| e.revision() >= start && req.span.contains(&e.kv.key))
         {
-            if batch
-                .last()
-                .is_some_and(|last| last.revision() != event.revision())
-            {
-                let _ = tx.try_send(Ok(std::mem::take(&mut batch)));
+            match replay.last_mut() {
+                Some(batch)
+                    if batch
+                        .last()
+                        .is_some_and(|l| l.revision() == event.revision()) =>
+                {
+                    batch.push(event.clone())
+                }
+                _ => replay.push(vec![event.clone()]),
             }
-            batch.push(event.clone());
-        }
-        if !batch.is_empty() {
-            let _ = tx.try_send(Ok(batch));
         }
         state.watchers.push((req.span, tx));
-        Ok(Watcher::new(rx, "mem", start))
+        Ok(Watcher::with_replay(replay, rx, "mem", start))
     }
 
     async fn compact(&self, revision: i64) -> Result<()> {

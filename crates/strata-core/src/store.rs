@@ -135,6 +135,9 @@ pub struct StoreStatus {
 /// a new watch from [`Watcher::resume_revision`].
 #[derive(Debug)]
 pub struct Watcher {
+    /// Batches handed over whole before the channel is read (a backend's replay of
+    /// history, which may be longer than any channel buffer).
+    replay: std::collections::VecDeque<Vec<Event>>,
     rx: mpsc::Receiver<Result<Vec<Event>>>,
     backend: &'static str,
     next_revision: i64,
@@ -150,6 +153,7 @@ impl Watcher {
         start_revision: i64,
     ) -> Self {
         Watcher {
+            replay: Default::default(),
             rx,
             backend,
             next_revision: start_revision,
@@ -157,10 +161,30 @@ impl Watcher {
         }
     }
 
+    /// A watcher that first delivers `replay` (batches in revision order, every one
+    /// kept however many there are), then what arrives through `rx`.
+    pub fn with_replay(
+        replay: Vec<Vec<Event>>,
+        rx: mpsc::Receiver<Result<Vec<Event>>>,
+        backend: &'static str,
+        start_revision: i64,
+    ) -> Self {
+        Watcher {
+            replay: replay.into(),
+            ..Watcher::new(rx, backend, start_revision)
+        }
+    }
+
     /// The next batch of events, `None` after the stream has ended.
     pub async fn next(&mut self) -> Option<Result<Vec<Event>>> {
         if self.finished {
             return None;
+        }
+        if let Some(events) = self.replay.pop_front() {
+            if let Some(last) = events.last() {
+                self.next_revision = last.revision() + 1;
+            }
+            return Some(Ok(events));
         }
         match self.rx.recv().await {
             Some(Ok(events)) => {

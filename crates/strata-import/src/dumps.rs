@@ -277,8 +277,14 @@ fn b64_field(kv: &Value, field: &str, index: usize) -> Result<Vec<u8>, String> {
         .get(field)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("entry #{} has no \"{field}\" string", index + 1))?;
-    base64::decode(text)
-        .ok_or_else(|| format!("entry #{}: \"{field}\" is not base64: {text:?}", index + 1))
+    base64::decode(text).ok_or_else(|| {
+        // Not the text: a value may be a secret.
+        format!(
+            "entry #{}: \"{field}\" is not base64 ({} characters)",
+            index + 1,
+            text.len()
+        )
+    })
 }
 
 #[cfg(test)]

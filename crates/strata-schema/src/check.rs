@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use strata_core::key::decode_segment;
 use strata_core::{scan, KeySpan, Result, Store};
 
-use crate::schema::{Entity, FieldType, Schema};
+use crate::schema::{Entity, Field, FieldType, Schema};
 
 /// The kinds of violation, in report order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -86,7 +86,7 @@ pub async fn check<S: Store>(store: &S, schema: &Schema, prefix: &[u8]) -> Resul
                 if let Some(id) = id_of(&vars) {
                     ids.entry(entity.name.as_str()).or_default().insert(id);
                 }
-                check_value(&key, &value, &field.ty, &mut found, &mut refs);
+                check_value(&key, &value, field, &mut found, &mut refs);
                 continue;
             }
             // A field of an object?
@@ -118,7 +118,7 @@ pub async fn check<S: Store>(store: &S, schema: &Schema, prefix: &[u8]) -> Resul
                         .or_insert((i, BTreeSet::new()))
                         .1
                         .insert(field.clone());
-                    check_value(&key, &value, &spec.ty, &mut found, &mut refs);
+                    check_value(&key, &value, spec, &mut found, &mut refs);
                 }
                 None => {
                     objects.entry(object_path).or_insert((i, BTreeSet::new()));
@@ -177,13 +177,13 @@ pub async fn check<S: Store>(store: &S, schema: &Schema, prefix: &[u8]) -> Resul
 fn check_value(
     key: &str,
     value: &str,
-    ty: &FieldType,
+    field: &Field,
     found: &mut Vec<Violation>,
     refs: &mut Vec<(String, String, String)>,
 ) {
-    if let FieldType::Ref(target) = ty {
+    if let FieldType::Ref(target) = &field.ty {
         refs.push((key.to_owned(), target.clone(), value.to_owned()));
-    } else if let Some(problem) = ty.violation(value) {
+    } else if let Some(problem) = field.violation(value) {
         found.push(Violation {
             kind: ViolationKind::WrongType,
             key: key.to_owned(),

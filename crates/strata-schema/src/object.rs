@@ -110,7 +110,7 @@ pub fn encode(
             .or_else(|| field.default.clone());
         match value {
             Some(v) => {
-                if let Some(problem) = field.ty.violation(&v) {
+                if let Some(problem) = field.violation(&v) {
                     return Err(invalid(format!("field {name}: {problem}")));
                 }
                 out.push((format!("{path}/{}", encode_segment(name)), v));
@@ -310,7 +310,7 @@ pub async fn set<S: Store>(
         .fields
         .get(field)
         .ok_or_else(|| invalid(format!("{field} is not a field of {}", entity.name)))?;
-    if let Some(problem) = spec.ty.violation(value) {
+    if let Some(problem) = spec.violation(value) {
         return Err(invalid(format!("field {field}: {problem}")));
     }
     let (revision, _) = store

@@ -135,10 +135,25 @@ impl FieldType {
             FieldType::Timestamp => is_timestamp(value),
             FieldType::Json => serde_json::from_str::<serde_json::Value>(value).is_ok(),
         };
-        (!ok).then(|| match self {
-            FieldType::Enum(values) => format!("{value:?} is not one of {values:?}"),
-            other => format!("{value:?} is not {}", other.describe()),
-        })
+        // An excerpt of the value: an error never quotes a whole document.
+        let shown = if value.chars().count() <= 60 {
+            format!("{value:?}")
+        } else {
+            format!(
+                "{:?}… ({} bytes)",
+                value.chars().take(40).collect::<String>(),
+                value.len()
+            )
+        };
+        (!ok).then(|| self.wrong(&shown))
+    }
+
+    /// `WHAT is not …`: the message of a violation, with the value as shown.
+    fn wrong(&self, shown: &str) -> String {
+        match self {
+            FieldType::Enum(values) => format!("{shown} is not one of {values:?}"),
+            other => format!("{shown} is not {}", other.describe()),
+        }
     }
 
     fn describe(&self) -> &'static str {
@@ -193,6 +208,18 @@ pub struct Field {
     /// (`admin_credentials.password`), when not the whole value is.
     pub secret_paths: Vec<String>,
     pub description: Option<String>,
+}
+
+impl Field {
+    /// Why `value` does not fit this field, or `None`; a secret field's value (or a
+    /// JSON value with secret members) is never quoted.
+    pub fn violation(&self, value: &str) -> Option<String> {
+        let problem = self.ty.violation(value)?;
+        if self.secret || !self.secret_paths.is_empty() {
+            return Some(self.ty.wrong("the value (secret, not shown)"));
+        }
+        Some(problem)
+    }
 }
 
 /// One part of a key pattern.
@@ -476,6 +503,28 @@ impl KeyClass<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: a wrong value of a secret field was quoted in check and put errors.
+    #[test]
+    fn a_violation_never_quotes_a_secret_or_a_whole_document() {
+        let field = Field {
+            ty: FieldType::Int,
+            required: false,
+            default: None,
+            secret: true,
+            secret_paths: Vec::new(),
+            description: None,
+        };
+        let problem = field.violation("hunter2").unwrap();
+        assert!(!problem.contains("hunter2"), "{problem}");
+        assert!(problem.contains("secret, not shown"), "{problem}");
+        let long = "x".repeat(10_000);
+        let problem = FieldType::Int.violation(&long).unwrap();
+        assert!(
+            problem.len() < 120 && problem.contains("10000 bytes"),
+            "{problem}"
+        );
+    }
 
     #[test]
     fn segment_and_field_types() {

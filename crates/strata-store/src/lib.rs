@@ -152,7 +152,8 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Connection settings that are not part of the URL (the CLI's global flags).
-#[derive(Clone, Debug, Default)]
+/// `Debug` shows no password.
+#[derive(Clone, Default)]
 pub struct ConnectOptions {
     pub user: Option<String>,
     pub password: Option<String>,
@@ -162,6 +163,31 @@ pub struct ConnectOptions {
     pub dial_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
     pub max_txn_ops: Option<usize>,
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("user", &self.user.as_deref().map(user_name))
+            .field("password", &redacted(&self.password))
+            .field("ca_cert", &self.ca_cert)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("dial_timeout", &self.dial_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_txn_ops", &self.max_txn_ops)
+            .finish()
+    }
+}
+
+/// `<redacted>` for a secret that is set: what `Debug` shows instead of it.
+pub fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "<redacted>")
+}
+
+/// A user as `NAME` or `NAME:PASSWORD` (as etcdctl takes it), shown without a password.
+pub fn user_name(user: &str) -> &str {
+    user.split_once(':').map_or(user, |(name, _)| name)
 }
 
 /// Opens the store a URL names, with default connection settings.
@@ -274,6 +300,51 @@ impl Store for AnyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: `EtcdOptions` and `ConnectOptions` derived `Debug` with the password
+    /// in it. Every options type, formatted with a known password, shows none.
+    #[test]
+    fn no_options_type_shows_a_password_in_debug() {
+        const PW: &str = "hunter2-Zq9";
+        let connect = ConnectOptions {
+            user: Some(format!("root:{PW}")),
+            password: Some(PW.into()),
+            key: Some("/etc/strata/client.key".into()),
+            ..ConnectOptions::default()
+        };
+        let mut etcd = EtcdOptions::new(vec!["h:2379".into()]);
+        etcd.user = Some("root".into());
+        etcd.password = Some(PW.into());
+        let shown = [
+            format!("{connect:?}"),
+            format!("{connect:#?}"),
+            format!("{etcd:?}"),
+            format!(
+                "{:?}",
+                StoreUrl::parse(&format!("etcd://root:{PW}@h:2379")).unwrap()
+            ),
+            format!(
+                "{:?}",
+                StoreUrl::parse(&format!("postgres://u:{PW}@h/db?password={PW}")).unwrap()
+            ),
+            format!(
+                "{:?}",
+                PgOptions::parse(&format!("postgres://u:{PW}@h/db")).unwrap()
+            ),
+            redact(&format!(
+                "postgres://u:{PW}@h/db?sslmode=require&password={PW}"
+            )),
+        ];
+        for text in shown {
+            assert!(!text.contains(PW), "{text}");
+        }
+        // What is not secret stays visible: the user name, the key file's path.
+        let text = format!("{connect:?}");
+        assert!(
+            text.contains("\"root\"") && text.contains("client.key") && text.contains("<redacted>"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn parses_urls() {

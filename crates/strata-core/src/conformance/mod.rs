@@ -119,7 +119,8 @@ macro_rules! conformance_suite {
                 lease_keys_go_with_their_lease_or_are_refused,
                 cas_increments_are_serialised, cad_deletes_only_the_expected_version,
                 watch_from_now_sees_puts, watch_sees_deletes_one_event_per_key,
-                watch_replays_from_a_past_revision, watch_filters_by_prefix,
+                watch_replays_from_a_past_revision, watch_replays_more_revisions_than_any_buffer,
+                watch_filters_by_prefix,
                 watch_txn_events_share_a_revision, watch_delivers_many_changes_in_order,
                 watch_resume_revision_gives_no_gap_and_no_duplicate
             ];

@@ -452,8 +452,16 @@ impl Mapping {
                     .map_err(|e| format!("{what}: {e}"))?
                 {
                     let Value::Object(fields) = object else {
+                        // The kind only: the value may be a secret.
+                        let kind = match object {
+                            Value::Null => "null",
+                            Value::Bool(_) => "a boolean",
+                            Value::Number(_) => "a number",
+                            Value::String(_) => "a string",
+                            _ => "an array",
+                        };
                         return Err(format!(
-                            "{what}: `fields` must produce an object, not {object}"
+                            "{what}: `fields` must produce an object, not {kind}"
                         ));
                     };
                     for (name, value) in fields {

@@ -30,8 +30,8 @@ mod watch;
 
 const BACKEND: &str = "etcd";
 
-/// How to reach an etcd cluster.
-#[derive(Clone, Debug)]
+/// How to reach an etcd cluster. `Debug` shows no password.
+#[derive(Clone)]
 pub struct EtcdOptions {
     /// `host:port` of each member; requests fail over between them.
     pub endpoints: Vec<String>,
@@ -48,6 +48,23 @@ pub struct EtcdOptions {
     pub max_txn_ops: usize,
     /// The server's `--max-request-bytes` (1.5 MiB by default).
     pub max_request_bytes: usize,
+}
+
+impl std::fmt::Debug for EtcdOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdOptions")
+            .field("endpoints", &self.endpoints)
+            .field("user", &self.user.as_deref().map(crate::user_name))
+            .field("password", &crate::redacted(&self.password))
+            .field("ca_cert", &self.ca_cert)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("dial_timeout", &self.dial_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_txn_ops", &self.max_txn_ops)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .finish()
+    }
 }
 
 impl EtcdOptions {
