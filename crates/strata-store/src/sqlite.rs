@@ -359,7 +359,27 @@ impl RevisionedState for SqlState<'_> {
 
 impl SqliteStore {
     /// Runs `f` in one SQLite transaction; commits on `Ok`, rolls back on `Err`.
+    ///
+    /// SQLite calls block (on the disk, and up to the busy timeout on another
+    /// process's write lock), so on a multi-threaded runtime they run where blocking is
+    /// allowed (`block_in_place`): the worker's other tasks (a watch, signal handling)
+    /// move to another worker meanwhile. A single-threaded runtime has no other worker
+    /// to move them to, and runs the call in place.
     fn with_tx<T>(
+        &self,
+        behavior: TransactionBehavior,
+        f: impl FnOnce(&mut SqlState<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_threaded {
+            tokio::task::block_in_place(|| self.with_tx_blocking(behavior, f))
+        } else {
+            self.with_tx_blocking(behavior, f)
+        }
+    }
+
+    fn with_tx_blocking<T>(
         &self,
         behavior: TransactionBehavior,
         f: impl FnOnce(&mut SqlState<'_>) -> Result<T>,

@@ -5,6 +5,9 @@
 //! unprivileged `postgres` user (through `setpriv`), in a data dir that user owns.
 //!
 //! `STRATA_TEST_POSTGRES_URL`, when set, names an existing server to use instead.
+//!
+//! [`PgServer::start_tls`] starts one with `ssl=on` and certificates that the `openssl`
+//! CLI makes in its temp dir ([`PgTlsFiles`]); it is always a server of its own.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +38,147 @@ pub struct PgServer {
     port: u16,
     external: Option<String>,
     watchdog: Option<Child>,
+    tls: Option<PgTlsFiles>,
+}
+
+/// The role that a TLS server lets in by password (SCRAM-SHA-256) over TLS, for
+/// channel-binding tests; every other role needs a client certificate over TLS.
+pub const SCRAM_ROLE: &str = "strata_scram";
+/// The password of [`SCRAM_ROLE`].
+pub const SCRAM_PASSWORD: &str = "strata-test-password";
+
+/// Authentication on a TLS server: by client certificate (CN = the user) over TLS,
+/// except [`SCRAM_ROLE`] by password; trust over plain TCP and the Unix socket (for
+/// `psql` and the harness).
+fn tls_hba() -> String {
+    format!(
+        "local all all trust\n\
+         hostssl all {SCRAM_ROLE} 127.0.0.1/32 scram-sha-256\n\
+         hostssl all all 127.0.0.1/32 cert\n\
+         hostnossl all all 127.0.0.1/32 trust\n"
+    )
+}
+
+/// PEM files for a TLS server and its clients, made with the `openssl` CLI (EC P-256).
+#[derive(Clone, Debug)]
+pub struct PgTlsFiles {
+    /// The CA that signed the server's certificate and [`PgTlsFiles::client_cert`].
+    pub ca: PathBuf,
+    /// The server's certificate: CN and subjectAltName `DNS:localhost` only, so it is
+    /// valid for `localhost` and not for `127.0.0.1`.
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    /// A client certificate for user `postgres` (CN=postgres), signed by `ca`.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// A second CA, which signed neither the server's certificate nor `client_cert`.
+    pub other_ca: PathBuf,
+    /// A client certificate for `postgres` signed by `other_ca`: the server refuses it.
+    pub other_client_cert: PathBuf,
+    pub other_client_key: PathBuf,
+}
+
+impl PgTlsFiles {
+    /// Makes the CAs and certificates in `dir`; keys are mode 0600, as PostgreSQL wants.
+    pub fn generate(dir: &Path) -> PgTlsFiles {
+        let openssl = require_program("openssl", "apt-get install -y openssl");
+        let run = |args: &[&str]| {
+            let out = Command::new(&openssl)
+                .current_dir(dir)
+                .args(args)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let new_key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for (name, cn) in [("ca", "strata-test-ca"), ("other-ca", "strata-other-ca")] {
+            let (key, pem, subj) = (
+                format!("{name}.key"),
+                format!("{name}.pem"),
+                format!("/CN={cn}"),
+            );
+            let mut args = vec!["req", "-x509"];
+            args.extend(new_key);
+            args.extend(["-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subj]);
+            run(&args);
+        }
+        let leaves = [
+            (
+                "server",
+                "localhost",
+                "ca",
+                "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
+            ),
+            ("client", "postgres", "ca", "extendedKeyUsage=clientAuth\n"),
+            (
+                "other-client",
+                "postgres",
+                "other-ca",
+                "extendedKeyUsage=clientAuth\n",
+            ),
+        ];
+        for (name, cn, ca, ext) in leaves {
+            let (key, csr, pem, cnf) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+                format!("{name}.cnf"),
+            );
+            let subj = format!("/CN={cn}");
+            let mut args = vec!["req"];
+            args.extend(new_key);
+            args.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+            run(&args);
+            std::fs::write(dir.join(&cnf), format!("basicConstraints=CA:FALSE\n{ext}"))
+                .expect("write an openssl extension file");
+            let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_pem,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &cnf,
+            ]);
+        }
+        for key in ["ca", "other-ca", "server", "client", "other-client"] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                dir.join(format!("{key}.key")),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .expect("chmod 0600 a key file");
+        }
+        PgTlsFiles {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+            other_ca: dir.join("other-ca.pem"),
+            other_client_cert: dir.join("other-client.pem"),
+            other_client_key: dir.join("other-client.key"),
+        }
+    }
 }
 
 fn bin(name: &str) -> PathBuf {
@@ -74,8 +218,20 @@ impl PgServer {
                 port: 0,
                 external: Some(url),
                 watchdog: None,
+                tls: None,
             };
         }
+        Self::start_with(false)
+    }
+
+    /// Starts a fresh server with `ssl=on`: its certificates ([`PgTlsFiles`], in the temp
+    /// dir) as `ssl_cert_file`, `ssl_key_file` and `ssl_ca_file`, and the authentication
+    /// of `tls_hba` (client certificates over TLS, trust over plain TCP).
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let initdb = bin("initdb");
         let dir = tempfile::Builder::new()
             .prefix("strata-pg-")
@@ -83,6 +239,12 @@ impl PgServer {
             .expect("temp dir");
         let data = dir.path().join("data");
         std::fs::create_dir(&data).expect("create the data dir");
+        let tls = tls.then(|| {
+            let tls_dir = dir.path().join("tls");
+            std::fs::create_dir(&tls_dir).expect("create the TLS dir");
+            std::fs::write(tls_dir.join("pg_hba.conf"), tls_hba()).expect("write pg_hba.conf");
+            PgTlsFiles::generate(&tls_dir)
+        });
         if is_root() {
             // The server user must own its data dir and reach its socket dir.
             let status = Command::new("chown")
@@ -115,6 +277,18 @@ impl PgServer {
             .arg("-c")
             .arg(format!("unix_socket_directories={}", dir.path().display()))
             .args(["-c", "max_connections=200", "-c", "fsync=on"]);
+        if let Some(tls) = &tls {
+            let hba = tls.ca.with_file_name("pg_hba.conf");
+            for (name, path) in [
+                ("ssl_cert_file", &tls.server_cert),
+                ("ssl_key_file", &tls.server_key),
+                ("ssl_ca_file", &tls.ca),
+                ("hba_file", &hba),
+            ] {
+                server.arg("-c").arg(format!("{name}={}", path.display()));
+            }
+            server.args(["-c", "ssl=on"]);
+        }
         let mut args = vec![server.get_program().to_owned()];
         args.extend(server.get_args().map(|a| a.to_owned()));
         let watchdog = Command::new("sh")
@@ -133,9 +307,40 @@ impl PgServer {
             port,
             external: None,
             watchdog: Some(watchdog),
+            tls,
         };
         pg.wait_ready();
+        if pg.tls.is_some() {
+            pg.psql(&format!(
+                "CREATE ROLE {SCRAM_ROLE} LOGIN PASSWORD '{SCRAM_PASSWORD}'; \
+                 GRANT CREATE ON DATABASE postgres TO {SCRAM_ROLE}"
+            ));
+        }
         pg
+    }
+
+    /// The TLS files of a server from [`PgServer::start_tls`].
+    pub fn tls(&self) -> Option<&PgTlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// The port the server listens on (0 for an external server).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A URL for user `postgres` over TLS to `host` (`localhost` matches the server's
+    /// certificate, `127.0.0.1` does not) with `sslmode`, the test CA as `sslrootcert`
+    /// and the `postgres` client certificate. Panics on a server without TLS.
+    pub fn tls_url(&self, host: &str, sslmode: &str) -> String {
+        let tls = self.tls().expect("a server from PgServer::start_tls");
+        format!(
+            "postgres://postgres@{host}:{}/postgres?sslmode={sslmode}&sslrootcert={}&sslcert={}&sslkey={}",
+            self.port,
+            tls.ca.display(),
+            tls.client_cert.display(),
+            tls.client_key.display()
+        )
     }
 
     fn wait_ready(&self) {
@@ -165,10 +370,14 @@ impl PgServer {
         panic!("PostgreSQL did not become ready within 30 s; its log:\n{log}");
     }
 
-    /// The connection URL (no schema).
+    /// The connection URL (no schema); for a TLS server, the plain one (`sslmode=disable`).
     pub fn base_url(&self) -> String {
         match &self.external {
             Some(url) => url.clone(),
+            None if self.tls.is_some() => format!(
+                "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+                self.port
+            ),
             None => format!("postgres://postgres@127.0.0.1:{}/postgres", self.port),
         }
     }
@@ -221,4 +430,10 @@ impl Drop for PgServer {
 pub fn shared() -> &'static PgServer {
     static SHARED: OnceLock<PgServer> = OnceLock::new();
     SHARED.get_or_init(PgServer::start)
+}
+
+/// One TLS server ([`PgServer::start_tls`]) shared by every test of this test binary.
+pub fn shared_tls() -> &'static PgServer {
+    static SHARED: OnceLock<PgServer> = OnceLock::new();
+    SHARED.get_or_init(PgServer::start_tls)
 }

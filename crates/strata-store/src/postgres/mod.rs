@@ -1,7 +1,9 @@
-//! The PostgreSQL backend (`postgres://user[:password]@host:port/db[?schema=NAME]`):
+//! The PostgreSQL backend (`postgres://user[:password]@host:port/db[?schema=NAME&…]`):
 //! the revisioned layout of the SQLite backend in one schema, with the semantics from
-//! `strata_core::engine`. This module maps the engine's calls onto SQL, keeps a small
-//! connection pool, and runs watches on LISTEN/NOTIFY with catch-up by revision.
+//! `strata_core::engine`. This module maps the engine's calls onto SQL and keeps a small
+//! connection pool. The URL and its libpq parameters are `options`'s; opening a
+//! connection, with TLS as libpq does it, is `connect`'s, `tls`'s and `tls_stream`'s;
+//! watches (LISTEN/NOTIFY with catch-up by revision) are `watch`'s.
 //!
 //! Layout (layout version 1), in schema `NAME` (default `strata`):
 //! - `strata_meta(name, value)`: `revision`, `compact_revision`, `layout_version`;
@@ -29,12 +31,19 @@ use strata_core::{
     StoreStatus, Txn, TxnResponse, WatchRequest, Watcher,
 };
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, IsolationLevel, NoTls, Row, Statement};
+use tokio_postgres::{Client, IsolationLevel, Row, Statement};
 
+mod connect;
+mod options;
 mod state;
+mod tls;
+mod tls_stream;
 mod watch;
 
+pub use connect::ConnectError;
+pub use options::{PgOptions, PgTls, SslMode, DEFAULT_CONNECT_TIMEOUT};
 use state::PgState;
+use tls::MakeRustls;
 
 const BACKEND: &str = "postgres";
 const LAYOUT_VERSION: i64 = 1;
@@ -69,64 +78,6 @@ fn pg_err(operation: &str, write: bool) -> impl FnOnce(tokio_postgres::Error) ->
     }
 }
 
-/// A parsed `postgres://` URL: the connection settings and the schema.
-#[derive(Clone)]
-pub struct PgOptions {
-    pub config: tokio_postgres::Config,
-    pub schema: String,
-}
-
-impl std::fmt::Debug for PgOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgOptions")
-            .field("hosts", &self.config.get_hosts())
-            .field("user", &self.config.get_user())
-            .field("schema", &self.schema)
-            .finish()
-    }
-}
-
-impl PgOptions {
-    /// Parses a URL; `?schema=NAME` picks the schema (default `strata`).
-    pub fn parse(url: &str) -> Result<Self> {
-        let invalid = |reason: String| Error::InvalidUrl {
-            url: crate::redact(url),
-            reason,
-        };
-        let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        let mut schema = "strata".to_owned();
-        let mut rest = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("schema", value)) => schema = value.to_owned(),
-                _ => rest.push(pair),
-            }
-        }
-        let valid = !schema.is_empty()
-            && schema.len() <= 40
-            && schema
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            && !schema.starts_with(|c: char| c.is_ascii_digit());
-        if !valid {
-            return Err(invalid(format!(
-                "schema {schema:?}: use lower-case letters, digits and _ (at most 40), not starting with a digit"
-            )));
-        }
-        let base = if rest.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{base}?{}", rest.join("&"))
-        };
-        let config: tokio_postgres::Config = base.parse().map_err(|e| {
-            invalid(format!(
-                "{e}; write postgres://user[:password]@host:port/db"
-            ))
-        })?;
-        Ok(PgOptions { config, schema })
-    }
-}
-
 /// One pooled connection and its prepared statements.
 struct PgConn {
     client: Client,
@@ -135,6 +86,7 @@ struct PgConn {
 
 struct Pool {
     opts: PgOptions,
+    tls: MakeRustls,
     idle: Mutex<Vec<PgConn>>,
     permits: Arc<Semaphore>,
 }
@@ -159,12 +111,8 @@ impl Drop for Pooled {
     }
 }
 
-async fn connect(opts: &PgOptions) -> Result<Client> {
-    let (client, connection) = opts
-        .config
-        .connect(NoTls)
-        .await
-        .map_err(pg_err("connect", false))?;
+async fn connect(opts: &PgOptions, tls: &MakeRustls) -> Result<Client> {
+    let (client, connection) = connect::open(opts, tls).await?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -183,7 +131,7 @@ impl Pool {
         let conn = match idle {
             Some(conn) => conn,
             None => PgConn {
-                client: connect(&self.opts).await?,
+                client: connect(&self.opts, &self.tls).await?,
                 statements: HashMap::new(),
             },
         };
@@ -251,11 +199,14 @@ impl std::fmt::Debug for PgStore {
 
 impl PgStore {
     /// Connects and creates the layout on first use (safe when several processes start
-    /// at once: an advisory lock serialises the creation).
+    /// at once: an advisory lock serialises the creation). The TLS files are read here,
+    /// once; an unreadable or malformed one fails with its name.
     pub async fn connect(opts: PgOptions) -> Result<Self> {
         let sql = Arc::new(Sql::new(&opts.schema));
+        let tls = MakeRustls::new(&opts.tls).map_err(|e| Error::backend(BACKEND, "connect", e))?;
         let pool = Arc::new(Pool {
             opts,
+            tls,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(POOL_SIZE)),
         });

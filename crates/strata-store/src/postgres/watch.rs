@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use strata_core::{Error, Event, KeySpan, Result};
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
-use super::{log_event, PgStore, EVENT_COLUMNS, WATCH_FALLBACK_POLL, WATCH_WINDOW};
+use super::{connect, log_event, PgStore, EVENT_COLUMNS, WATCH_FALLBACK_POLL, WATCH_WINDOW};
 use strata_core::engine::RevisionedState;
 
 /// Reads the events of revisions `[next, next + window)` that are already committed;
@@ -55,7 +55,8 @@ pub(super) async fn watch_task(
 ) {
     let mut backoff = Duration::from_millis(50);
     while !tx.is_closed() {
-        let (client, mut connection) = match store.pool.opts.config.connect(NoTls).await {
+        let (client, mut connection) = match connect::open(&store.pool.opts, &store.pool.tls).await
+        {
             Ok(pair) => pair,
             Err(_) => {
                 tokio::time::sleep(backoff).await;
