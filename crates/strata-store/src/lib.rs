@@ -200,9 +200,11 @@ pub async fn open_with(url: &str, opts: &ConnectOptions) -> Result<AnyStore> {
     match StoreUrl::parse(url)? {
         StoreUrl::Sqlite(path) => Ok(AnyStore::Sqlite(SqliteStore::open(path)?)),
         StoreUrl::Mem => Ok(AnyStore::Mem(MemStore::new())),
-        StoreUrl::Postgres(url) => Ok(AnyStore::Postgres(
-            PgStore::connect(PgOptions::parse(&url)?).await?,
-        )),
+        StoreUrl::Postgres(url) => {
+            let mut pg = PgOptions::parse(&url)?;
+            pg.command_timeout = opts.request_timeout;
+            Ok(AnyStore::Postgres(PgStore::connect(pg).await?))
+        }
         StoreUrl::Etcd {
             endpoints,
             user,

@@ -183,3 +183,64 @@ async fn psql_reads_the_current_rows_with_a_plain_select() {
         store.status().await.unwrap().revision.to_string()
     );
 }
+
+/// Regression: the PostgreSQL watch swallowed connection errors and retried forever.
+/// A server that stays away longer than the command timeout ends the watch with an
+/// error naming the server and the revision to watch again from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_on_a_server_gone_for_good_ends_naming_it() {
+    let server = postgres::PgServer::start();
+    let mut opts = PgOptions::parse(&server.url("gone")).unwrap();
+    opts.command_timeout = Some(Duration::from_secs(2));
+    let store = PgStore::connect(opts).await.unwrap();
+    let (rev, _) = store.put(b"/w/a", b"1").await.unwrap();
+    let mut w = store
+        .watch(WatchRequest {
+            span: KeySpan::prefix(b"/w/".to_vec()),
+            start_revision: rev,
+        })
+        .await
+        .unwrap();
+    let first = w.next().await.unwrap().unwrap();
+    assert_eq!(first[0].kv.value, b"1");
+    let port = server.port();
+    drop(server); // stops the server and removes its data
+    let ended = tokio::time::timeout(Duration::from_secs(60), w.next())
+        .await
+        .expect("the watch kept retrying a server that is gone");
+    let err = ended.unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")),
+        "names the server: {err}"
+    );
+    assert!(
+        err.contains(&format!("watch again from revision {}", rev + 1)),
+        "{err}"
+    );
+}
+
+/// Regression (adversarial trials): nothing bounded a PostgreSQL statement. With a
+/// command timeout, a write stuck behind another session's lock gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_timeout_bounds_a_statement_stuck_on_a_lock() {
+    let schema = schema();
+    let server = postgres::shared();
+    let mut opts = PgOptions::parse(&server.url(&schema)).unwrap();
+    opts.command_timeout = Some(Duration::from_secs(1));
+    let store = PgStore::connect(opts).await.unwrap();
+    store.put(b"/t/a", b"1").await.unwrap();
+    // Another session holds the revision row (every writer's first lock) for 8 s.
+    let sql = format!(
+        "BEGIN; SELECT value FROM \"{schema}\".strata_meta WHERE name = 'revision' FOR UPDATE; SELECT pg_sleep(8); COMMIT;"
+    );
+    let holder = std::thread::spawn(move || server.psql(&sql));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = std::time::Instant::now();
+    let err = store.put(b"/t/a", b"2").await.unwrap_err().to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "not bounded: {err}"
+    );
+    assert!(err.contains("statement timeout"), "{err}");
+    holder.join().unwrap();
+}

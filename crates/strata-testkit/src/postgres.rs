@@ -1,7 +1,7 @@
 //! A throwaway PostgreSQL server: `initdb` into a temp dir, `postgres` on a free
 //! 127.0.0.1 port with trust authentication, under the same watchdog as etcd so it
-//! stops with the test process. Binaries come from `/usr/lib/postgresql/15/bin` or
-//! PATH. PostgreSQL refuses to run as root: as root, the server runs as the
+//! stops with the test process. Binaries come from the newest
+//! `/usr/lib/postgresql/VERSION/bin` that has them all, or PATH. PostgreSQL refuses to run as root: as root, the server runs as the
 //! unprivileged `postgres` user (through `setpriv`), in a data dir that user owns.
 //!
 //! `STRATA_TEST_POSTGRES_URL`, when set, names an existing server to use instead.
@@ -181,12 +181,31 @@ impl PgTlsFiles {
     }
 }
 
+/// A PostgreSQL program from the newest `/usr/lib/postgresql/VERSION/bin` that holds
+/// `initdb`, `pg_ctl` and `postgres` (the check `scripts/install-deps.sh` makes), else
+/// from PATH.
 fn bin(name: &str) -> PathBuf {
-    let packaged = Path::new("/usr/lib/postgresql/15/bin").join(name);
-    if packaged.is_file() {
-        packaged
-    } else {
-        require_program(name, INSTALL)
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+                let bin = e.path().join("bin");
+                ["initdb", "pg_ctl", "postgres"]
+                    .iter()
+                    .all(|p| bin.join(p).is_file())
+                    .then_some((version, bin))
+            })
+            .collect();
+        dirs.sort();
+        dirs.pop().map(|(_, bin)| bin)
+    });
+    match dir {
+        Some(dir) => dir.join(name),
+        None => require_program(name, INSTALL),
     }
 }
 

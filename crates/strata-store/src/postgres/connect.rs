@@ -159,6 +159,15 @@ async fn attempt(
 ) -> std::result::Result<(Client, PgConnection), Failure> {
     let mut config = opts.config.clone();
     config.ssl_mode(wire);
+    if let Some(limit) = opts.command_timeout {
+        // Set at startup (no extra round trip), after any `options` of the URL.
+        let ms = limit.as_millis().max(1);
+        let options = match config.get_options() {
+            Some(given) => format!("{given} -c statement_timeout={ms}"),
+            None => format!("-c statement_timeout={ms}"),
+        };
+        config.options(&options);
+    }
     let Some(limit) = opts.connect_timeout else {
         return config.connect(tls.clone()).await.map_err(Failure::Pg);
     };
@@ -237,7 +246,7 @@ fn refused_after_handshake(e: &tokio_postgres::Error) -> Option<ConnectError> {
 }
 
 /// `host:port[,host:port…]` for messages.
-fn target(config: &Config) -> String {
+pub(super) fn target(config: &Config) -> String {
     let ports = config.get_ports();
     let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
     let mut names: Vec<String> = config

@@ -72,6 +72,23 @@ fn pg_err(operation: &str, write: bool) -> impl FnOnce(tokio_postgres::Error) ->
                 outcome_unknown: write,
                 source: Box::new(e),
             }
+        } else if let Some(db) = e.as_db_error() {
+            // tokio-postgres shows a server error as "db error": say what the server said.
+            let mut text = if db.code().code() == "57014" {
+                format!(
+                    "{} (the statement ran longer than the command timeout, and nothing of it was applied)",
+                    db.message()
+                )
+            } else {
+                format!("{}: {}", db.severity(), db.message())
+            };
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!("; {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                text.push_str(&format!(" (hint: {hint})"));
+            }
+            Error::backend(BACKEND, operation, text)
         } else {
             Error::backend(BACKEND, operation, e)
         }

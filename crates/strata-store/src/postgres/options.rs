@@ -96,6 +96,10 @@ pub struct PgOptions {
     /// The limit on each connection attempt, from the TCP connect through the TLS
     /// handshake to authentication; `None` waits forever.
     pub connect_timeout: Option<Duration>,
+    /// How long one statement may run (the server's `statement_timeout`, set on each
+    /// connection) and how long a watch keeps trying to reach a server that went away
+    /// before it ends with an error; `None`: no statement limit, 60 s for a watch.
+    pub command_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -109,6 +113,7 @@ impl std::fmt::Debug for PgOptions {
             .field("schema", &self.schema)
             .field("tls", &self.tls)
             .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
             .finish()
     }
 }
@@ -282,6 +287,7 @@ impl PgOptions {
                 key: key.map(|(p, _)| p),
             },
             connect_timeout,
+            command_timeout: None,
         })
     }
 }
