@@ -15,6 +15,7 @@
 #   openssl                    makes the CA, server and client certificates of TLS tests
 #   util-linux                 setpriv: PostgreSQL refuses to run as root
 #   tar                        archives in the backup tests
+#   systemd                    systemd-analyze: checks the service units of deploy/
 # Uses apt-get (Debian/Ubuntu) as root; otherwise prints the command to run and exits 1.
 set -euo pipefail
 
@@ -106,6 +107,7 @@ if $want_test; then
     "openssl|check_cmd openssl|openssl"
     "setpriv|check_cmd setpriv|util-linux"
     "tar|check_cmd tar|tar"
+    "systemd-analyze|check_cmd systemd-analyze|systemd"
   )
 fi
 

@@ -25,7 +25,7 @@ pub use restore::{
     diff, log, restore, restore_all, verify, KeyChange, LogEntry, RestoreHow, RestoreReport,
     VerifyReport,
 };
-pub use watch::watch;
+pub use watch::{watch, CommitPoint, WatchOptions, WatchStatus, WatchUpdate};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

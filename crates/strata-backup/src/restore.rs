@@ -310,6 +310,7 @@ pub async fn restore_all<S: Store + Clone + 'static>(
                     return Ok(RestoreReport {
                         commit: id,
                         revision,
+                        unchanged: held.len() as u64,
                         secrets_kept: secret,
                         store_revision: target
                             .status()

@@ -23,11 +23,34 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(flatten)]
     pub store: StoreOpts,
+    /// How log lines (the progress and status of backup watch and mirror, and the
+    /// final error of any command) are written on stderr: text, or json (one object
+    /// per line with level, time, message and fields) for a log collector.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "STRATA_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// One sentence per line.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The store and how to reach it. `Debug` shows no password (of the URL, `--user
+/// NAME:PASSWORD` or `--password`).
+#[derive(Args)]
 pub struct StoreOpts {
     /// The store: sqlite:PATH (embedded, the default), etcd://HOST:PORT[,HOST:PORT…]
     /// (several members fail over), postgres://USER[:PASSWORD]@HOST:PORT/DB[?schema=NAME],
@@ -94,6 +117,22 @@ pub struct StoreOpts {
         help_heading = "etcd connection"
     )]
     pub max_txn_ops: Option<usize>,
+}
+
+impl std::fmt::Debug for StoreOpts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOpts")
+            .field("store", &strata_store::redact(&self.store))
+            .field("user", &self.user.as_deref().map(strata_store::user_name))
+            .field("password", &strata_store::redacted(&self.password))
+            .field("cacert", &self.cacert)
+            .field("cert", &self.cert)
+            .field("key_file", &self.key_file)
+            .field("dial_timeout", &self.dial_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("max_txn_ops", &self.max_txn_ops)
+            .finish()
+    }
 }
 
 impl StoreOpts {
@@ -438,10 +477,10 @@ pub struct LoadArgs {
 #[derive(Debug, Args)]
 pub struct Endpoints {
     /// The source store URL.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "STRATA_FROM", hide_env_values = true)]
     pub from: String,
     /// The target store URL.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "STRATA_TO", hide_env_values = true)]
     pub to: String,
     /// Only keys under this prefix (repeat for several; default: every key).
     #[arg(long = "prefix", value_name = "P")]
@@ -482,6 +521,10 @@ pub struct MirrorArgs {
     /// How often to report the lag (e.g. 5s).
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "TIME")]
     pub report_every: Duration,
+    /// Serve Prometheus metrics at http://ADDR/metrics and health at /healthz
+    /// (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -594,6 +637,13 @@ pub enum BackupCommand {
         /// Seconds to gather changes before a commit.
         #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = seconds)]
         debounce: f64,
+        /// How often to check that the store answers (e.g. 5s).
+        #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "TIME")]
+        check_every: Duration,
+        /// Serve Prometheus metrics at http://ADDR/metrics and health at /healthz
+        /// (e.g. 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Every commit where a key (or every field of an object) changed, newest first,
     /// with the values.
@@ -844,4 +894,31 @@ pub struct RefsArgs {
     pub schema: SchemaArg,
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: the parsed arguments derived `Debug` with `--password`, the
+    /// password of `--user NAME:PASSWORD` and of the store URL in them.
+    #[test]
+    fn parsed_arguments_show_no_password_in_debug() {
+        let pw = "hunter2-Zq9";
+        let cli = Cli::try_parse_from([
+            "strata",
+            "--store",
+            &format!("postgres://u:{pw}@db/meta"),
+            "--user",
+            &format!("root:{pw}"),
+            "--password",
+            pw,
+            "get",
+            "/a",
+        ])
+        .unwrap();
+        let text = format!("{cli:?}");
+        assert!(!text.contains(pw), "{text}");
+        assert!(text.contains("root") && text.contains("db/meta"), "{text}");
+    }
 }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod cmd;
+mod log;
 mod output;
 
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -40,13 +42,22 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             let mut said = err.to_string();
-            eprintln!("error: {said}");
+            let mut causes = Vec::new();
             for cause in err.chain().skip(1) {
                 // Our messages often quote their cause already; say each thing once.
                 let text = cause.to_string();
                 if !said.contains(&text) {
-                    eprintln!("  caused by: {text}");
                     said.push_str(&text);
+                    causes.push(text);
+                }
+            }
+            if log::is_json() {
+                let fields = serde_json::json!({ "causes": causes });
+                log::log(log::Level::Error, &err.to_string(), fields);
+            } else {
+                eprintln!("error: {err}");
+                for cause in causes {
+                    eprintln!("  caused by: {cause}");
                 }
             }
             ExitCode::from(1)

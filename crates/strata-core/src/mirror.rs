@@ -8,40 +8,30 @@
 //! whose answer was lost is decided by re-reading the checkpoint, never applied twice.
 //! If the source compacted past the checkpoint, the mirror copies again.
 //!
-//! Owns the apply loop, the checkpoint and the lag; the first copy is
-//! [`crate::transfer::copy`].
+//! Owns the apply loop and the checkpoint. What the status says (the lag, every
+//! failure the loop retries, whether the source answers: it is asked for its revision
+//! at each report, so an unreachable source shows even while the watch quietly
+//! reconnects) is the `status` module; the first copy is [`crate::transfer::copy`].
+
+mod status;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::store::{Store, Watcher};
 use crate::transfer::{copy, CopyOptions, Selection, RESERVED_PREFIX};
 
-/// How a mirror is doing, as reported every few seconds and at the end.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct MirrorStatus {
-    /// The last source revision applied to the target.
-    pub applied_revision: i64,
-    /// The newest source revision known.
-    pub source_revision: i64,
-    /// `source_revision - applied_revision`.
-    pub lag_revisions: i64,
-    /// How long the target has been behind (0 when caught up).
-    pub lag_seconds: f64,
-    /// Changes (puts and deletes) applied since the mirror started.
-    pub changes_applied: u64,
-    /// Keys written by the initial copy (0 when resuming from a checkpoint).
-    pub copied: u64,
-}
+pub use status::MirrorStatus;
+use status::{Step, Tracker};
 
 /// Mirror settings.
 #[derive(Clone, Debug)]
 pub struct MirrorOptions {
     /// Names the checkpoint, so several mirrors can share a target.
     pub name: String,
-    /// How often `report` is called.
+    /// How often `report` is called (and the source asked for its revision).
     pub report_every: Duration,
 }
 
@@ -50,33 +40,6 @@ fn checkpoint_key(name: &str) -> Vec<u8> {
     key.extend_from_slice(b"mirror/");
     key.extend_from_slice(name.as_bytes());
     key
-}
-
-/// Retries a transient failure with backoff until `give_up` passes.
-async fn retrying<T, F, Fut>(what: &str, mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    let started = Instant::now();
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match f().await {
-            Err(e) if e.is_transient() && started.elapsed() < Duration::from_secs(300) => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
-            Err(e) => {
-                return Err(Error::Interrupted {
-                    operation: format!("mirror ({what})"),
-                    done: 0,
-                    total: 0,
-                    source: Box::new(e),
-                })
-            }
-            Ok(v) => return Ok(v),
-        }
-    }
 }
 
 async fn read_checkpoint<B: Store>(to: &B, key: &[u8]) -> Result<Option<i64>> {
@@ -95,7 +58,9 @@ async fn read_checkpoint<B: Store>(to: &B, key: &[u8]) -> Result<Option<i64>> {
 }
 
 /// Runs the mirror until `stop` completes, then returns its final status. `report` is
-/// called every `report_every` and after the initial copy.
+/// called when the watch (re)starts (so right after the initial copy), every
+/// `report_every`, and after each failed request; failures of either store are
+/// retried (for up to five minutes each) and show in the status meanwhile.
 pub async fn mirror<A, B>(
     from: &A,
     to: &B,
@@ -110,15 +75,27 @@ where
 {
     let mut stop = std::pin::pin!(stop);
     let key = checkpoint_key(&opts.name);
-    let mut status = MirrorStatus::default();
-    let mut behind_since: Option<Instant> = None;
-    let mut applied = retrying("read the checkpoint", || read_checkpoint(to, &key)).await?;
+    let mut t = Tracker {
+        from,
+        status: MirrorStatus::default(),
+        behind_since: None,
+        report,
+    };
+    let Some(mut applied) = t
+        .retrying("read the checkpoint", Step::Target, stop.as_mut(), || {
+            read_checkpoint(to, &key)
+        })
+        .await?
+    else {
+        return Ok(t.finish());
+    };
     let span = match selection.source_prefixes().as_slice() {
         [one] => KeySpan::prefix(one.clone()),
         _ => KeySpan::all(),
     };
     let mut ticker = tokio::time::interval(opts.report_every);
     ticker.tick().await;
+    let mut backoff = Duration::from_millis(500);
     loop {
         // Start (or resume) the watch; copy first when there is nothing to resume from.
         let watcher = match applied {
@@ -132,7 +109,13 @@ where
                 Ok(w) => Some(w),
                 Err(Error::Compacted { .. }) => None,
                 Err(e) if e.is_transient() => {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    t.source_failed(&e);
+                    t.report();
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.as_mut() => return Ok(t.finish()),
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -143,42 +126,42 @@ where
             Some(w) => w,
             None => {
                 let copy_opts = CopyOptions::default();
-                let done = retrying("copy", || async {
-                    copy(from, to, selection, &copy_opts, &mut |_| {}).await
-                })
-                .await?;
-                status.copied += done.load.changed;
+                let Some(done) = t
+                    .retrying("copy", Step::Copy, stop.as_mut(), || async {
+                        copy(from, to, selection, &copy_opts, &mut |_| {}).await
+                    })
+                    .await?
+                else {
+                    return Ok(t.finish());
+                };
+                t.status.copied += done.load.changed;
                 let prev = applied;
-                retrying("write the checkpoint", || {
-                    set_checkpoint(to, &key, prev, done.source_revision, Vec::new())
-                })
-                .await?;
+                let written = t
+                    .retrying("write the checkpoint", Step::Target, stop.as_mut(), || {
+                        set_checkpoint(to, &key, prev, done.source_revision, Vec::new())
+                    })
+                    .await?;
+                if written.is_none() {
+                    return Ok(t.finish());
+                }
                 applied = Some(done.source_revision);
-                status.applied_revision = done.source_revision;
-                status.source_revision = status.source_revision.max(done.source_revision);
-                report(&status);
+                t.applied(done.source_revision);
+                // Reported once the watch starts, right after.
                 continue;
             }
         };
+        // The watch is set up: say so, with whether the source answers.
+        t.status.applied_revision = applied.unwrap_or(0);
+        if t.probe_source().await {
+            backoff = Duration::from_millis(500);
+        }
+        t.report();
         loop {
             let batch = tokio::select! {
-                _ = &mut stop => {
-                    status.lag_seconds = behind_since.map_or(0.0, |t| t.elapsed().as_secs_f64());
-                    return Ok(status);
-                }
+                _ = stop.as_mut() => return Ok(t.finish()),
                 _ = ticker.tick() => {
-                    if let Ok(st) = from.status().await {
-                        status.source_revision = status.source_revision.max(st.revision);
-                    }
-                    status.applied_revision = applied.unwrap_or(0);
-                    status.lag_revisions = (status.source_revision - status.applied_revision).max(0);
-                    if status.lag_revisions == 0 {
-                        behind_since = None;
-                    } else {
-                        behind_since.get_or_insert_with(Instant::now);
-                    }
-                    status.lag_seconds = behind_since.map_or(0.0, |t| t.elapsed().as_secs_f64());
-                    report(&status);
+                    t.probe_source().await;
+                    t.report();
                     continue;
                 }
                 batch = watcher.next() => batch,
@@ -190,7 +173,13 @@ where
                     break;
                 }
                 // The watch ended (the source went away): resume from the checkpoint.
-                Some(Err(_)) | None => {
+                Some(Err(e)) => {
+                    t.source_failed(&e);
+                    t.report();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+                None => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     break;
                 }
@@ -198,8 +187,10 @@ where
             let Some(revision) = events.last().map(Event::revision) else {
                 continue;
             };
-            status.source_revision = status.source_revision.max(revision);
-            behind_since.get_or_insert_with(Instant::now);
+            // Events arrive: the source is reachable, and the target is behind.
+            t.status.source_error = None;
+            t.status.source_revision = t.status.source_revision.max(revision);
+            t.update_lag();
             let ops: Vec<Op> = events
                 .iter()
                 .filter(|e| selection.includes(&e.kv.key))
@@ -214,18 +205,18 @@ where
             let count = ops.len() as u64;
             if count > 0 {
                 let prev = applied;
-                retrying("apply changes", || {
-                    set_checkpoint(to, &key, prev, revision, ops.clone())
-                })
-                .await?;
-                status.changes_applied += count;
+                let written = t
+                    .retrying("apply changes", Step::Target, stop.as_mut(), || {
+                        set_checkpoint(to, &key, prev, revision, ops.clone())
+                    })
+                    .await?;
+                if written.is_none() {
+                    return Ok(t.finish());
+                }
+                t.status.changes_applied += count;
             }
             applied = Some(revision);
-            status.applied_revision = revision;
-            status.lag_revisions = (status.source_revision - revision).max(0);
-            if status.lag_revisions == 0 {
-                behind_since = None;
-            }
+            t.applied(revision);
         }
     }
 }
@@ -298,6 +289,8 @@ async fn decide<B: Store>(to: &B, key: &[u8], revision: i64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
+
     use crate::mem::MemStore;
     use crate::transfer::{diff, Rewrite};
 
@@ -365,5 +358,135 @@ mod tests {
             checkpoint.value,
             a.status().await.unwrap().revision.to_string().into_bytes()
         );
+    }
+
+    /// A store that answers like `MemStore` until switched off, then fails every
+    /// request as unavailable (a watch already open keeps running, as etcd's would
+    /// while it reconnects).
+    #[derive(Clone)]
+    struct Switchable {
+        inner: MemStore,
+        down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Switchable {
+        fn new() -> Self {
+            Switchable {
+                inner: MemStore::new(),
+                down: Default::default(),
+            }
+        }
+        fn set_down(&self, down: bool) {
+            self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        }
+        fn check(&self) -> Result<()> {
+            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Unavailable {
+                    backend: "mem".into(),
+                    operation: "a request".into(),
+                    outcome_unknown: false,
+                    source: "switched off".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    impl Store for Switchable {
+        fn capabilities(&self) -> Capabilities {
+            self.inner.capabilities()
+        }
+        async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
+            self.check()?;
+            self.inner.range(req).await
+        }
+        async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+            self.check()?;
+            self.inner.txn(txn).await
+        }
+        async fn watch(&self, req: WatchRequest) -> Result<Watcher> {
+            self.check()?;
+            self.inner.watch(req).await
+        }
+        async fn compact(&self, revision: i64) -> Result<()> {
+            self.check()?;
+            self.inner.compact(revision).await
+        }
+        async fn history(&self, key: &[u8]) -> Result<Vec<Event>> {
+            self.check()?;
+            self.inner.history(key).await
+        }
+        async fn status(&self) -> Result<crate::store::StoreStatus> {
+            self.check()?;
+            self.inner.status().await
+        }
+    }
+
+    /// Waits (up to 10 s) for a reported status that passes `ok`.
+    async fn reported(
+        seen: &std::sync::Mutex<Vec<MirrorStatus>>,
+        what: &str,
+        ok: impl Fn(&MirrorStatus) -> bool,
+    ) -> MirrorStatus {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = seen.lock().unwrap().iter().rev().find(|s| ok(s)) {
+                return s.clone();
+            }
+            assert!(Instant::now() < deadline, "no status where {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_of_either_store_show_in_the_status_and_clear_on_recovery() {
+        let (a, b) = (Switchable::new(), Switchable::new());
+        a.inner.put(b"/k", b"0").await.unwrap();
+        let opts = MirrorOptions {
+            name: "t".into(),
+            report_every: Duration::from_millis(20),
+        };
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<MirrorStatus>::new()));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let log = seen.clone();
+        let mut report = move |s: &MirrorStatus| log.lock().unwrap().push(s.clone());
+        let everything = Selection::default();
+        let run = mirror(&a, &b, &everything, &opts, &mut report, async {
+            let _ = stop_rx.await;
+        });
+        let drive = async {
+            let caught_up = |s: &MirrorStatus| s.is_healthy() && s.applied_revision == 2;
+            reported(&seen, "the copy is applied", caught_up).await;
+            // The source stops answering: the status says so, and counts the errors.
+            a.set_down(true);
+            let down = reported(&seen, "the source fails", |s| s.source_error.is_some()).await;
+            assert!(down.errors >= 1 && !down.is_healthy());
+            a.set_down(false);
+            reported(&seen, "the source answers again", |s| s.is_healthy()).await;
+            // The target fails while the source changes: the lag grows.
+            b.set_down(true);
+            for i in 1..=3 {
+                a.inner.put(b"/k", i.to_string().as_bytes()).await.unwrap();
+            }
+            let behind = reported(&seen, "the target fails, behind", |s| {
+                s.target_error.is_some() && s.lag_revisions == 3
+            })
+            .await;
+            assert_eq!(behind.source_revision, 5);
+            reported(&seen, "the lag has a duration", |s| {
+                s.target_error.is_some() && s.lag_seconds > 0.0
+            })
+            .await;
+            b.set_down(false);
+            reported(&seen, "caught up again", |s| {
+                s.is_healthy() && s.applied_revision == 5 && s.lag_revisions == 0
+            })
+            .await;
+            let _ = stop_tx.send(());
+        };
+        let (status, ()) = tokio::join!(run, drive);
+        let status = status.unwrap();
+        assert_eq!(status.lag_seconds, 0.0);
+        assert_eq!(b.inner.get(b"/k").await.unwrap().unwrap().value, b"3");
     }
 }

@@ -22,7 +22,7 @@ pub mod step;
 use std::collections::BTreeMap;
 
 pub use file::{load_dir, new_file, Migration};
-pub use plan::{plan, EntityChanges, KeyChange, PlannedMigration};
+pub use plan::{plan, EntityChanges, PlanValue, PlannedChange, PlannedMigration};
 pub use runner::{up, MigrationReport, RunEvent, StepStats, UpOptions};
 pub use state::{Applied, Counts, Progress};
 

@@ -3,7 +3,8 @@
 //! Owns the dry run: the keys the pending migrations can touch (and the area's
 //! recorded state) are copied into an in-memory store, the very same runner applies
 //! the migrations there one by one, and each one's before/after is diffed. So the plan
-//! is what `up` does, not a second implementation of it.
+//! is what `up` does, not a second implementation of it. With a schema, the plan is
+//! redacted before it is returned: no frontend can show a secret by forgetting to.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -17,12 +18,21 @@ use crate::runner::{select, up_area, StepStats, UpOptions};
 use crate::state::{self, area_prefix, lock_key, STATE_PREFIX};
 use crate::{validate, Areas, Error};
 
-/// One key's change.
+/// A value in a plan: as stored, or hidden because it is a secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyChange {
+pub enum PlanValue {
+    Value(Vec<u8>),
+    /// A value the schema marks secret, or one seen under a secret key anywhere in the
+    /// plan (a step that moves a secret writes it under a key the schema may not name).
+    Secret,
+}
+
+/// One key's change in a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedChange {
     pub key: Vec<u8>,
-    pub before: Option<Vec<u8>>,
-    pub after: Option<Vec<u8>>,
+    pub before: Option<PlanValue>,
+    pub after: Option<PlanValue>,
 }
 
 /// The changes of one migration that fall on one entity (an object pattern its steps
@@ -46,7 +56,7 @@ pub struct PlannedMigration {
     pub description: String,
     pub resumes: bool,
     pub steps: Vec<StepStats>,
-    pub changes: Vec<KeyChange>,
+    pub changes: Vec<PlannedChange>,
     /// The changes counted per entity, in the order the steps name them.
     pub entities: Vec<EntityChanges>,
 }
@@ -63,8 +73,48 @@ async fn read_span<S: Store>(store: &S, prefix: &[u8], into: &mut Data) -> Resul
     Ok(())
 }
 
-/// Plans every pending migration of the selected areas (up to `opts.to`).
+/// Plans every pending migration of the selected areas (up to `opts.to`). With a
+/// `schema`, every secret value in the plan is [`PlanValue::Secret`].
 pub async fn plan<S: Store>(
+    store: &S,
+    areas: &Areas,
+    opts: &UpOptions,
+    schema: Option<&strata_schema::Schema>,
+) -> Result<Vec<PlannedMigration>, Error> {
+    let mut plans = plan_raw(store, areas, opts).await?;
+    if let Some(schema) = schema {
+        redact(&mut plans, |key| schema.classify(key).is_secret());
+    }
+    Ok(plans)
+}
+
+/// Hides every value under a key `secret` names, and every copy of such a value
+/// anywhere in the plans.
+fn redact(plans: &mut [PlannedMigration], secret: impl Fn(&[u8]) -> bool) {
+    let value = |v: &Option<PlanValue>| match v {
+        Some(PlanValue::Value(v)) => Some(v.clone()),
+        _ => None,
+    };
+    let seen: std::collections::HashSet<Vec<u8>> = plans
+        .iter()
+        .flat_map(|p| &p.changes)
+        .filter(|c| secret(&c.key))
+        .flat_map(|c| [value(&c.before), value(&c.after)])
+        .flatten()
+        .collect();
+    for c in plans.iter_mut().flat_map(|p| &mut p.changes) {
+        let hide = secret(&c.key);
+        for v in [&mut c.before, &mut c.after] {
+            if let Some(PlanValue::Value(bytes)) = v {
+                if hide || seen.contains(bytes.as_slice()) {
+                    *v = Some(PlanValue::Secret);
+                }
+            }
+        }
+    }
+}
+
+async fn plan_raw<S: Store>(
     store: &S,
     areas: &Areas,
     opts: &UpOptions,
@@ -156,7 +206,7 @@ pub async fn plan<S: Store>(
 }
 
 /// Counts each change under the first pattern of the migration's steps that holds it.
-fn by_entity(m: &Migration, changes: &[KeyChange]) -> Vec<EntityChanges> {
+fn by_entity(m: &Migration, changes: &[PlannedChange]) -> Vec<EntityChanges> {
     let mut patterns: Vec<&Pattern> = Vec::new();
     for p in m.steps.iter().flat_map(|s| s.patterns()) {
         if !patterns.iter().any(|q| q.as_str() == p.as_str()) {
@@ -204,18 +254,57 @@ fn by_entity(m: &Migration, changes: &[KeyChange]) -> Vec<EntityChanges> {
         .collect()
 }
 
-fn diff(before: &Data, after: &Data) -> Vec<KeyChange> {
+fn diff(before: &Data, after: &Data) -> Vec<PlannedChange> {
     let mut keys: Vec<&Vec<u8>> = before.keys().chain(after.keys()).collect();
     keys.sort();
     keys.dedup();
     keys.into_iter()
         .filter_map(|k| {
             let (b, a) = (before.get(k), after.get(k));
-            (b != a).then(|| KeyChange {
+            (b != a).then(|| PlannedChange {
                 key: k.clone(),
-                before: b.cloned(),
-                after: a.cloned(),
+                before: b.cloned().map(PlanValue::Value),
+                after: a.cloned().map(PlanValue::Value),
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(key: &str, before: Option<&str>, after: Option<&str>) -> PlannedChange {
+        let v = |x: Option<&str>| x.map(|x| PlanValue::Value(x.as_bytes().to_vec()));
+        PlannedChange {
+            key: key.as_bytes().to_vec(),
+            before: v(before),
+            after: v(after),
+        }
+    }
+
+    /// The plan a frontend gets is redacted already: a value under a secret key, and
+    /// the same value where a step moved it, under a key the schema does not name.
+    #[test]
+    fn a_redacted_plan_hides_secrets_also_where_a_step_moves_them() {
+        let mut plans = vec![PlannedMigration {
+            area: "users".into(),
+            label: "0001_x".into(),
+            description: String::new(),
+            resumes: false,
+            steps: Vec::new(),
+            changes: vec![
+                change("/u/1/token", Some("s3cret"), None),
+                change("/moved/1/token", None, Some("s3cret")),
+                change("/u/1/name", Some("ada"), Some("Ada")),
+            ],
+            entities: Vec::new(),
+        }];
+        redact(&mut plans, |key| key.ends_with(b"/u/1/token"));
+        let c = &plans[0].changes;
+        assert_eq!(c[0].before, Some(PlanValue::Secret));
+        assert_eq!(c[1].after, Some(PlanValue::Secret));
+        assert_eq!(c[2].after, Some(PlanValue::Value(b"Ada".to_vec())));
+        assert_eq!(c[0].after, None);
+    }
 }

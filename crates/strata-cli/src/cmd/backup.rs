@@ -7,12 +7,13 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{json, Value};
 use strata_backup::secrets::{read_key, read_or_create_key, Secrets};
-use strata_backup::{BackupOptions, BackupReport, Identity, KeyChange};
+use strata_backup::{BackupOptions, BackupReport, Identity, KeyChange, WatchUpdate};
 use strata_core::clock::format_rfc3339;
 use strata_schema::Schema;
 
 use super::{open, open_url};
 use crate::cli::{BackupCommand, BackupShape, BackupWriteArgs, Format, StoreOpts};
+use crate::log;
 use crate::output::{plural, print_json, show, stdout};
 use crate::Outcome;
 
@@ -108,10 +109,14 @@ fn progress() -> strata_backup::Progress {
         }
         *last = std::time::Instant::now();
         match stage {
-            strata_backup::Stage::Reading { keys } => eprintln!("full backup: {keys} keys read"),
-            strata_backup::Stage::Writing { files, total } => {
-                eprintln!("full backup: {files}/{total} files written")
-            }
+            strata_backup::Stage::Reading { keys } => log::info(
+                &format!("full backup: {keys} keys read"),
+                json!({"keys_read": keys}),
+            ),
+            strata_backup::Stage::Writing { files, total } => log::info(
+                &format!("full backup: {files}/{total} files written"),
+                json!({"files_written": files, "files": total}),
+            ),
         }
     })
 }
@@ -152,31 +157,12 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
             println!("{}", report_line(&report));
             Ok(Outcome::Ok)
         }
-        BackupCommand::Watch { args, debounce } => {
-            let store = open(opts).await?;
-            let options = options(&opts.store, &args.shape, Some(&args))?;
-            let debounce = Duration::from_secs_f64(debounce.max(0.0));
-            eprintln!(
-                "backing up {} into {} continuously ({} s debounce); stop with Ctrl-C",
-                options.store_label,
-                options.repo.display(),
-                debounce.as_secs_f64()
-            );
-            let mut on_commit = |r: &BackupReport| {
-                if r.commit.is_some() {
-                    println!("{}", report_line(r));
-                }
-            };
-            strata_backup::watch(
-                &store,
-                &options,
-                debounce,
-                &mut on_commit,
-                super::transfer::shutdown(),
-            )
-            .await?;
-            Ok(Outcome::Ok)
-        }
+        BackupCommand::Watch {
+            args,
+            debounce,
+            check_every,
+            metrics,
+        } => watch(opts, &args, debounce, check_every, metrics).await,
         BackupCommand::Verify { shape } => {
             let store = open(opts).await?;
             let options = options(&opts.store, &shape, None)?;
@@ -265,6 +251,79 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
             Ok(Outcome::Ok)
         }
     }
+}
+
+/// `backup watch`: the library's loop, its commits printed as they come, its
+/// failures and recoveries logged, its status fed to the metrics server.
+async fn watch(
+    opts: &StoreOpts,
+    args: &BackupWriteArgs,
+    debounce: f64,
+    check_every: Duration,
+    metrics: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Outcome> {
+    let store = open(opts).await?;
+    let options = options(&opts.store, &args.shape, Some(args))?;
+    let how = strata_backup::WatchOptions {
+        debounce: Duration::from_secs_f64(debounce.max(0.0)),
+        check_every,
+    };
+    let monitor = strata_http::Monitor::new();
+    let feed = strata_http::BackupFeed::new(&monitor, &opts.store);
+    let server = super::serve_metrics(metrics, monitor).await?;
+    log::info(
+        &format!(
+            "backing up {} into {} continuously ({} s debounce); stop with Ctrl-C",
+            options.store_label,
+            options.repo.display(),
+            how.debounce.as_secs_f64()
+        ),
+        json!({"store": options.store_label, "repo": options.repo.display().to_string()}),
+    );
+    let store_what = format!("backup: the store {}", options.store_label);
+    let backup_what = format!("backup: backing up {}", options.store_label);
+    let (mut store_error, mut backup_error) = (None, None);
+    let mut on_update = |update: WatchUpdate<'_>| {
+        feed.observe(update);
+        let status = match update {
+            WatchUpdate::Backup { report, status } => {
+                if report.commit.is_some() {
+                    println!("{}", commit_line(report));
+                }
+                status
+            }
+            WatchUpdate::Status(status) => status,
+        };
+        store_error = log::transition(&store_error, &status.store_error, &store_what, json!({}));
+        backup_error =
+            log::transition(&backup_error, &status.backup_error, &backup_what, json!({}));
+    };
+    let result = strata_backup::watch(
+        &store,
+        &options,
+        &how,
+        &mut on_update,
+        super::transfer::shutdown(),
+    )
+    .await;
+    if let Some(server) = server {
+        server.shutdown().await?;
+    }
+    result?;
+    Ok(Outcome::Ok)
+}
+
+/// A commit of `backup watch`: its text line, or with `--log-format json` a log line
+/// with the report's fields.
+fn commit_line(r: &BackupReport) -> String {
+    if !log::is_json() {
+        return report_line(r);
+    }
+    let fields = json!({
+        "commit": r.commit, "revision": r.revision, "full": r.full, "added": r.added,
+        "changed": r.changed, "removed": r.removed, "files_written": r.files_written,
+    });
+    log::line(log::Level::Info, &report_line(r), fields)
 }
 
 fn value_text(v: &Option<Value>) -> String {

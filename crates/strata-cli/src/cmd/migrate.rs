@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use strata_migrate::{Areas, Counts, RunEvent, StepStats, UpOptions};
+use strata_migrate::{Areas, Counts, PlanValue, RunEvent, StepStats, UpOptions};
 use strata_store::AnyStore;
 
 use crate::cli::{Format, MigrateCommand, MigrateSelect};
@@ -62,8 +62,9 @@ pub async fn run(store: &AnyStore, command: MigrateCommand) -> anyhow::Result<Ou
             let schema = schema
                 .map(|path| strata_schema::Schema::load(&path))
                 .transpose()?;
-            let plans = strata_migrate::plan(store, &areas, &options(&select)).await?;
-            print_plan(&plans, summary, schema.as_ref(), format)?;
+            let plans =
+                strata_migrate::plan(store, &areas, &options(&select), schema.as_ref()).await?;
+            print_plan(&plans, summary, format)?;
             Ok(Outcome::Ok)
         }
         MigrateCommand::Up {
@@ -169,31 +170,19 @@ fn step_json(s: &StepStats) -> serde_json::Value {
            "puts": s.counts.puts, "deletes": s.counts.deletes})
 }
 
+/// What a hidden value reads as.
+const HIDDEN: &str = "<secret>";
+
 fn print_plan(
     plans: &[strata_migrate::PlannedMigration],
     summary: bool,
-    schema: Option<&strata_schema::Schema>,
     format: Format,
 ) -> anyhow::Result<()> {
-    // A value is hidden when its key is secret, and wherever it shows up in the plan
-    // (a migration that moves a secret writes it under a key the schema may not name).
-    let secret_key = |key: &[u8]| schema.is_some_and(|s| s.classify(key).is_secret());
-    let secret_values: std::collections::HashSet<&[u8]> = plans
-        .iter()
-        .flat_map(|p| &p.changes)
-        .filter(|c| secret_key(&c.key))
-        .flat_map(|c| [c.before.as_deref(), c.after.as_deref()])
-        .flatten()
-        .collect();
-    let hidden = |key: &[u8], v: &[u8]| secret_key(key) || secret_values.contains(v);
-    const HIDDEN: &str = "<secret>";
-    let text = |key: &[u8], v: &Option<Vec<u8>>| {
-        v.as_deref().map(|v| {
-            if hidden(key, v) {
-                HIDDEN.to_owned()
-            } else {
-                String::from_utf8_lossy(v).into_owned()
-            }
+    // The library has hidden every secret already (given a schema).
+    let text = |v: &Option<PlanValue>| {
+        v.as_ref().map(|v| match v {
+            PlanValue::Value(v) => String::from_utf8_lossy(v).into_owned(),
+            PlanValue::Secret => HIDDEN.to_owned(),
         })
     };
     if format == Format::Json {
@@ -203,7 +192,7 @@ fn print_plan(
                 let changes: Vec<_> = p
                     .changes
                     .iter()
-                    .map(|c| json!({"key": String::from_utf8_lossy(&c.key), "before": text(&c.key, &c.before), "after": text(&c.key, &c.after)}))
+                    .map(|c| json!({"key": String::from_utf8_lossy(&c.key), "before": text(&c.before), "after": text(&c.after)}))
                     .collect();
                 let entities: Vec<_> = p
                     .entities
@@ -263,12 +252,9 @@ fn print_plan(
         }
         for c in &p.changes {
             let key = show(&c.key);
-            let show = |v: &[u8]| {
-                if hidden(&c.key, v) {
-                    HIDDEN.to_owned()
-                } else {
-                    show(v)
-                }
+            let show = |v: &PlanValue| match v {
+                PlanValue::Value(v) => show(v),
+                PlanValue::Secret => HIDDEN.to_owned(),
             };
             match (&c.before, &c.after) {
                 (None, Some(a)) => writeln!(out, "  + {key} = {}", show(a))?,
@@ -290,11 +276,11 @@ async fn confirm(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::R
              review `strata migrate plan` and run `strata migrate up --yes`"
         );
     }
-    let plans = strata_migrate::plan(store, areas, opts).await?;
+    let plans = strata_migrate::plan(store, areas, opts, None).await?;
     if plans.is_empty() {
         return Ok(());
     }
-    print_plan(&plans, true, None, Format::Text)?;
+    print_plan(&plans, true, Format::Text)?;
     eprint!("apply these migrations? [y/N] ");
     let mut answer = String::new();
     std::io::stdin()

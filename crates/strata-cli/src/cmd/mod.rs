@@ -77,6 +77,23 @@ async fn open_url(url: &str, opts: &crate::cli::StoreOpts) -> anyhow::Result<Any
         .with_context(|| format!("cannot open the store {redacted}"))
 }
 
+/// Starts the metrics and health server of a long-running command when asked to.
+async fn serve_metrics(
+    addr: Option<std::net::SocketAddr>,
+    monitor: strata_http::Monitor,
+) -> anyhow::Result<Option<strata_http::Server>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let server = strata_http::serve(addr, monitor).await?;
+    let at = server.local_addr();
+    crate::log::info(
+        &format!("serving metrics at http://{at}/metrics and health at http://{at}/healthz"),
+        serde_json::json!({ "metrics_addr": at.to_string() }),
+    );
+    Ok(Some(server))
+}
+
 /// Reads a value argument: `-` is standard input, taken as is.
 fn read_value(value: &str) -> anyhow::Result<Vec<u8>> {
     if value == "-" {

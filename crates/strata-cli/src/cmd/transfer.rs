@@ -9,6 +9,7 @@ use strata_core::transfer::{copy as run_copy, diff as run_diff, CopyOptions, Rew
 
 use super::open_url;
 use crate::cli::*;
+use crate::log;
 use crate::output::{plural, print_json, stdout};
 use crate::Outcome;
 
@@ -115,20 +116,53 @@ pub async fn mirror(opts: &StoreOpts, args: MirrorArgs) -> anyhow::Result<Outcom
         name: args.name.clone(),
         report_every: args.report_every,
     };
+    let monitor = strata_http::Monitor::new();
+    let feed = strata_http::MirrorFeed::new(&monitor, &args.endpoints.from, &args.endpoints.to);
+    let server = super::serve_metrics(args.metrics, monitor).await?;
+    let source = format!(
+        "mirror: the source store {}",
+        strata_store::redact(&args.endpoints.from)
+    );
+    let target = format!(
+        "mirror: writing to the target store {}",
+        strata_store::redact(&args.endpoints.to)
+    );
     let as_json = args.status;
+    // A line per report, but during a run of retried failures (reported each time)
+    // no more than one per half period, besides the warnings.
+    let every = args.report_every / 2;
+    let mut last_line: Option<std::time::Instant> = None;
+    let (mut source_error, mut target_error) = (None, None);
     let mut report = move |s: &MirrorStatus| {
-        eprintln!(
-            "mirror: applied revision {} of {} (lag {} revisions, {:.1} s); {} changes applied, {} keys copied",
-            s.applied_revision, s.source_revision, s.lag_revisions, s.lag_seconds, s.changes_applied, s.copied
+        feed.observe(s);
+        source_error = log::transition(&source_error, &s.source_error, &source, json!({}));
+        target_error = log::transition(&target_error, &s.target_error, &target, json!({}));
+        if last_line.is_some_and(|t| t.elapsed() < every) && !s.is_healthy() {
+            return;
+        }
+        last_line = Some(std::time::Instant::now());
+        log::info(
+            &format!(
+                "mirror: applied revision {} of {} (lag {} revisions, {:.1} s); {} changes applied, {} keys copied",
+                s.applied_revision, s.source_revision, s.lag_revisions, s.lag_seconds, s.changes_applied, s.copied
+            ),
+            status_json(s),
         );
         if as_json {
             println!("{}", status_json(s));
         }
     };
-    let status = run_mirror(&from, &to, &sel, &mirror_opts, &mut report, shutdown()).await?;
-    eprintln!(
-        "mirror stopped at source revision {}",
-        status.applied_revision
+    let status = run_mirror(&from, &to, &sel, &mirror_opts, &mut report, shutdown()).await;
+    if let Some(server) = server {
+        server.shutdown().await?;
+    }
+    let status = status?;
+    log::info(
+        &format!(
+            "mirror stopped at source revision {}",
+            status.applied_revision
+        ),
+        status_json(&status),
     );
     if args.status {
         println!("{}", status_json(&status));
@@ -140,7 +174,8 @@ fn status_json(s: &MirrorStatus) -> serde_json::Value {
     json!({
         "applied_revision": s.applied_revision, "source_revision": s.source_revision,
         "lag_revisions": s.lag_revisions, "lag_seconds": s.lag_seconds,
-        "changes_applied": s.changes_applied, "copied": s.copied,
+        "changes_applied": s.changes_applied, "copied": s.copied, "errors": s.errors,
+        "source_error": s.source_error, "target_error": s.target_error,
     })
 }
 
