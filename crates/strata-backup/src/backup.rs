@@ -499,7 +499,7 @@ pub(crate) fn push_remote<'r>(
     let url = r.url().unwrap_or(remote).to_owned();
     if let Some(scheme) = network_scheme(&url) {
         return Err(Error::Refused(format!(
-            "--push {remote}: this build pushes to local paths and file:// URLs only, not over \
+            "remote {remote}: this build pushes to local paths and file:// URLs only, not over \
              {scheme}; push to a bare repository on a local or mounted disk, or push the backup \
              repository with git after each run"
         )));

@@ -13,6 +13,7 @@ pub mod layout;
 pub mod options;
 pub mod pack;
 pub mod repo;
+pub mod request;
 pub mod restore;
 pub mod secrets;
 pub mod watch;
@@ -21,11 +22,16 @@ use std::path::PathBuf;
 
 pub use backup::run;
 pub use options::{BackupOptions, BackupReport, Identity, Progress, Stage};
+pub use request::{BackupRequest, Writer};
 pub use restore::{
     diff, log, restore, restore_all, verify, KeyChange, LogEntry, RestoreHow, RestoreReport,
     VerifyReport,
 };
 pub use watch::{watch, CommitPoint, WatchOptions, WatchStatus, WatchUpdate};
+
+/// The version of the file layout a commit records in its options (a change of
+/// layout forces a full backup).
+pub const LAYOUT_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -57,7 +63,7 @@ pub enum Error {
     #[error("key file {path}: {reason}")]
     Key { path: String, reason: String },
 
-    #[error("{key} is stored encrypted; pass --encrypt-secrets KEYFILE with the key the backup was made with")]
+    #[error("{key} is stored encrypted; give the key the backup was made with")]
     NeedKey { key: String },
 
     #[error("the backup of {key} is malformed ({reason}); was the file edited by hand?")]
@@ -66,7 +72,7 @@ pub enum Error {
     #[error("{0}")]
     NotFound(String),
 
-    #[error("{} keys changed in the store since they were read: {}{}; {}. Run again to restore over the new values, or pass --force to overwrite whatever is there",
+    #[error("{} keys changed in the store since they were read: {}{}; {}. Run again to restore over the new values, or force the restore to overwrite whatever is there",
         keys.len(), keys.iter().take(5).cloned().collect::<Vec<_>>().join(", "), if keys.len() > 5 { ", …" } else { "" },
         if *restored == 0 { "nothing was restored".to_owned() } else { format!("{restored} of {total} writes were done in earlier batches") })]
     Conflict {

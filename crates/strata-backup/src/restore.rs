@@ -292,7 +292,7 @@ pub async fn restore_all<S: Store + Clone + 'static>(
             Some(kv) => {
                 return Err(Error::Refused(format!(
                     "the target store holds {existing} keys from an interrupted restore --all of commit {}; \
-                     finish it with --at {0}, or empty the store to rebuild from another commit",
+                     finish that rebuild (from commit {0}), or empty the store to rebuild from another commit",
                     String::from_utf8_lossy(&kv.value)
                 )))
             }

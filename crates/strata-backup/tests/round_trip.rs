@@ -249,7 +249,7 @@ async fn a_restore_reports_a_concurrent_change_instead_of_overwriting_it() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("/app/users/7/status"), "{err}");
-    assert!(err.to_string().contains("--force"), "{err}");
+    assert!(err.to_string().contains("force the restore"), "{err}");
     let now = store.get(b"/app/users/7/status").await.unwrap().unwrap();
     assert_eq!(
         now.value, b"blocked-by-someone-else",

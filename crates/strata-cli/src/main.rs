@@ -7,6 +7,7 @@ mod cli;
 mod cmd;
 mod log;
 mod output;
+mod wording;
 
 use std::process::ExitCode;
 
@@ -51,13 +52,17 @@ fn main() -> ExitCode {
                     causes.push(text);
                 }
             }
+            let hint = wording::hint(&err);
             if log::is_json() {
-                let fields = serde_json::json!({ "causes": causes });
+                let fields = serde_json::json!({ "causes": causes, "hint": hint });
                 log::log(log::Level::Error, &err.to_string(), fields);
             } else {
                 eprintln!("error: {err}");
                 for cause in causes {
                     eprintln!("  caused by: {cause}");
+                }
+                if let Some(hint) = hint {
+                    eprintln!("  hint: {hint}");
                 }
             }
             ExitCode::from(1)

@@ -89,6 +89,16 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    #[error(
+        "the target does not match the source after the copy (its digest {target_digest}, the source's \
+         {source_digest} at revision {source_revision}): another writer changed it? Run the copy again"
+    )]
+    CopyNotVerified {
+        source_revision: i64,
+        source_digest: String,
+        target_digest: String,
+    },
+
     #[error("the watch on {backend} was closed: {reason}")]
     WatchClosed { backend: String, reason: String },
 }

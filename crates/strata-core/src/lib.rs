@@ -15,6 +15,7 @@ pub mod load;
 pub mod mem;
 pub mod mirror;
 pub mod model;
+pub mod redact;
 pub mod snapshot;
 pub mod store;
 pub mod transfer;

@@ -225,7 +225,8 @@ pub struct CopyOptions {
 
 /// Copies the selected keys of `from`, read at one revision, into `to`: batched,
 /// idempotent, resumable (a re-run writes what is still missing), then verified by
-/// comparing a digest of the source at that revision with the target.
+/// comparing a digest of the source at that revision with the target. A target that
+/// does not match is [`Error::CopyNotVerified`].
 pub async fn copy<A: Store, B: Store + Clone + 'static>(
     from: &A,
     to: &B,
@@ -285,6 +286,14 @@ pub async fn copy<A: Store, B: Store + Clone + 'static>(
     report.target_digest = target_digest.hex();
     report.verified =
         report.target_digest == report.source_digest && target_digest.keys == report.keys;
+    // An unverified copy is a failure for every caller, not a flag each must check.
+    if !report.verified {
+        return Err(Error::CopyNotVerified {
+            source_revision,
+            source_digest: report.source_digest,
+            target_digest: report.target_digest,
+        });
+    }
     Ok(report)
 }
 

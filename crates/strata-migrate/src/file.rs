@@ -89,9 +89,7 @@ pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, Vec<Migration>>, Error> {
     let mut areas = BTreeMap::new();
     let entries = std::fs::read_dir(dir).map_err(|e| Error::File {
         path: dir.display().to_string(),
-        reason: format!(
-            "cannot read the migrations folder: {e}; create it with `strata migrate new AREA NAME` or pass --dir"
-        ),
+        reason: format!("cannot read the migrations folder: {e}"),
     })?;
     for entry in entries {
         let entry = entry.map_err(|e| io(dir, e))?;

@@ -49,7 +49,7 @@ pub enum Error {
     #[error("the migration state at {key} is unreadable ({reason}); it was not written by strata: inspect it with `strata get {key}`")]
     Corrupt { key: String, reason: String },
 
-    #[error("area {area} is being migrated by {holder}; wait for it with --wait SECONDS, or let the lock expire if that runner is dead")]
+    #[error("area {area} is being migrated by {holder}; wait for it, or let the lock expire if that runner is dead")]
     Locked { area: String, holder: String },
 
     #[error("lost the migration lock of area {area}, now held by {holder} (a pause longer than the lock's expiry?); nothing more was written: run again to finish")]
@@ -69,7 +69,7 @@ pub enum Error {
         reason: String,
     },
 
-    #[error("interrupted while applying {area} {migration}: the batches written so far and the progress are recorded and the lock is released; run `strata migrate up` again to finish")]
+    #[error("interrupted while applying {area} {migration}: the batches written so far and the progress are recorded and the lock is released; apply the migrations again to finish")]
     Interrupted { area: String, migration: String },
 
     #[error("stopped after applying {}: {source}", done.join(", "))]

@@ -120,36 +120,9 @@ impl StoreUrl {
     }
 }
 
-/// A URL with any `user:password@` part and `password=` parameter removed, for
-/// messages and backup commits.
-pub fn redact(url: &str) -> String {
-    // The query starts after the credentials (a password may hold a raw `?`).
-    let from = url.rfind('@').unwrap_or(0);
-    let (base, query) = match url[from..].find('?') {
-        Some(q) => (&url[..from + q], Some(&url[from + q + 1..])),
-        None => (url, None),
-    };
-    let mut out = match (base.find("://"), base.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}{}", &base[..scheme + 3], &base[at + 1..])
-        }
-        _ => base.to_owned(),
-    };
-    if let Some(query) = query {
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|pair| {
-                let name = pair.split('=').next().unwrap_or_default();
-                !name.to_ascii_lowercase().contains("password")
-            })
-            .collect();
-        if !kept.is_empty() {
-            out.push('?');
-            out.push_str(&kept.join("&"));
-        }
-    }
-    out
-}
+/// A URL with any credentials removed, for messages (defined in `strata_core`, so that
+/// crates that name a store without opening one, such as backup, share the rule).
+pub use strata_core::redact::redact_url as redact;
 
 /// Connection settings that are not part of the URL (the CLI's global flags).
 /// `Debug` shows no password.

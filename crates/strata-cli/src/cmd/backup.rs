@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{json, Value};
-use strata_backup::secrets::{read_key, read_or_create_key, Secrets};
-use strata_backup::{BackupOptions, BackupReport, Identity, KeyChange, WatchUpdate};
+use strata_backup::{
+    BackupOptions, BackupReport, BackupRequest, Identity, KeyChange, WatchUpdate, Writer,
+};
 use strata_core::clock::format_rfc3339;
-use strata_schema::Schema;
 
 use super::{open, open_url};
 use crate::cli::{BackupCommand, BackupShape, BackupWriteArgs, Format, StoreOpts};
@@ -17,86 +17,32 @@ use crate::log;
 use crate::output::{plural, print_json, show, stdout};
 use crate::Outcome;
 
-fn identity(text: &str) -> anyhow::Result<Identity> {
-    let (name, rest) = text
-        .split_once('<')
-        .with_context(|| format!("{text:?} is not an identity; write \"Name <email>\""))?;
-    let email = rest
-        .strip_suffix('>')
-        .with_context(|| format!("{text:?} is not an identity; write \"Name <email>\""))?;
-    Ok(Identity {
-        name: name.trim().to_owned(),
-        email: email.trim().to_owned(),
-    })
-}
-
-fn hex_digest(bytes: &[u8]) -> String {
-    let mut d = strata_core::transfer::Digest::default();
-    d.add(b"", bytes);
-    d.hex()
-}
-
-/// Resolves the arguments into options; creates the repository first when writing
-/// (the default fingerprint key lives inside it).
+/// Resolves the arguments into options (the library creates the repository first
+/// when writing).
 fn options(
     url: &str,
     shape: &BackupShape,
     write: Option<&BackupWriteArgs>,
 ) -> anyhow::Result<BackupOptions> {
-    let repo = &shape.repo.repo;
-    if write.is_some() {
-        strata_backup::repo::Repo::open(repo, true, false)?;
-    }
-    let schema_text = match &shape.schema {
-        Some(p) => std::fs::read_to_string(p)
-            .with_context(|| format!("cannot read the schema {}", p.display()))?,
-        None => String::new(),
-    };
-    let schema = match &shape.schema {
-        Some(p) => Some(Schema::parse(&schema_text, &p.display().to_string())?),
+    let writer = match write {
+        Some(w) => Some(Writer {
+            author: Identity::parse(&w.author)?,
+            committer: w.committer.as_deref().map(Identity::parse).transpose()?,
+            push: w.push.clone(),
+        }),
         None => None,
     };
-    let encrypt = shape.encrypt_secrets.as_deref().map(read_key).transpose()?;
-    let fp_path = shape
-        .fingerprint_key
-        .clone()
-        .unwrap_or_else(|| strata_backup::default_fingerprint_key(repo));
-    let fingerprint = read_or_create_key(&fp_path)?;
-    let mut prefixes: Vec<Vec<u8>> = shape
-        .prefixes
-        .iter()
-        .map(|p| p.as_bytes().to_vec())
-        .collect();
-    prefixes.sort();
-    let options_id = format!(
-        "layout=1\nprefixes={:?}\nschema={}\nencrypt={}\nfingerprint={}",
-        shape.prefixes,
-        hex_digest(schema_text.as_bytes()),
-        encrypt.as_deref().map(hex_digest).unwrap_or_default(),
-        hex_digest(&fingerprint)
-    );
-    let (author, committer, push) = match write {
-        Some(w) => {
-            let author = identity(&w.author)?;
-            let committer = match &w.committer {
-                Some(c) => identity(c)?,
-                None => author.clone(),
-            };
-            (author, committer, w.push.clone())
-        }
-        None => (Identity::default(), Identity::default(), None),
-    };
-    Ok(BackupOptions {
-        repo: repo.clone(),
-        prefixes,
-        secrets: Secrets::new(schema, fingerprint, encrypt),
-        options_id,
-        store_label: strata_store::redact(url),
-        author,
-        committer,
-        push,
+    Ok(BackupRequest {
+        repo: shape.repo.repo.clone(),
+        prefixes: shape.prefixes.clone(),
+        schema: shape.schema.clone(),
+        encrypt_key: shape.encrypt_secrets.clone(),
+        fingerprint_key: shape.fingerprint_key.clone(),
+        store_url: url.to_owned(),
+        writer,
         progress: progress(),
-    })
+    }
+    .resolve()?)
 }
 
 /// Progress of a long full backup on stderr: a line every few seconds.

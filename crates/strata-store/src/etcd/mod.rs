@@ -118,9 +118,7 @@ impl EtcdStore {
             (Some(user), None) => {
                 return Err(Error::InvalidUrl {
                     url: opts.endpoints.join(","),
-                    reason: format!(
-                        "user {user} has no password: give --password or ETCDCTL_PASSWORD"
-                    ),
+                    reason: format!("user {user} has no password: give its password too"),
                 })
             }
             _ => {}
@@ -246,7 +244,7 @@ fn tls_options(opts: &EtcdOptions) -> Result<Option<etcd_client::TlsOptions>> {
         _ => {
             return Err(Error::InvalidUrl {
                 url: opts.endpoints.join(","),
-                reason: "a client certificate needs both --cert and --key".into(),
+                reason: "a client certificate needs both the certificate and its key".into(),
             })
         }
     }
@@ -287,12 +285,12 @@ fn map_error(operation: &str, write: bool, e: etcd_client::Error) -> Error {
             }
             if message.contains("too many operations in txn request") {
                 return Error::InvalidTxn(format!(
-                    "the server refused the transaction: {message}; lower --max-txn-ops to the server's limit"
+                    "the server refused the transaction: {message}; the server takes fewer operations per transaction than assumed (its --max-txn-ops): tell Strata its limit"
                 ));
             }
             if message.contains("request is too large") {
                 return Error::InvalidTxn(format!(
-                    "the server refused the request: {message}; lower the batch size or the server's limit with --max-request-bytes"
+                    "the server refused the request: {message}; lower the batch size, or raise the server's limit (its --max-request-bytes)"
                 ));
             }
             let auth_hint = [
@@ -307,18 +305,22 @@ fn map_error(operation: &str, write: bool, e: etcd_client::Error) -> Error {
                 return Error::backend(
                     BACKEND,
                     operation,
-                    format!("{message} (give --user and --password, or ETCDCTL_USER and ETCDCTL_PASSWORD)"),
+                    format!("{message} (give a user and password the cluster accepts)"),
                 );
             }
             match status.code() {
-                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted | Code::Unknown => {
+                Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Cancelled
+                | Code::Aborted
+                | Code::Unknown => {
                     // "leader changed", "request timed out", a lost connection.
                     unavailable(operation, write, status.message().to_owned())
                 }
                 Code::Unauthenticated | Code::PermissionDenied => Error::backend(
                     BACKEND,
                     operation,
-                    format!("{message} (give --user and --password, or ETCDCTL_USER and ETCDCTL_PASSWORD)"),
+                    format!("{message} (give a user and password the cluster accepts)"),
                 ),
                 _ => Error::backend(BACKEND, operation, status.message().to_owned()),
             }
