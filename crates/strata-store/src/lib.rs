@@ -10,9 +10,13 @@
 //! | `etcd://[user:password@]host:port[,host:port…]` | [`etcd::EtcdStore`] |
 //! | `postgres://user[:password]@host:port/db[?schema=NAME]` | [`postgres::PgStore`] |
 //! | `mem:` | [`strata_core::MemStore`] (tests, dry runs) |
+//!
+//! SQLite and PostgreSQL keep one layout, whose SQL is written once in `sql`; each of
+//! the two keeps only its connection handling and what only it has.
 
 pub mod etcd;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use std::path::PathBuf;

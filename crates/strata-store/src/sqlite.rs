@@ -1,63 +1,42 @@
 //! The SQLite backend (`sqlite:PATH`): the embedded default. One file in WAL mode with
-//! the revisioned layout below; the semantics come from `strata_core::engine`, this
-//! module only maps its calls onto SQL.
-//!
-//! Layout (layout version 1):
-//! - `strata_meta(name, value)`: `revision` (the store revision, 1 when empty),
-//!   `compact_revision`, `layout_version`;
-//! - `strata_kv(key, value, create_revision, mod_revision, version)`: the current rows;
-//! - `strata_log(revision, seq, key, value, create_revision, version)`: every change,
-//!   `value` NULL for a delete; reads at old revisions, history and watch replay use it,
-//!   compaction trims it.
+//! the revisioned layout of [`crate::sql`], whose statements this module binds and
+//! runs; the semantics come from `strata_core::engine`. What is SQLite's own is here:
+//! opening the file (busy timeout, WAL, `synchronous=FULL`), transactions, the
+//! per-key batch upsert, and the polling watch.
 //!
 //! Every write runs in one `BEGIN IMMEDIATE` transaction, so writers in several
 //! processes are serialised by SQLite's lock and revisions are gap-free. A watch polls
 //! the log from its own connection, so it sees writes made by other processes.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use strata_core::engine::{self, run_ready, RevisionedState};
 use strata_core::{
-    Capabilities, Error, Event, EventKind, KeySpan, KeyValue, RangeRequest, RangeResponse, Result,
-    Store, StoreStatus, Txn, TxnResponse, WatchRequest, Watcher,
+    Capabilities, Error, Event, KeySpan, KeyValue, RangeRequest, RangeResponse, Result, Store,
+    StoreStatus, Txn, TxnResponse, WatchRequest, Watcher,
 };
 use tokio::sync::mpsc;
 
+use crate::sql::{self, Dialect, Sql, SqlRow, LAYOUT_VERSION};
+
 const BACKEND: &str = "sqlite";
-const LAYOUT_VERSION: i64 = 1;
 /// How often an idle watch looks for new revisions.
 const WATCH_POLL: Duration = Duration::from_millis(10);
-/// The most revisions a watch reads per query.
-const WATCH_WINDOW: i64 = 1024;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS strata_meta (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS strata_kv (
-    key BLOB PRIMARY KEY,
-    value BLOB NOT NULL,
-    create_revision INTEGER NOT NULL,
-    mod_revision INTEGER NOT NULL,
-    version INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS strata_log (
-    revision INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    key BLOB NOT NULL,
-    value BLOB,
-    create_revision INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    PRIMARY KEY (revision, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS strata_log_key ON strata_log (key, revision);
-INSERT OR IGNORE INTO strata_meta (name, value) VALUES
-    ('layout_version', 1), ('revision', 1), ('compact_revision', 0);
-";
+/// The layout's statements in SQLite's dialect.
+static SQL: LazyLock<Sql> = LazyLock::new(|| Sql::new(Dialect::Sqlite, None));
+
+/// SQLite's batch put: an upsert that derives `version` and `create_revision` from the
+/// row it replaces and returns them, run once per key. `?1` key, `?2` value, `?3` the
+/// revision.
+const PUT_RETURNING: &str =
+    "INSERT INTO strata_kv (key, value, create_revision, mod_revision, version) \
+     VALUES (?1, ?2, ?3, ?3, 1) ON CONFLICT (key) DO UPDATE SET \
+     value = excluded.value, mod_revision = excluded.mod_revision, version = version + 1 \
+     RETURNING create_revision, version";
 
 fn sql_err(operation: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
     move |e| Error::backend(BACKEND, operation, e)
@@ -127,14 +106,10 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err("create the layout"))?;
-        tx.execute_batch(SCHEMA)
+        tx.execute_batch(&SQL.layout)
             .map_err(sql_err("create the layout"))?;
         let layout: i64 = tx
-            .query_row(
-                "SELECT value FROM strata_meta WHERE name = 'layout_version'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row(&SQL.meta, ["layout_version"], |r| r.get(0))
             .map_err(sql_err("read the layout version"))?;
         if layout != LAYOUT_VERSION {
             return Err(Error::backend(
@@ -163,41 +138,20 @@ impl SqliteStore {
 struct SqlState<'a>(&'a rusqlite::Transaction<'a>);
 
 fn meta(conn: &Connection, name: &str) -> Result<i64> {
-    conn.prepare_cached("SELECT value FROM strata_meta WHERE name = ?1")
+    conn.prepare_cached(&SQL.meta)
         .and_then(|mut st| st.query_row([name], |r| r.get(0)))
         .map_err(sql_err("read the revision"))
 }
 
-fn row_kv(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyValue> {
-    Ok(KeyValue {
-        key: row.get(0)?,
-        value: row.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(),
-        create_revision: row.get(2)?,
-        mod_revision: row.get(3)?,
-        version: row.get(4)?,
-    })
-}
+impl SqlRow for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
 
-/// The SQL for a range: current rows or the log at a revision, bounded or not.
-fn range_sql(at_revision: bool, bounded: bool, keys_only: bool, count: bool) -> String {
-    let value = if keys_only { "NULL" } else { "value" };
-    let upper = if bounded { "AND key < ?2" } else { "" };
-    let body = if at_revision {
-        format!(
-            "SELECT key, {value}, create_revision, revision, version FROM strata_log l \
-             WHERE key >= ?1 {upper} AND value IS NOT NULL AND revision = \
-             (SELECT MAX(revision) FROM strata_log m WHERE m.key = l.key AND m.revision <= ?3)"
-        )
-    } else {
-        format!(
-            "SELECT key, {value}, create_revision, mod_revision, version FROM strata_kv \
-             WHERE key >= ?1 {upper} AND ?3 IS NULL"
-        )
-    };
-    if count {
-        format!("SELECT COUNT(*) FROM ({body})")
-    } else {
-        format!("{body} ORDER BY key LIMIT ?4")
+    fn bytes(&self, column: usize) -> rusqlite::Result<Option<Vec<u8>>> {
+        self.get(column)
+    }
+
+    fn int(&self, column: usize) -> rusqlite::Result<i64> {
+        self.get(column)
     }
 }
 
@@ -212,10 +166,8 @@ impl RevisionedState for SqlState<'_> {
 
     async fn current(&mut self, key: &[u8]) -> Result<Option<KeyValue>> {
         self.0
-            .prepare_cached(
-                "SELECT key, value, create_revision, mod_revision, version FROM strata_kv WHERE key = ?1",
-            )
-            .and_then(|mut st| st.query_row([key], row_kv).optional())
+            .prepare_cached(&SQL.current)
+            .and_then(|mut st| st.query_row([key], |r| sql::kv(r)).optional())
             .map_err(sql_err("read a key"))
     }
 
@@ -227,17 +179,15 @@ impl RevisionedState for SqlState<'_> {
         limit: i64,
         keys_only: bool,
     ) -> Result<(Vec<KeyValue>, bool)> {
-        let sql = range_sql(revision.is_some(), end.is_some(), keys_only, false);
+        let text = SQL.range(revision.is_some(), end.is_some(), keys_only);
+        // -1: no limit.
         let fetch = if limit > 0 { limit + 1 } else { -1 };
         let kvs = self
             .0
-            .prepare_cached(&sql)
+            .prepare_cached(text)
             .and_then(|mut st| {
-                st.query_map(
-                    params![start, end.unwrap_or_default(), revision, fetch],
-                    row_kv,
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()
+                st.query_map(params![start, end, revision, fetch], |r| sql::kv(r))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(sql_err("range read"))?;
         Ok(engine::cut_to_limit(kvs, limit))
@@ -249,33 +199,27 @@ impl RevisionedState for SqlState<'_> {
         end: Option<&[u8]>,
         revision: Option<i64>,
     ) -> Result<i64> {
-        let sql = range_sql(revision.is_some(), end.is_some(), true, true);
         self.0
-            .prepare_cached(&sql)
-            .and_then(|mut st| {
-                st.query_row(params![start, end.unwrap_or_default(), revision], |r| {
-                    r.get(0)
-                })
-            })
+            .prepare_cached(SQL.count(revision.is_some(), end.is_some()))
+            .and_then(|mut st| st.query_row(params![start, end, revision], |r| r.get(0)))
             .map_err(sql_err("count keys"))
     }
 
     async fn write_put(&mut self, kv: &KeyValue, seq: i64) -> Result<()> {
         self.0
-            .prepare_cached(
-                "INSERT INTO strata_kv (key, value, create_revision, mod_revision, version) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO UPDATE SET \
-                 value = excluded.value, mod_revision = excluded.mod_revision, version = excluded.version",
-            )
+            .prepare_cached(&SQL.put)
             .and_then(|mut st| {
-                st.execute(params![kv.key, kv.value, kv.create_revision, kv.mod_revision, kv.version])
+                st.execute(params![
+                    kv.key,
+                    kv.value,
+                    kv.create_revision,
+                    kv.mod_revision,
+                    kv.version
+                ])
             })
             .map_err(sql_err("write a key"))?;
         self.0
-            .prepare_cached(
-                "INSERT INTO strata_log (revision, seq, key, value, create_revision, version) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
+            .prepare_cached(&SQL.log_put)
             .and_then(|mut st| {
                 st.execute(params![
                     kv.mod_revision,
@@ -300,19 +244,11 @@ impl RevisionedState for SqlState<'_> {
         // replaces (RETURNING), instead of a read and a write.
         let mut upsert = self
             .0
-            .prepare_cached(
-                "INSERT INTO strata_kv (key, value, create_revision, mod_revision, version) \
-                 VALUES (?1, ?2, ?3, ?3, 1) ON CONFLICT (key) DO UPDATE SET \
-                 value = excluded.value, mod_revision = excluded.mod_revision, version = version + 1 \
-                 RETURNING create_revision, version",
-            )
+            .prepare_cached(PUT_RETURNING)
             .map_err(sql_err("write a key"))?;
         let mut log = self
             .0
-            .prepare_cached(
-                "INSERT INTO strata_log (revision, seq, key, value, create_revision, version) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
+            .prepare_cached(&SQL.log_put)
             .map_err(sql_err("write the history"))?;
         for (i, (key, value)) in puts.iter().enumerate() {
             let (create_revision, version): (i64, i64) = upsert
@@ -335,14 +271,11 @@ impl RevisionedState for SqlState<'_> {
 
     async fn write_delete(&mut self, key: &[u8], revision: i64, seq: i64) -> Result<()> {
         self.0
-            .prepare_cached("DELETE FROM strata_kv WHERE key = ?1")
+            .prepare_cached(&SQL.delete)
             .and_then(|mut st| st.execute([key]))
             .map_err(sql_err("delete a key"))?;
         self.0
-            .prepare_cached(
-                "INSERT INTO strata_log (revision, seq, key, value, create_revision, version) \
-                 VALUES (?1, ?2, ?3, NULL, 0, 0)",
-            )
+            .prepare_cached(&SQL.log_delete)
             .and_then(|mut st| st.execute(params![revision, seq, key]))
             .map_err(sql_err("write the history"))?;
         Ok(())
@@ -350,7 +283,7 @@ impl RevisionedState for SqlState<'_> {
 
     async fn set_revision(&mut self, revision: i64) -> Result<()> {
         self.0
-            .prepare_cached("UPDATE strata_meta SET value = ?1 WHERE name = 'revision'")
+            .prepare_cached(&SQL.set_revision)
             .and_then(|mut st| st.execute([revision]))
             .map_err(sql_err("advance the revision"))?;
         Ok(())
@@ -393,27 +326,6 @@ impl SqliteStore {
         Ok(out)
     }
 }
-
-fn log_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
-    let value: Option<Vec<u8>> = row.get(3)?;
-    let revision: i64 = row.get(0)?;
-    Ok(Event {
-        kind: if value.is_some() {
-            EventKind::Put
-        } else {
-            EventKind::Delete
-        },
-        kv: KeyValue {
-            key: row.get(2)?,
-            value: value.unwrap_or_default(),
-            create_revision: row.get(4)?,
-            mod_revision: revision,
-            version: row.get(5)?,
-        },
-    })
-}
-
-const EVENT_COLUMNS: &str = "revision, seq, key, value, create_revision, version";
 
 impl Store for SqliteStore {
     fn capabilities(&self) -> Capabilities {
@@ -462,24 +374,13 @@ impl Store for SqliteStore {
     async fn compact(&self, revision: i64) -> Result<()> {
         self.with_tx(TransactionBehavior::Immediate, |state| {
             let revision = run_ready(engine::check_compact(state, revision))?;
-            // Drop every history row older than the compaction point that is a delete
-            // or is superseded by a later row at or below it; rows at the point stay,
-            // so reads and watches at exactly `revision` keep working.
             state
                 .0
-                .execute(
-                    "DELETE FROM strata_log WHERE revision < ?1 AND (value IS NULL OR EXISTS \
-                     (SELECT 1 FROM strata_log n WHERE n.key = strata_log.key \
-                      AND n.revision > strata_log.revision AND n.revision <= ?1))",
-                    [revision],
-                )
+                .execute(&SQL.compact, [revision])
                 .map_err(sql_err("compact"))?;
             state
                 .0
-                .execute(
-                    "UPDATE strata_meta SET value = ?1 WHERE name = 'compact_revision'",
-                    [revision],
-                )
+                .execute(&SQL.set_compact_revision, [revision])
                 .map_err(sql_err("compact"))?;
             Ok(())
         })
@@ -489,10 +390,8 @@ impl Store for SqliteStore {
         self.with_tx(TransactionBehavior::Deferred, |state| {
             state
                 .0
-                .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM strata_log WHERE key = ?1 ORDER BY revision, seq"
-                ))
-                .and_then(|mut st| st.query_map([key], log_event)?.collect())
+                .prepare_cached(&SQL.history)
+                .and_then(|mut st| st.query_map([key], |r| sql::event(r))?.collect())
                 .map_err(sql_err("read history"))
         })
     }
@@ -516,34 +415,17 @@ fn watch_loop(
     tx: mpsc::Sender<Result<Vec<Event>>>,
 ) {
     let (start, end) = span.bounds();
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM strata_log WHERE revision >= ?1 AND revision <= ?2 \
-         AND key >= ?3 {} ORDER BY revision, seq",
-        if end.is_some() {
-            "AND key < ?4"
-        } else {
-            "AND ?4 IS NULL"
-        }
-    );
+    let text = SQL.watch(end.is_some());
     while !tx.is_closed() {
         let read = (|| -> Result<Option<(i64, Vec<Event>)>> {
             let db = conn.transaction().map_err(sql_err("watch"))?;
-            let current = meta(&db, "revision")?;
-            if current < next {
+            let Some(upto) = run_ready(sql::catch_up_until(&mut SqlState(&db), next))? else {
                 return Ok(None);
-            }
-            let compacted = meta(&db, "compact_revision")?;
-            if next < compacted {
-                return Err(Error::Compacted {
-                    requested: next,
-                    compacted,
-                });
-            }
-            let upto = current.min(next + WATCH_WINDOW - 1);
+            };
             let events = db
-                .prepare_cached(&sql)
+                .prepare_cached(text)
                 .and_then(|mut st| {
-                    st.query_map(params![next, upto, start, end], log_event)?
+                    st.query_map(params![next, upto, start, end], |r| sql::event(r))?
                         .collect()
                 })
                 .map_err(sql_err("watch"))?;

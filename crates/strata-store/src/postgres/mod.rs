@@ -1,15 +1,11 @@
 //! The PostgreSQL backend (`postgres://user[:password]@host:port/db[?schema=NAME&…]`):
-//! the revisioned layout of the SQLite backend in one schema, with the semantics from
-//! `strata_core::engine`. This module maps the engine's calls onto SQL and keeps a small
-//! connection pool. The URL and its libpq parameters are `options`'s; opening a
-//! connection, with TLS as libpq does it, is `connect`'s, `tls`'s and `tls_stream`'s;
-//! watches (LISTEN/NOTIFY with catch-up by revision) are `watch`'s.
-//!
-//! Layout (layout version 1), in schema `NAME` (default `strata`):
-//! - `strata_meta(name, value)`: `revision`, `compact_revision`, `layout_version`;
-//! - `strata_kv(key bytea, value bytea, create_revision, mod_revision, version)`: current rows;
-//! - `strata_log(revision, seq, key, value, create_revision, version)`: every change
-//!   (`value` NULL for a delete), indexed by `(key, revision)`.
+//! the revisioned layout of [`crate::sql`] (the SQLite backend's) in schema `NAME`
+//! (default `strata`), with the semantics from `strata_core::engine`. This module keeps
+//! a small connection pool, creates the layout and runs transactions under the
+//! revision lock; binding the engine's calls to the layout's statements is `state`'s.
+//! The URL and its libpq parameters are `options`'s; opening a connection, with TLS as
+//! libpq does it, is `connect`'s, `tls`'s and `tls_stream`'s; watches (LISTEN/NOTIFY
+//! with catch-up by revision) are `watch`'s.
 //!
 //! Concurrency: every write transaction starts by locking the `revision` row of
 //! `strata_meta` (`SELECT … FOR UPDATE`), in READ COMMITTED. Writers therefore run one
@@ -27,11 +23,11 @@ use std::time::Duration;
 
 use strata_core::engine::{self, RevisionedState};
 use strata_core::{
-    Capabilities, Error, Event, EventKind, KeyValue, RangeRequest, RangeResponse, Result, Store,
-    StoreStatus, Txn, TxnResponse, WatchRequest, Watcher,
+    Capabilities, Error, Event, RangeRequest, RangeResponse, Result, Store, StoreStatus, Txn,
+    TxnResponse, WatchRequest, Watcher,
 };
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, IsolationLevel, Row, Statement};
+use tokio_postgres::{Client, IsolationLevel, Statement};
 
 mod connect;
 mod options;
@@ -45,13 +41,13 @@ pub use options::{PgOptions, PgTls, SslMode, DEFAULT_CONNECT_TIMEOUT};
 use state::PgState;
 use tls::MakeRustls;
 
+use crate::sql::{self, Dialect, Sql, LAYOUT_VERSION};
+
 const BACKEND: &str = "postgres";
-const LAYOUT_VERSION: i64 = 1;
 /// Connections one store keeps at most.
 const POOL_SIZE: usize = 8;
 /// How often a watch looks for changes when no notification arrives (a safety net).
 const WATCH_FALLBACK_POLL: Duration = Duration::from_secs(1);
-const WATCH_WINDOW: i64 = 1024;
 
 fn pg_err(operation: &str, write: bool) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
     move |e| {
@@ -160,42 +156,43 @@ impl Pool {
     }
 }
 
-/// The SQL of one schema, with names qualified.
+/// The statements of one schema: the layout's, and PostgreSQL's own.
 #[derive(Debug)]
-struct Sql {
+struct PgSql {
     schema: String,
+    /// The channel that commits notify and watches LISTEN on.
     channel: String,
+    shared: Sql,
+    /// Locks the `revision` row: how writers take turns (see the module doc).
+    lock_revision: String,
+    /// A run of puts in one statement: `$1..$3` arrays of keys, values and seqs, `$4`
+    /// the revision. Upserts the current rows, deriving version and create_revision
+    /// from the rows they replace, and logs what was written.
+    put_batch: String,
 }
 
-impl Sql {
+impl PgSql {
     fn new(schema: &str) -> Self {
-        Sql {
+        let shared = Sql::new(Dialect::Postgres, Some(schema));
+        PgSql {
             schema: schema.to_owned(),
             channel: format!("strata_{schema}"),
+            lock_revision: shared
+                .render("SELECT value FROM S.strata_meta WHERE name = 'revision' FOR UPDATE"),
+            put_batch: shared.render(
+                "WITH input AS (SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int[]) AS t(key, value, seq)), \
+                 upserted AS ( \
+                     INSERT INTO S.strata_kv AS kv (key, value, create_revision, mod_revision, version) \
+                     SELECT key, value, $4, $4, 1 FROM input \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, \
+                         mod_revision = excluded.mod_revision, version = kv.version + 1 \
+                     RETURNING key, create_revision, version) \
+                 INSERT INTO S.strata_log (revision, seq, key, value, create_revision, version) \
+                 SELECT $4, i.seq, i.key, i.value, u.create_revision, u.version \
+                 FROM input i JOIN upserted u ON u.key = i.key",
+            ),
+            shared,
         }
-    }
-
-    fn q(&self, text: &str) -> String {
-        text.replace("S.", &format!("\"{}\".", self.schema))
-    }
-
-    fn layout(&self) -> String {
-        self.q(&format!(
-            "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
-             CREATE TABLE IF NOT EXISTS S.strata_meta (name text PRIMARY KEY, value bigint NOT NULL);
-             CREATE TABLE IF NOT EXISTS S.strata_kv (
-                 key bytea PRIMARY KEY, value bytea NOT NULL,
-                 create_revision bigint NOT NULL, mod_revision bigint NOT NULL, version bigint NOT NULL);
-             CREATE TABLE IF NOT EXISTS S.strata_log (
-                 revision bigint NOT NULL, seq integer NOT NULL, key bytea NOT NULL, value bytea,
-                 create_revision bigint NOT NULL, version bigint NOT NULL,
-                 PRIMARY KEY (revision, seq));
-             CREATE INDEX IF NOT EXISTS strata_log_key ON S.strata_log (key, revision);
-             INSERT INTO S.strata_meta (name, value) VALUES
-                 ('layout_version', {LAYOUT_VERSION}), ('revision', 1), ('compact_revision', 0)
-                 ON CONFLICT (name) DO NOTHING;",
-            schema = self.schema
-        ))
     }
 }
 
@@ -203,7 +200,7 @@ impl Sql {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Arc<Pool>,
-    sql: Arc<Sql>,
+    sql: Arc<PgSql>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -219,7 +216,7 @@ impl PgStore {
     /// at once: an advisory lock serialises the creation). The TLS files are read here,
     /// once; an unreadable or malformed one fails with its name.
     pub async fn connect(opts: PgOptions) -> Result<Self> {
-        let sql = Arc::new(Sql::new(&opts.schema));
+        let sql = Arc::new(PgSql::new(&opts.schema));
         let tls = MakeRustls::new(&opts.tls).map_err(|e| Error::backend(BACKEND, "connect", e))?;
         let pool = Arc::new(Pool {
             opts,
@@ -241,16 +238,11 @@ impl PgStore {
         )
         .await
         .map_err(pg_err("create the layout", false))?;
-        tx.batch_execute(&store.sql.layout())
+        tx.batch_execute(&store.sql.shared.layout)
             .await
             .map_err(pg_err("create the layout", false))?;
         let layout: i64 = tx
-            .query_one(
-                &store
-                    .sql
-                    .q("SELECT value FROM S.strata_meta WHERE name = 'layout_version'"),
-                &[],
-            )
+            .query_one(&store.sql.shared.meta, &[&"layout_version"])
             .await
             .map_err(pg_err("read the layout version", false))?
             .get(0);
@@ -299,12 +291,7 @@ impl PgStore {
             revision: None,
         };
         if write {
-            let row = state
-                .query_one(
-                    "SELECT value FROM S.strata_meta WHERE name = 'revision' FOR UPDATE",
-                    &[],
-                )
-                .await?;
+            let row = state.query_one(&self.sql.lock_revision, &[]).await?;
             state.revision = Some(row.get(0));
         }
         let out = f(&mut state).await?;
@@ -312,26 +299,6 @@ impl PgStore {
         Ok(out)
     }
 }
-
-fn log_event(row: &Row) -> Event {
-    let value: Option<Vec<u8>> = row.get(3);
-    Event {
-        kind: if value.is_some() {
-            EventKind::Put
-        } else {
-            EventKind::Delete
-        },
-        kv: KeyValue {
-            key: row.get(2),
-            value: value.unwrap_or_default(),
-            create_revision: row.get(4),
-            mod_revision: row.get(0),
-            version: row.get(5),
-        },
-    }
-}
-
-const EVENT_COLUMNS: &str = "revision, seq, key, value, create_revision, version";
 
 impl Store for PgStore {
     fn capabilities(&self) -> Capabilities {
@@ -374,16 +341,10 @@ impl Store for PgStore {
     async fn compact(&self, revision: i64) -> Result<()> {
         self.with_tx(true, async |state| {
             let revision = engine::check_compact(state, revision).await?;
+            let sql = &self.sql.shared;
+            state.execute(&sql.compact, &[&revision]).await?;
             state
-                .execute(
-                    "DELETE FROM S.strata_log l WHERE l.revision < $1 AND (l.value IS NULL OR EXISTS \
-                     (SELECT 1 FROM S.strata_log n WHERE n.key = l.key \
-                      AND n.revision > l.revision AND n.revision <= $1))",
-                    &[&revision],
-                )
-                .await?;
-            state
-                .execute("UPDATE S.strata_meta SET value = $1 WHERE name = 'compact_revision'", &[&revision])
+                .execute(&sql.set_compact_revision, &[&revision])
                 .await?;
             Ok(())
         })
@@ -392,15 +353,8 @@ impl Store for PgStore {
 
     async fn history(&self, key: &[u8]) -> Result<Vec<Event>> {
         self.with_tx(false, async |state| {
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM S.strata_log WHERE key = $1 ORDER BY revision, seq"
-            );
-            Ok(state
-                .query(&sql, &[&key])
-                .await?
-                .iter()
-                .map(log_event)
-                .collect())
+            let rows = state.query(&self.sql.shared.history, &[&key]).await?;
+            state::decode(&rows, sql::event)
         })
         .await
     }

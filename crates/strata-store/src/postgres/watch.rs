@@ -7,38 +7,21 @@ use strata_core::{Error, Event, KeySpan, Result};
 use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
 
-use super::{connect, log_event, PgStore, EVENT_COLUMNS, WATCH_FALLBACK_POLL, WATCH_WINDOW};
-use strata_core::engine::RevisionedState;
+use super::{connect, state, PgStore, WATCH_FALLBACK_POLL};
+use crate::sql;
 
 /// Reads the events of revisions `[next, next + window)` that are already committed;
 /// returns the last revision covered and the events.
 async fn catch_up(store: &PgStore, span: &KeySpan, next: i64) -> Result<Option<(i64, Vec<Event>)>> {
     let (start, end) = span.bounds();
     store
-        .with_tx(false, async |state| {
-            let current = state.revision().await?;
-            if current < next {
+        .with_tx(false, async |pg| {
+            let Some(upto) = sql::catch_up_until(pg, next).await? else {
                 return Ok(None);
-            }
-            let compacted = state.compact_revision().await?;
-            if next < compacted {
-                return Err(Error::Compacted {
-                    requested: next,
-                    compacted,
-                });
-            }
-            let upto = current.min(next + WATCH_WINDOW - 1);
-            let upper = if end.is_some() {
-                "AND key < $4"
-            } else {
-                "AND $4::bytea IS NULL"
             };
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM S.strata_log WHERE revision >= $1 AND revision <= $2 \
-                 AND key >= $3 {upper} ORDER BY revision, seq"
-            );
-            let rows = state.query(&sql, &[&next, &upto, &start, &end]).await?;
-            Ok(Some((upto, rows.iter().map(log_event).collect())))
+            let text = store.sql.shared.watch(end.is_some());
+            let rows = pg.query(text, &[&next, &upto, &start, &end]).await?;
+            Ok(Some((upto, state::decode(&rows, sql::event)?)))
         })
         .await
 }
