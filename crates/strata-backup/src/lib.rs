@@ -21,7 +21,7 @@ pub mod watch;
 use std::path::PathBuf;
 
 pub use backup::run;
-pub use options::{BackupOptions, BackupReport, Identity, Progress, Stage};
+pub use options::{BackupOptions, BackupReport, Identity, OnStage, Stage};
 pub use request::{BackupRequest, Writer};
 pub use restore::{
     diff, log, restore, restore_all, verify, KeyChange, LogEntry, RestoreHow, RestoreReport,

@@ -47,16 +47,16 @@ pub struct BackupOptions {
     /// A remote (name or URL) to push to after each commit.
     pub push: Option<String>,
     /// Told how a long (full) backup is going.
-    pub progress: Progress,
+    pub progress: OnStage,
 }
 
 /// A callback for the progress of a full backup: keys read, then files written.
 #[derive(Clone, Default)]
-pub struct Progress(Option<std::sync::Arc<dyn Fn(Stage) + Send + Sync>>);
+pub struct OnStage(Option<std::sync::Arc<dyn Fn(Stage) + Send + Sync>>);
 
-impl Progress {
+impl OnStage {
     pub fn new(f: impl Fn(Stage) + Send + Sync + 'static) -> Self {
-        Progress(Some(std::sync::Arc::new(f)))
+        OnStage(Some(std::sync::Arc::new(f)))
     }
 
     pub(crate) fn tell(&self, stage: Stage) {
@@ -66,12 +66,12 @@ impl Progress {
     }
 }
 
-impl std::fmt::Debug for Progress {
+impl std::fmt::Debug for OnStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_some() {
-            "Progress(..)"
+            "OnStage(..)"
         } else {
-            "Progress(none)"
+            "OnStage(none)"
         })
     }
 }
@@ -101,7 +101,7 @@ pub struct BackupReport {
     pub keys_read: u64,
 }
 
-const RESERVED: &[u8] = strata_core::transfer::RESERVED_PREFIX;
+const RESERVED: &[u8] = strata_core::key::RESERVED_PREFIX.as_bytes();
 
 impl BackupOptions {
     /// True for a key the backup covers.

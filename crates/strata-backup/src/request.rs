@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use strata_schema::Schema;
 
-use crate::options::{BackupOptions, Identity, Progress};
+use crate::options::{BackupOptions, Identity, OnStage};
 use crate::secrets::{read_key, read_or_create_key, Secrets};
 use crate::{Error, LAYOUT_VERSION};
 
@@ -42,7 +42,7 @@ pub struct BackupRequest {
     pub store_url: String,
     /// `Some` for a command that commits: the repository is created if need be.
     pub writer: Option<Writer>,
-    pub progress: Progress,
+    pub progress: OnStage,
 }
 
 impl Identity {

@@ -258,7 +258,7 @@ pub async fn restore_all<S: Store + Clone + 'static>(
     target: &S,
     opts: &BackupOptions,
     at: &str,
-    progress: strata_core::load::Progress<'_>,
+    progress: strata_core::load::OnBatch<'_>,
 ) -> Result<RestoreReport, Error> {
     let repo = Repo::open(&opts.repo, false, false)?;
     let commit = repo.resolve(at)?;
@@ -270,7 +270,7 @@ pub async fn restore_all<S: Store + Clone + 'static>(
             .map(|r| r.count)
             .map_err(|e| Error::store("counting the keys of the target store", e))
     };
-    let reserved = strata_core::transfer::RESERVED_PREFIX;
+    let reserved = strata_core::key::RESERVED_PREFIX.as_bytes();
     let existing = count(KeySpan::all()).await? - count(KeySpan::prefix(reserved)).await?;
     // A rebuild names its commit in the target while it runs, so that one interrupted
     // part-way (the keys are written in several transactions) can be run again.

@@ -17,6 +17,16 @@
 
 use std::fmt;
 
+/// Keys Strata keeps for itself in a store: mirror checkpoints, migration state, the
+/// marks of chunked writes and of rebuilds. Export, copy, diff, backup and schema
+/// checks leave them out. Every such key is made by [`reserved_key`].
+pub const RESERVED_PREFIX: &str = "/_strata/";
+
+/// `/_strata/REST`: a key of Strata's own.
+pub fn reserved_key(rest: &str) -> String {
+    format!("{RESERVED_PREFIX}{rest}")
+}
+
 use crate::error::{Error, Result};
 
 /// A validated key path: starts with `/`, segments separated by `/`, every segment

@@ -43,7 +43,7 @@ pub trait Bytes: AsRef<[u8]> + Send + Sync + 'static {}
 impl<T: AsRef<[u8]> + Send + Sync + 'static> Bytes for T {}
 
 /// Called after each batch with the report so far.
-pub type Progress<'a> = &'a mut (dyn FnMut(&LoadReport) + Send);
+pub type OnBatch<'a> = &'a mut (dyn FnMut(&LoadReport) + Send);
 
 /// How long a batch keeps retrying transient errors before the load gives up.
 const RETRY_FOR: Duration = Duration::from_secs(60);
@@ -107,7 +107,7 @@ pub async fn load<S: Store + Clone + 'static, T: Bytes>(
     store: &S,
     entries: Vec<(T, T)>,
     batch: Option<usize>,
-    progress: Progress<'_>,
+    progress: OnBatch<'_>,
 ) -> Result<LoadReport> {
     load_objects(store, entries, None, batch, progress).await
 }
@@ -120,7 +120,7 @@ pub async fn load_objects<S: Store + Clone + 'static, T: Bytes>(
     entries: Vec<(T, T)>,
     objects: Option<Vec<String>>,
     batch: Option<usize>,
-    progress: Progress<'_>,
+    progress: OnBatch<'_>,
 ) -> Result<LoadReport> {
     let caps = store.capabilities();
     let max_ops = batch

@@ -36,7 +36,7 @@ pub struct MirrorOptions {
 }
 
 fn checkpoint_key(name: &str) -> Vec<u8> {
-    let mut key = RESERVED_PREFIX.to_vec();
+    let mut key = RESERVED_PREFIX.as_bytes().to_vec();
     key.extend_from_slice(b"mirror/");
     key.extend_from_slice(name.as_bytes());
     key

@@ -16,13 +16,13 @@ use crate::model::KeySpan;
 use crate::store::{scan, Store};
 
 /// Snapshot entries, sorted by key bytewise.
-pub type Entries = Vec<(String, String)>;
+pub type SnapshotEntries = Vec<(String, String)>;
 
 /// Parses a snapshot from text. `source` names the input in errors.
-pub fn parse_snapshot(text: &str, source: &str) -> Result<Entries> {
+pub fn parse_snapshot(text: &str, source: &str) -> Result<SnapshotEntries> {
     // A UTF-8 byte order mark (left by some editors and Windows tools) is not JSON.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let parsed: Result<Entries, serde_json::Error> = (|| {
+    let parsed: Result<SnapshotEntries, serde_json::Error> = (|| {
         let mut de = serde_json::Deserializer::from_str(text);
         let entries = de.deserialize_map(SnapshotVisitor)?;
         de.end()?;
@@ -57,13 +57,16 @@ pub fn parse_snapshot(text: &str, source: &str) -> Result<Entries> {
 struct SnapshotVisitor;
 
 impl<'de> serde::de::Visitor<'de> for SnapshotVisitor {
-    type Value = Entries;
+    type Value = SnapshotEntries;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a snapshot: one JSON object {\"/key\": \"value\", …}")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<SnapshotEntries, A::Error> {
         let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
         while let Some(key) = map.next_key::<String>()? {
             match map.next_value::<serde_json::Value>()? {
@@ -121,7 +124,7 @@ fn kind(v: &serde_json::Value) -> &'static str {
 }
 
 /// Reads a snapshot file (`-` is standard input).
-pub fn read_snapshot(path: &Path) -> Result<Entries> {
+pub fn read_snapshot(path: &Path) -> Result<SnapshotEntries> {
     let name = path.display().to_string();
     let text = if name == "-" {
         std::io::read_to_string(std::io::stdin())

@@ -10,12 +10,11 @@ use std::collections::HashSet;
 
 use crate::error::{Error, Result};
 use crate::key::display_key;
-use crate::load::{load, LoadReport, Progress};
+use crate::load::{load, LoadReport, OnBatch};
 use crate::model::*;
 use crate::store::{scan, Store};
 
-/// Keys Strata keeps for itself in a store (e.g. `/_strata/mirror/<name>`).
-pub const RESERVED_PREFIX: &[u8] = b"/_strata/";
+pub use crate::key::RESERVED_PREFIX;
 
 /// `OLD=NEW`: keys that start with `OLD` are written with `NEW` in its place.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,7 +58,7 @@ impl Selection {
     }
 
     pub fn includes(&self, key: &[u8]) -> bool {
-        !key.starts_with(RESERVED_PREFIX)
+        !key.starts_with(RESERVED_PREFIX.as_bytes())
             && (self.prefixes.is_empty() || self.prefixes.iter().any(|p| key.starts_with(p)))
     }
 
@@ -185,7 +184,7 @@ async fn read_prefixes<S: Store>(store: &S, prefixes: &[Vec<u8>]) -> Result<Vec<
         revision = scan(store, KeySpan::prefix(prefix.clone()), revision, |page| {
             out.extend(
                 page.into_iter()
-                    .filter(|kv| !kv.key.starts_with(RESERVED_PREFIX)),
+                    .filter(|kv| !kv.key.starts_with(RESERVED_PREFIX.as_bytes())),
             );
             Ok(())
         })
@@ -232,7 +231,7 @@ pub async fn copy<A: Store, B: Store + Clone + 'static>(
     to: &B,
     selection: &Selection,
     opts: &CopyOptions,
-    progress: Progress<'_>,
+    progress: OnBatch<'_>,
 ) -> Result<CopyReport> {
     let (source_revision, entries) = read_selection(from, selection, 0).await?;
     let mut report = CopyReport {

@@ -44,10 +44,10 @@ pub enum ImportError {
 }
 
 /// Sorted entries, keys and values as bytes.
-pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+pub type DumpEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Reads a dump file (`-` is standard input).
-pub fn read_dump(path: &Path, format: DumpFormat) -> Result<Entries, ImportError> {
+pub fn read_dump(path: &Path, format: DumpFormat) -> Result<DumpEntries, ImportError> {
     let name = path.display().to_string();
     let text = if name == "-" {
         std::io::read_to_string(std::io::stdin())
@@ -62,7 +62,7 @@ pub fn read_dump(path: &Path, format: DumpFormat) -> Result<Entries, ImportError
 }
 
 /// Parses a dump. `file` names the input in errors.
-pub fn parse_dump(text: &str, format: DumpFormat, file: &str) -> Result<Entries, ImportError> {
+pub fn parse_dump(text: &str, format: DumpFormat, file: &str) -> Result<DumpEntries, ImportError> {
     let fail = |reason: String| ImportError::Source {
         file: file.to_owned(),
         reason,
@@ -109,7 +109,7 @@ pub fn parse_dump(text: &str, format: DumpFormat, file: &str) -> Result<Entries,
 /// from the event stream with a stack on the heap: etcd holds directories of any
 /// depth, and so does this reader. Directories carry no value; an empty one yields
 /// nothing.
-fn etcd_v2(text: &str) -> Result<Entries, String> {
+fn etcd_v2(text: &str) -> Result<DumpEntries, String> {
     use crate::json_events::{Event, Parser};
     #[derive(Default)]
     struct Node {
@@ -232,7 +232,7 @@ fn etcd_v2(text: &str) -> Result<Entries, String> {
     Ok(out)
 }
 
-fn etcdctl_json(doc: &Value) -> Result<Entries, String> {
+fn etcdctl_json(doc: &Value) -> Result<DumpEntries, String> {
     match doc.get("kvs") {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(kvs)) => kvs
@@ -251,7 +251,7 @@ fn etcdctl_json(doc: &Value) -> Result<Entries, String> {
     }
 }
 
-fn consul(doc: &Value) -> Result<Entries, String> {
+fn consul(doc: &Value) -> Result<DumpEntries, String> {
     let Value::Array(items) = doc else {
         return Err("a Consul export is a JSON array of {\"key\", \"flags\", \"value\"}".into());
     };

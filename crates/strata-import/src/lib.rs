@@ -4,13 +4,12 @@
 //! Two kinds of source: dumps whose keys are kept as they are ([`dumps`]: an etcd v2
 //! recursive dump, `etcdctl get -w json` output, a Consul `kv export`, Strata's own
 //! snapshot), and a JSON file tree reshaped by a declarative mapping ([`mapping`]),
-//! whose expressions run in [`jq`], bounded. [`json_events`] reads JSON of any depth.
+//! whose expressions run in `strata_jq`, bounded. [`json_events`] reads JSON of any depth.
 //! [`run`] is the import itself as a library call: prepare (read, transform, check
 //! against a schema), then plan or write.
 
 pub use strata_core::base64;
 pub mod dumps;
-pub mod jq;
 pub mod json_events;
 pub mod mapping;
 pub mod run;

@@ -230,7 +230,7 @@ pub async fn write<S: Store + Clone + 'static>(
     store: &S,
     prepared: Prepared,
     req: &ImportRequest,
-    progress: load::Progress<'_>,
+    progress: load::OnBatch<'_>,
 ) -> Result<ImportReport, RunError> {
     let stale = stale(store, &prepared).await?;
     let entities = prepared.entities.clone();

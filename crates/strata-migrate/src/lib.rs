@@ -14,8 +14,10 @@ pub mod file;
 pub mod lock;
 pub mod pattern;
 pub mod plan;
+pub mod run;
 pub mod runner;
 mod scan;
+pub mod spec;
 pub mod state;
 pub mod step;
 
@@ -23,8 +25,9 @@ use std::collections::BTreeMap;
 
 pub use file::{load_dir, new_file, Migration};
 pub use plan::{plan, EntityChanges, PlanValue, PlannedChange, PlannedMigration};
-pub use runner::{up, MigrationReport, RunEvent, StepStats, UpOptions};
-pub use state::{Applied, Counts, Progress};
+pub use run::{MigrationReport, RunEvent, StepStats, UpOptions};
+pub use runner::up;
+pub use state::{Applied, Counts, InProgress};
 
 use lock::LockRecord;
 use state::AreaState;
@@ -157,7 +160,7 @@ pub struct AreaStatus {
     pub applied: Vec<Applied>,
     /// Labels of the migrations `up` would apply, in order.
     pub pending: Vec<String>,
-    pub in_progress: Option<Progress>,
+    pub in_progress: Option<InProgress>,
     pub lock: Option<LockRecord>,
     pub problems: Vec<String>,
 }

@@ -14,8 +14,9 @@ use strata_core::{KeySpan, MemStore, Store};
 use crate::file::Migration;
 use crate::lock::Lock;
 use crate::pattern::Pattern;
-use crate::runner::{select, up_area, StepStats, UpOptions};
-use crate::state::{self, area_prefix, lock_key, STATE_PREFIX};
+use crate::run::{StepStats, UpOptions};
+use crate::runner::{select, up_area};
+use crate::state::{self, area_prefix, lock_key, state_prefix};
 use crate::{validate, Areas, Error};
 
 /// A value in a plan: as stored, or hidden because it is a secret.
@@ -187,7 +188,8 @@ async fn plan_raw<S: Store>(
             for prefix in &prefixes {
                 read_span(&mem, prefix.as_bytes(), &mut after).await?;
             }
-            after.retain(|k, _| !k.starts_with(STATE_PREFIX.as_bytes()));
+            let reserved = state_prefix();
+            after.retain(|k, _| !k.starts_with(reserved.as_bytes()));
             let report = reports.pop();
             let changes = diff(&before, &after);
             out.push(PlannedMigration {

@@ -6,91 +6,15 @@
 //! write carries the lock's fence and its progress, so a crash leaves either all of a
 //! batch or none of it, and progress always tells exactly which objects are done.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-use std::time::Duration;
-
 use strata_core::clock::now_rfc3339;
 use strata_core::{KeySpan, Op, Store, Txn};
 
 use crate::file::Migration;
 use crate::lock::{runner_name, Lock};
+use crate::run::{progress_op, store_err, MigrationReport, RunEvent, StepStats, UpOptions};
 use crate::scan::StepRun;
-use crate::state::{self, applied_key, progress_key, Applied, Counts, Progress};
+use crate::state::{self, applied_key, progress_key, Applied, Counts, InProgress};
 use crate::{validate, Areas, Error};
-
-/// How `up` (and `plan`) run.
-#[derive(Clone, Debug)]
-pub struct UpOptions {
-    /// Only this area (all when `None`).
-    pub area: Option<String>,
-    /// Stop after this version (inclusive).
-    pub to: Option<u64>,
-    /// How long to wait for another runner's lock before giving up.
-    pub wait: Duration,
-    /// How long a lock lasts without renewal (a killed runner's lock expires).
-    pub lock_ttl: Duration,
-    /// Keys read per page of a step's scan.
-    pub page_keys: i64,
-    /// Set (by a signal handler) to stop at the next batch boundary: the run records
-    /// its progress, releases the lock and fails with [`Error::Interrupted`].
-    pub stop: Arc<AtomicBool>,
-}
-
-impl Default for UpOptions {
-    fn default() -> Self {
-        UpOptions {
-            area: None,
-            to: None,
-            wait: Duration::ZERO,
-            lock_ttl: Duration::from_secs(30),
-            page_keys: 1000,
-            stop: Arc::default(),
-        }
-    }
-}
-
-/// What one step did in this run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StepStats {
-    pub label: String,
-    /// Objects read and handed to the step.
-    pub objects_seen: u64,
-    pub counts: Counts,
-}
-
-/// One migration applied (or finished) by this run.
-#[derive(Clone, Debug)]
-pub struct MigrationReport {
-    pub area: String,
-    pub label: String,
-    pub description: String,
-    /// True when an interrupted run of it was finished.
-    pub resumed: bool,
-    /// This run's work, per step (steps done before a resume show zero).
-    pub steps: Vec<StepStats>,
-    /// Everything the migration did, across interruptions.
-    pub total: Counts,
-}
-
-/// Progress of a run, for a progress bar.
-#[derive(Clone, Debug)]
-pub enum RunEvent {
-    Started {
-        area: String,
-        label: String,
-        resumed: bool,
-    },
-    Step {
-        index: usize,
-        of: usize,
-        label: String,
-    },
-    Objects {
-        seen: u64,
-    },
-    Done(MigrationReport),
-}
 
 /// The areas a run selects; an unknown `--area` is an error.
 pub(crate) fn select<'a>(
@@ -162,7 +86,7 @@ pub(crate) async fn up_area<S: Store>(
         return Err(Error::Invalid { problems });
     }
     let current = state.current();
-    let mut todo: Vec<(&Migration, Option<Progress>)> = Vec::new();
+    let mut todo: Vec<(&Migration, Option<InProgress>)> = Vec::new();
     if let Some(p) = state.progress {
         let m = migrations.iter().find(|m| m.version == p.version);
         todo.push((m.expect("validate checks that it exists"), Some(p)));
@@ -181,15 +105,11 @@ pub(crate) async fn up_area<S: Store>(
     Ok(())
 }
 
-pub(crate) fn store_err(m: &Migration, e: strata_core::Error) -> Error {
-    Error::store(format!("applying {} {}", m.area, m.label()), e)
-}
-
 async fn run_migration<S: Store>(
     store: &S,
     lock: &mut Lock,
     m: &Migration,
-    progress: Option<Progress>,
+    progress: Option<InProgress>,
     opts: &UpOptions,
     on: &mut dyn FnMut(&RunEvent),
 ) -> Result<MigrationReport, Error> {
@@ -202,7 +122,7 @@ async fn run_migration<S: Store>(
     let mut p = match progress {
         Some(p) => p,
         None => {
-            let p = Progress {
+            let p = InProgress {
                 version: m.version,
                 name: m.name.clone(),
                 checksum: m.checksum.clone(),
@@ -281,7 +201,7 @@ async fn write_progress<S: Store>(
     store: &S,
     lock: &Lock,
     m: &Migration,
-    p: &Progress,
+    p: &InProgress,
 ) -> Result<(), Error> {
     let txn = Txn::new()
         .when([lock.fence()])
@@ -292,11 +212,4 @@ async fn write_progress<S: Store>(
     } else {
         Err(lock.lost(store).await)
     }
-}
-
-pub(crate) fn progress_op(area: &str, p: &Progress) -> Op {
-    Op::put(
-        progress_key(area).into_bytes(),
-        serde_json::to_vec(p).expect("records serialize"),
-    )
 }

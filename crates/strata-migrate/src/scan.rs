@@ -17,8 +17,8 @@ use strata_core::{
 use crate::file::Migration;
 use crate::lock::Lock;
 use crate::pattern::Pattern;
-use crate::runner::{progress_op, store_err, RunEvent, StepStats, UpOptions};
-use crate::state::{Counts, Progress};
+use crate::run::{progress_op, store_err, RunEvent, StepStats, UpOptions};
+use crate::state::{Counts, InProgress};
 use crate::step::{Edits, Object, Step};
 use crate::Error;
 
@@ -65,7 +65,7 @@ impl<S: Store> StepRun<'_, S> {
     /// Scans the step's objects after the cursor, page by page, and rewrites them.
     pub(crate) async fn run(
         &mut self,
-        p: &mut Progress,
+        p: &mut InProgress,
         on: &mut dyn FnMut(&RunEvent),
     ) -> Result<(), Error> {
         let prefix = self.pattern().scan_prefix().into_bytes();
@@ -243,7 +243,7 @@ impl<S: Store> StepRun<'_, S> {
         Ok(out)
     }
 
-    async fn apply_batch(&mut self, batch: Vec<Object>, p: &mut Progress) -> Result<(), Error> {
+    async fn apply_batch(&mut self, batch: Vec<Object>, p: &mut InProgress) -> Result<(), Error> {
         let mut planned = Vec::with_capacity(batch.len());
         for obj in batch {
             let edits = self.edits(&obj)?;
@@ -290,7 +290,7 @@ impl<S: Store> StepRun<'_, S> {
         &mut self,
         group: Vec<(Object, Edits)>,
         revs: &HashMap<String, i64>,
-        p: &mut Progress,
+        p: &mut InProgress,
     ) -> Result<(), Error> {
         if self.try_commit(&group, revs, p).await? {
             return Ok(());
@@ -335,7 +335,7 @@ impl<S: Store> StepRun<'_, S> {
         &mut self,
         group: &[(Object, Edits)],
         revs: &HashMap<String, i64>,
-        p: &mut Progress,
+        p: &mut InProgress,
     ) -> Result<bool, Error> {
         let mut next = p.clone();
         next.cursor = group.last().map(|(o, _)| o.key.clone());

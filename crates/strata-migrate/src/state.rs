@@ -14,24 +14,26 @@ use strata_core::{KeySpan, Op, OpResponse, Store, Txn};
 use crate::lock::LockRecord;
 use crate::Error;
 
-/// Where migration state lives (inside the reserved `/_strata/` prefix, which export,
-/// copy and schema checks leave alone).
-pub const STATE_PREFIX: &str = "/_strata/migrations/";
+/// Where migration state lives: `/_strata/migrations/`, inside the reserved prefix,
+/// which export, copy and schema checks leave alone.
+pub fn state_prefix() -> String {
+    strata_core::key::reserved_key("migrations/")
+}
 
 pub fn area_prefix(area: &str) -> String {
-    format!("{STATE_PREFIX}{area}/")
+    format!("{}{area}/", state_prefix())
 }
 
 pub fn lock_key(area: &str) -> String {
-    format!("{STATE_PREFIX}{area}/lock")
+    format!("{}{area}/lock", state_prefix())
 }
 
 pub fn progress_key(area: &str) -> String {
-    format!("{STATE_PREFIX}{area}/progress")
+    format!("{}{area}/progress", state_prefix())
 }
 
 pub fn applied_key(area: &str, version: u64) -> String {
-    format!("{STATE_PREFIX}{area}/applied/{version:010}")
+    format!("{}{area}/applied/{version:010}", state_prefix())
 }
 
 /// One applied migration.
@@ -48,7 +50,7 @@ pub struct Applied {
 
 /// The migration under way.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
+pub struct InProgress {
     pub version: u64,
     pub name: String,
     pub checksum: String,
@@ -87,7 +89,7 @@ impl Counts {
 #[derive(Clone, Debug, Default)]
 pub struct AreaState {
     pub applied: BTreeMap<u64, Applied>,
-    pub progress: Option<Progress>,
+    pub progress: Option<InProgress>,
     pub lock: Option<LockRecord>,
 }
 
@@ -133,10 +135,11 @@ pub async fn read<S: Store>(store: &S, area: &str) -> Result<AreaState, Error> {
 /// The areas that have state in the store.
 pub async fn stored_areas<S: Store>(store: &S) -> Result<Vec<String>, Error> {
     let mut areas: Vec<String> = Vec::new();
-    let span = KeySpan::prefix(STATE_PREFIX.as_bytes());
+    let prefix = state_prefix();
+    let span = KeySpan::prefix(prefix.as_bytes());
     strata_core::scan(store, span, 0, |kvs| {
         for kv in kvs {
-            let rest = String::from_utf8_lossy(&kv.key[STATE_PREFIX.len()..]).into_owned();
+            let rest = String::from_utf8_lossy(&kv.key[prefix.len()..]).into_owned();
             if let Some((area, _)) = rest.split_once('/') {
                 if areas.last().map(String::as_str) != Some(area) {
                     areas.push(area.to_owned());

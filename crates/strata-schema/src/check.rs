@@ -69,7 +69,10 @@ pub async fn check<S: Store>(store: &S, schema: &Schema, prefix: &[u8]) -> Resul
     scan(store, KeySpan::prefix(prefix.to_vec()), 0, |page| {
         for kv in page {
             // Strata's own state (mirror checkpoints, chunked-write markers).
-            if kv.key.starts_with(strata_core::transfer::RESERVED_PREFIX) {
+            if kv
+                .key
+                .starts_with(strata_core::key::RESERVED_PREFIX.as_bytes())
+            {
                 continue;
             }
             let key = String::from_utf8_lossy(&kv.key).into_owned();

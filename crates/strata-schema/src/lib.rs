@@ -2,8 +2,10 @@
 //! (`/sigilgate/users/{id}`), with typed fields, required fields, secrets and
 //! references; parsed from TOML and checked against a live store.
 //!
-//! This slice owns the schema file and `check`; the object codec, documentation,
-//! inference and reference queries come next.
+//! Owns the schema file ([`schema`]), checking a store against it ([`check`]), the
+//! object codec that reads and writes an entity's objects whole ([`object`]), the
+//! rendered documentation ([`doc`]), inference of a draft schema from a live keyspace
+//! ([`infer`]) and reference queries ([`refs`]).
 
 pub mod check;
 pub mod doc;

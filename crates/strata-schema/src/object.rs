@@ -36,7 +36,7 @@ pub enum ObjectError {
 
 /// The marker key of a chunked write of `path`.
 pub fn pending_key(path: &str) -> String {
-    format!("/_strata/pending{path}")
+    strata_core::key::reserved_key(&format!("pending{path}"))
 }
 
 /// The object entity whose pattern matches `path`, or the error that says none does.

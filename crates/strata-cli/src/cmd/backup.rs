@@ -46,9 +46,9 @@ fn options(
 }
 
 /// Progress of a long full backup on stderr: a line every few seconds.
-fn progress() -> strata_backup::Progress {
+fn progress() -> strata_backup::OnStage {
     let last = std::sync::Mutex::new(std::time::Instant::now());
-    strata_backup::Progress::new(move |stage| {
+    strata_backup::OnStage::new(move |stage| {
         let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
         if last.elapsed() < Duration::from_secs(2) {
             return;

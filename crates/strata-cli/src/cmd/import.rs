@@ -5,7 +5,7 @@ use std::io::Write;
 use strata_core::snapshot::SnapshotWriter;
 use strata_import::{run, DumpFormat, ImportRequest, Source};
 
-use super::snapshot::Progress;
+use super::snapshot::LoadBar;
 use crate::cli::*;
 use crate::output::{pad, plural, stdout, OutputFile};
 use crate::Outcome;
@@ -71,7 +71,7 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
         eprintln!("dry run: nothing was written");
         return Ok(Outcome::Ok);
     }
-    let mut progress = Progress::new(prepared.keys() as u64);
+    let mut progress = LoadBar::new(prepared.keys() as u64);
     let report = run::write(&store, prepared, &req, &mut |r| progress.update(r)).await;
     progress.finish();
     let report = report?;

@@ -41,7 +41,7 @@ pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcom
 pub async fn load(store: &AnyStore, args: LoadArgs) -> anyhow::Result<Outcome> {
     let entries = read_snapshot(&args.file)?;
     let total = entries.len() as u64;
-    let mut progress = Progress::new(total);
+    let mut progress = LoadBar::new(total);
     let report = load_entries(store, entries, args.batch, &mut |r| progress.update(r)).await;
     progress.finish();
     let report = report?;
@@ -84,14 +84,14 @@ pub async fn load(store: &AnyStore, args: LoadArgs) -> anyhow::Result<Outcome> {
 
 /// A progress bar with keys/s and ETA on a terminal; plain lines every few seconds
 /// otherwise (logs, CI).
-pub(super) struct Progress {
+pub(super) struct LoadBar {
     bar: Option<ProgressBar>,
     started: Instant,
     last_line: Instant,
     total: u64,
 }
 
-impl Progress {
+impl LoadBar {
     pub(super) fn new(total: u64) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total);
@@ -101,7 +101,7 @@ impl Progress {
             );
             bar
         });
-        Progress {
+        LoadBar {
             bar,
             started: Instant::now(),
             last_line: Instant::now(),

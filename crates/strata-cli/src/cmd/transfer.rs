@@ -36,7 +36,7 @@ pub async fn copy(opts: &StoreOpts, args: CopyArgs) -> anyhow::Result<Outcome> {
         delete_extra: args.delete_extra,
         batch: None,
     };
-    let mut progress = super::snapshot::Progress::new(0);
+    let mut progress = super::snapshot::LoadBar::new(0);
     let report = run_copy(&from, &to, &sel, &copy_opts, &mut |r| progress.update(r)).await;
     progress.finish();
     let report = report?;

@@ -39,7 +39,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use strata_core::key::encode_segment;
 
-use crate::jq::{Engine, Jq, Limits};
+use strata_jq::{Engine, Jq, Limits};
 
 mod tree;
 use tree::{parse_template, Part};
@@ -104,7 +104,7 @@ pub struct Mapping {
     emits: Vec<Emit>,
     /// The jq variables: `$name` of each collection with a key.
     vars: Vec<String>,
-    /// Where every jq expression of the mapping runs, bounded (see [`crate::jq`]).
+    /// Where every jq expression of the mapping runs, bounded (see `strata_jq`).
     engine: std::sync::Arc<Engine>,
     /// One run at a time: a run sets the engine's globals for its records.
     running: std::sync::Mutex<()>,

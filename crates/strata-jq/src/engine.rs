@@ -21,7 +21,7 @@ use jaq_core::{unwrap_valr, Ctx, Vars};
 use jaq_json::Val;
 use serde_json::Value;
 
-use super::{compile, to_val, Data, Filter};
+use crate::{compile, to_val, Data, Filter};
 
 /// Bounds on one evaluation (one record, one object).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
