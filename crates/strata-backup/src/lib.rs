@@ -57,6 +57,13 @@ pub enum Error {
         source: strata_core::Error,
     },
 
+    #[error("{context}: {source}")]
+    Op {
+        context: String,
+        #[source]
+        source: strata_ops::Error,
+    },
+
     #[error("another strata backup is writing to {repo}; wait for it to finish (only one writer at a time)")]
     Busy { repo: String },
 
@@ -91,6 +98,18 @@ impl Error {
         Error::Store {
             context: context.into(),
             source,
+        }
+    }
+
+    /// An operation's error (a load, a copy), with what was being done.
+    pub(crate) fn op(context: impl Into<String>, source: strata_ops::Error) -> Self {
+        match source {
+            // A store's own error stays one: callers match on it.
+            strata_ops::Error::Store(source) => Error::store(context, source),
+            source => Error::Op {
+                context: context.into(),
+                source,
+            },
         }
     }
 }

@@ -63,7 +63,7 @@ impl Identity {
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
-    let mut d = strata_core::transfer::Digest::default();
+    let mut d = strata_ops::transfer::Digest::default();
     d.add(b"", bytes);
     d.hex()
 }

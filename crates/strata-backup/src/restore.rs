@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use git2::Commit;
 use serde_json::Value;
 use strata_core::key::display_key;
-use strata_core::transfer::Digest;
 use strata_core::{
     scan, Compare, CompareOp, KeySpan, MemStore, Op, OpResponse, RangeRequest, Store, Txn,
 };
+use strata_ops::transfer::Digest;
 
 use crate::layout::{file_prefix, key_of, locate, parse, SUFFIX};
 use crate::options::BackupOptions;
@@ -258,7 +258,7 @@ pub async fn restore_all<S: Store + Clone + 'static>(
     target: &S,
     opts: &BackupOptions,
     at: &str,
-    progress: strata_core::load::OnBatch<'_>,
+    progress: strata_ops::load::OnBatch<'_>,
 ) -> Result<RestoreReport, Error> {
     let repo = Repo::open(&opts.repo, false, false)?;
     let commit = repo.resolve(at)?;
@@ -299,13 +299,13 @@ pub async fn restore_all<S: Store + Clone + 'static>(
             None => {
                 // A rebuild killed after it finished (mark cleared, not yet exited)
                 // left exactly the commit: running it again is done at once.
-                let (_, held) = strata_core::transfer::read_selection(
+                let (_, held) = strata_ops::transfer::read_selection(
                     target,
-                    &strata_core::transfer::Selection::default(),
+                    &strata_ops::transfer::Selection::default(),
                     0,
                 )
                 .await
-                .map_err(store_err("reading the target store"))?;
+                .map_err(|e| Error::op("reading the target store", e))?;
                 if held == entries {
                     return Ok(RestoreReport {
                         commit: id,
@@ -332,9 +332,9 @@ pub async fn restore_all<S: Store + Clone + 'static>(
         .put(&marker, id.as_bytes())
         .await
         .map_err(store_err("marking the rebuild in the target store"))?;
-    let loaded = strata_core::load::load(target, entries, None, progress)
+    let loaded = strata_ops::load::load(target, entries, None, progress)
         .await
-        .map_err(store_err("writing the restored keys"))?;
+        .map_err(|e| Error::op("writing the restored keys", e))?;
     target
         .delete(KeySpan::key(marker))
         .await
@@ -538,9 +538,9 @@ pub async fn verify<S: Store>(store: &S, opts: &BackupOptions) -> Result<VerifyR
             (key, bytes)
         })
         .collect();
-    strata_core::load::load(&scratch, entries, None, &mut |_| {})
+    strata_ops::load::load(&scratch, entries, None, &mut |_| {})
         .await
-        .map_err(|e| Error::store("filling the scratch store", e))?;
+        .map_err(|e| Error::op("filling the scratch store", e))?;
     let mut restored = Digest::default();
     scan(&scratch, KeySpan::all(), 0, |kvs| {
         kvs.iter().for_each(|kv| restored.add(&kv.key, &kv.value));

@@ -14,6 +14,9 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
         if let Some(e) = cause.downcast_ref::<strata_backup::Error>() {
             return backup(e);
         }
+        if let Some(e) = cause.downcast_ref::<strata_ops::Error>() {
+            return ops(e);
+        }
         if let Some(e) = cause.downcast_ref::<strata_core::Error>() {
             return store(e);
         }
@@ -51,6 +54,7 @@ fn backup(e: &strata_backup::Error) -> Option<String> {
             Some("--push takes a local path or a file:// URL".into())
         }
         E::Store { source, .. } => store(source),
+        E::Op { source, .. } => ops(source),
         _ => None,
     }
 }
@@ -77,7 +81,18 @@ fn store(e: &strata_core::Error) -> Option<String> {
         E::Backend { .. } if text.contains("user and password the cluster accepts") => {
             Some(auth.into())
         }
-        E::Interrupted { source, .. } => store(source),
+        _ => None,
+    }
+}
+
+fn ops(e: &strata_ops::Error) -> Option<String> {
+    use strata_ops::Error as E;
+    match e {
+        E::Store(e) => store(e),
+        E::Interrupted { source, .. } => ops(source),
+        E::Invalid(text) if text.contains("another mirror of the same name") => {
+            Some("--name NAME gives this mirror its own checkpoint".into())
+        }
         _ => None,
     }
 }

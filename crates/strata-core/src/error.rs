@@ -77,55 +77,28 @@ pub enum Error {
         source: BoxError,
     },
 
-    #[error("{path}: {reason}")]
-    Snapshot { path: String, reason: String },
-
-    #[error("{operation} stopped after {done} of {total} keys: {source}; run the same command again to finish (what is done is not redone)")]
-    Interrupted {
-        operation: String,
-        done: u64,
-        total: u64,
-        #[source]
-        source: Box<Error>,
-    },
-
-    #[error(
-        "the target does not match the source after the copy (its digest {target_digest}, the source's \
-         {source_digest} at revision {source_revision}): another writer changed it? Run the copy again"
-    )]
-    CopyNotVerified {
-        source_revision: i64,
-        source_digest: String,
-        target_digest: String,
-    },
-
     #[error("the watch on {backend} was closed: {reason}")]
     WatchClosed { backend: String, reason: String },
 }
 
 impl Error {
-    /// True for errors that a retry may cure (a lost connection, a leader election).
-    /// A writer that retries must re-read first when the outcome is unknown.
     /// True for errors that running the same command again cannot cure: a key or
     /// value over a limit, a transaction too large, a malformed transaction.
     pub fn is_permanent(&self) -> bool {
-        match self {
+        matches!(
+            self,
             Error::KeyNotAccepted { .. }
-            | Error::ValueTooLarge { .. }
-            | Error::TooManyOps { .. }
-            | Error::InvalidTxn(_)
-            | Error::InvalidKeyPath { .. } => true,
-            Error::Interrupted { source, .. } => source.is_permanent(),
-            _ => false,
-        }
+                | Error::ValueTooLarge { .. }
+                | Error::TooManyOps { .. }
+                | Error::InvalidTxn(_)
+                | Error::InvalidKeyPath { .. }
+        )
     }
 
+    /// True for errors that a retry may cure (a lost connection, a leader election).
+    /// A writer that retries must re-read first when the outcome is unknown.
     pub fn is_transient(&self) -> bool {
-        match self {
-            Error::Unavailable { .. } => true,
-            Error::Interrupted { source, .. } => source.is_transient(),
-            _ => false,
-        }
+        matches!(self, Error::Unavailable { .. })
     }
 
     /// Wraps a dependency error with the backend and operation it happened in.

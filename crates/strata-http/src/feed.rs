@@ -7,7 +7,7 @@
 //! The loops and their retries are the libraries'; serving is [`crate::server`].
 
 use strata_backup::{WatchStatus, WatchUpdate};
-use strata_core::mirror::MirrorStatus;
+use strata_ops::mirror::MirrorStatus;
 
 use crate::health::{Health, Monitor};
 use crate::registry::{Counter, Gauge};

@@ -73,16 +73,16 @@ pub fn parse_dump(text: &str, format: DumpFormat, file: &str) -> Result<DumpEntr
         serde_json::from_str::<Value>(text).map_err(|e| {
             fail(format!(
                 "not valid JSON: {}",
-                strata_core::snapshot::json_error(&e)
+                strata_ops::snapshot::json_error(&e)
             ))
         })
     };
     let mut entries = match format {
         DumpFormat::Snapshot => {
             let entries =
-                strata_core::snapshot::parse_snapshot(text, file).map_err(|e| match e {
+                strata_ops::snapshot::parse_snapshot(text, file).map_err(|e| match e {
                     // Already a message about this file: no second "file: " before it.
-                    strata_core::Error::Snapshot { reason, .. } => fail(reason),
+                    strata_ops::Error::File { reason, .. } => fail(reason),
                     other => fail(other.to_string()),
                 })?;
             return Ok(entries

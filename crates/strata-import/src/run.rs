@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use strata_core::load::{self, Change, LoadReport};
 use strata_core::{MemStore, Store};
+use strata_ops::load::{self, Change, LoadReport};
 
 use crate::dumps::{read_dump, DumpFormat, ImportError};
 use crate::mapping::{Mapping, MappingError};
@@ -52,6 +52,8 @@ pub enum RunError {
     PruneWithoutObjects,
     #[error(transparent)]
     Store(#[from] strata_core::Error),
+    #[error(transparent)]
+    Load(#[from] strata_ops::Error),
 }
 
 /// The source read, transformed and checked: what would be written.

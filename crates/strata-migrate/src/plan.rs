@@ -156,9 +156,15 @@ async fn plan_raw<S: Store>(
         let mut copy = data.clone();
         copy.extend(state_data);
         let mem = MemStore::new();
-        strata_core::load::load(&mem, copy.into_iter().collect(), None, &mut |_| {})
+        strata_ops::load::load(&mem, copy.into_iter().collect(), None, &mut |_| {})
             .await
-            .map_err(|e| Error::store("copying into memory", e))?;
+            .map_err(|e| match e {
+                strata_ops::Error::Store(e) => Error::store("copying into memory", e),
+                other => Error::store(
+                    "copying into memory",
+                    strata_core::Error::backend("mem", "load", other),
+                ),
+            })?;
         let mut lock = Lock::acquire(
             &mem,
             area,

@@ -13,8 +13,8 @@ fn examples() -> &'static Path {
 async fn seeded() -> MemStore {
     let store = MemStore::new();
     let entries =
-        strata_core::snapshot::read_snapshot(&examples().join("sigilgate/expected.json")).unwrap();
-    strata_core::load::load(&store, entries, None, &mut |_| {})
+        strata_ops::snapshot::read_snapshot(&examples().join("sigilgate/expected.json")).unwrap();
+    strata_ops::load::load(&store, entries, None, &mut |_| {})
         .await
         .unwrap();
     store
@@ -81,9 +81,9 @@ async fn the_broker_schema_accepts_the_broker_data_and_marks_its_secrets() {
     let schema = Schema::load(&examples().join("broker/schema.toml")).unwrap();
     let store = MemStore::new();
     let entries =
-        strata_core::snapshot::read_snapshot(&examples().join("etcd-v2-broker/expected.json"))
+        strata_ops::snapshot::read_snapshot(&examples().join("etcd-v2-broker/expected.json"))
             .unwrap();
-    strata_core::load::load(&store, entries, None, &mut |_| {})
+    strata_ops::load::load(&store, entries, None, &mut |_| {})
         .await
         .unwrap();
     let found = check(&store, &schema, b"").await.unwrap();

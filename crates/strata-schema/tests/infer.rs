@@ -9,8 +9,8 @@ use strata_schema::{check, infer::infer, Schema};
 async fn seeded(name: &str) -> MemStore {
     let store = MemStore::new();
     let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples")).join(name);
-    let entries = strata_core::snapshot::read_snapshot(&path).unwrap();
-    strata_core::load::load(&store, entries, None, &mut |_| {})
+    let entries = strata_ops::snapshot::read_snapshot(&path).unwrap();
+    strata_ops::load::load(&store, entries, None, &mut |_| {})
         .await
         .unwrap();
     store

@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
-use strata_core::load::load;
 use strata_core::Store;
+use strata_ops::load::load;
 use strata_store::SqliteStore;
 
 fn dataset(n: usize) -> Vec<(String, String)> {

@@ -165,8 +165,8 @@ async fn psql_reads_the_current_rows_with_a_plain_select() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/sigilgate/expected.json"
     );
-    let entries = strata_core::snapshot::read_snapshot(std::path::Path::new(path)).unwrap();
-    strata_core::load::load(&store, entries.clone(), None, &mut |_| {})
+    let entries = strata_ops::snapshot::read_snapshot(std::path::Path::new(path)).unwrap();
+    strata_ops::load::load(&store, entries.clone(), None, &mut |_| {})
         .await
         .unwrap();
     let out = postgres::shared().psql(&format!(

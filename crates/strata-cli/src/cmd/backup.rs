@@ -146,7 +146,7 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
                 let target = open_url(&url, opts).await?;
                 // A line every few seconds on a long rebuild.
                 let mut last = std::time::Instant::now();
-                let mut progress = |r: &strata_core::load::LoadReport| {
+                let mut progress = |r: &strata_ops::load::LoadReport| {
                     if last.elapsed() >= Duration::from_secs(2) {
                         last = std::time::Instant::now();
                         eprintln!(

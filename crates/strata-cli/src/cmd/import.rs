@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use strata_core::snapshot::SnapshotWriter;
 use strata_import::{run, DumpFormat, ImportRequest, Source};
+use strata_ops::snapshot::SnapshotWriter;
 
 use super::snapshot::LoadBar;
 use crate::cli::*;

@@ -5,10 +5,10 @@ use std::io::Write;
 use anyhow::Context;
 use serde_json::json;
 use strata_core::key::display_key;
-use strata_core::txn_json::{event_json, kv_json, parse_txn, range_json, txn_response_json};
 use strata_core::{
     Compare, CompareOp, EventKind, KeySpan, KeyValue, Op, OpResponse, RangeRequest, Store, Txn,
 };
+use strata_ops::txn_json::{event_json, kv_json, parse_txn, range_json, txn_response_json};
 use strata_store::AnyStore;
 
 use super::read_value;

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use strata_core::load::{load as load_entries, LoadReport};
-use strata_core::snapshot::{export as export_snapshot, read_snapshot};
+use strata_ops::load::{load as load_entries, LoadReport};
+use strata_ops::snapshot::{export as export_snapshot, read_snapshot};
 use strata_store::AnyStore;
 
 use crate::cli::*;

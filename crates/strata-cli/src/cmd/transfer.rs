@@ -4,8 +4,8 @@ use std::io::Write;
 
 use serde_json::json;
 use strata_core::key::display_key;
-use strata_core::mirror::{mirror as run_mirror, MirrorOptions, MirrorStatus};
-use strata_core::transfer::{copy as run_copy, diff as run_diff, CopyOptions, Rewrite, Selection};
+use strata_ops::mirror::{mirror as run_mirror, MirrorOptions, MirrorStatus};
+use strata_ops::transfer::{copy as run_copy, diff as run_diff, CopyOptions, Rewrite, Selection};
 
 use super::open_url;
 use crate::cli::*;

@@ -3,9 +3,9 @@
 use std::io::Write;
 
 use serde_json::json;
-use strata_core::listing::{dir_prefix, list_children, walk_tree};
-use strata_core::txn_json::event_json;
 use strata_core::{EventKind, KeySpan, Store, WatchRequest};
+use strata_ops::listing::{dir_prefix, list_children, walk_tree};
+use strata_ops::txn_json::event_json;
 use strata_store::AnyStore;
 
 use crate::cli::*;
@@ -78,7 +78,7 @@ pub async fn tree(store: &AnyStore, args: TreeArgs) -> anyhow::Result<Outcome> {
             }
             None => writeln!(out, "{indent}{}", line.label),
         };
-        written.map_err(|e| strata_core::Error::backend("stdout", "write", e))
+        written.map_err(|e| strata_core::Error::backend("stdout", "write", e).into())
     })
     .await?;
     out.flush()?;

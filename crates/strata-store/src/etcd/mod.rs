@@ -8,7 +8,7 @@
 //! strings; request timeouts; and a watch that resumes after a lost connection from
 //! the revision after the last one it delivered. It never retries a write itself: a
 //! write whose answer was lost is reported with `outcome_unknown`, and the batched
-//! writers re-read before deciding (see `strata_core::load`).
+//! writers re-read before deciding (see `strata_ops::load`).
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -18,8 +18,8 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
-use crate::model::*;
-use crate::store::{scan, Store};
+use strata_core::model::*;
+use strata_core::store::{scan, Store};
 
 /// What a load did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,11 +76,12 @@ fn batches<T: Bytes>(
         let group_bytes = size(g0..g1);
         if groups.is_some() && g1 - g0 > max_ops {
             let name = groups.map(|g| g[g0].clone()).unwrap_or_default();
-            return Err(Error::TooManyOps {
+            return Err(strata_core::Error::TooManyOps {
                 backend: format!("{backend} (object {name})"),
                 ops: g1 - g0,
                 limit: max_ops,
-            });
+            }
+            .into());
         }
         if g0 > start && (g1 - start > max_ops || bytes + group_bytes > max_bytes) {
             out.push(start..g0);
@@ -220,7 +221,9 @@ pub async fn load_objects<S: Store + Clone + 'static, T: Bytes>(
                 failure.get_or_insert(e);
             }
             Err(join) => {
-                failure.get_or_insert(Error::backend(caps.backend, "load a batch", join));
+                failure.get_or_insert(
+                    strata_core::Error::backend(caps.backend, "load a batch", join).into(),
+                );
             }
         }
     }
@@ -448,7 +451,7 @@ async fn write_missing<S: Store, T: Bytes>(store: &S, chunk: &[(T, T)]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mem::MemStore;
+    use strata_core::MemStore;
 
     fn entries(n: usize) -> Vec<(String, String)> {
         let mut e: Vec<_> = (0..n)

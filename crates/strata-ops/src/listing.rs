@@ -5,10 +5,10 @@
 //! query instead of reading every key, so it costs one or two round trips per child,
 //! not per key. Owns the grouping into levels; printing is the CLI's.
 
-use crate::error::Result;
-use crate::key::prefix_end;
-use crate::model::*;
-use crate::store::{scan, Store};
+use crate::error::{scan, Result};
+use strata_core::key::prefix_end;
+use strata_core::model::*;
+use strata_core::store::Store;
 
 /// One child of a listed prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,7 +145,7 @@ pub async fn walk_tree<S: Store>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mem::MemStore;
+    use strata_core::MemStore;
 
     async fn seeded() -> MemStore {
         let s = MemStore::new();

@@ -9,12 +9,12 @@
 use std::collections::HashSet;
 
 use crate::error::{Error, Result};
-use crate::key::display_key;
 use crate::load::{load, LoadReport, OnBatch};
-use crate::model::*;
-use crate::store::{scan, Store};
+use strata_core::key::display_key;
+use strata_core::model::*;
+use strata_core::store::{scan, Store};
 
-pub use crate::key::RESERVED_PREFIX;
+pub use strata_core::key::RESERVED_PREFIX;
 
 /// `OLD=NEW`: keys that start with `OLD` are written with `NEW` in its place.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,7 +31,7 @@ impl Rewrite {
                 from: from.as_bytes().to_vec(),
                 to: to.as_bytes().to_vec(),
             }),
-            _ => Err(Error::InvalidTxn(format!(
+            _ => Err(Error::Invalid(format!(
                 "rewrite {text:?} is not OLD=NEW (e.g. /fiberlb/=/metadata/fiberlb/)"
             ))),
         }
@@ -168,7 +168,7 @@ pub async fn read_selection<S: Store>(
     }
     entries.sort_by(|x, y| x.0.cmp(&y.0));
     if let Some(pair) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(Error::InvalidTxn(format!(
+        return Err(Error::Invalid(format!(
             "two source keys are rewritten to the same key {}; make the rewrites distinct",
             display_key(&pair[0].0)
         )));
@@ -365,7 +365,7 @@ pub async fn diff<A: Store, B: Store>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mem::MemStore;
+    use strata_core::MemStore;
 
     #[test]
     fn rewrites_and_prefixes() {

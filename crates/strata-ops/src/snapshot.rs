@@ -10,10 +10,11 @@ use std::io::Write;
 use serde::Deserializer as _;
 use std::path::Path;
 
+use crate::error::scan;
 use crate::error::{Error, Result};
-use crate::key::display_key;
-use crate::model::KeySpan;
-use crate::store::{scan, Store};
+use strata_core::key::display_key;
+use strata_core::model::KeySpan;
+use strata_core::store::Store;
 
 /// Snapshot entries, sorted by key bytewise.
 pub type SnapshotEntries = Vec<(String, String)>;
@@ -28,7 +29,7 @@ pub fn parse_snapshot(text: &str, source: &str) -> Result<SnapshotEntries> {
         de.end()?;
         Ok(entries)
     })();
-    let mut entries = parsed.map_err(|e| Error::Snapshot {
+    let mut entries = parsed.map_err(|e| Error::File {
         path: source.to_owned(),
         reason: if e.classify() == serde_json::error::Category::Data {
             e.to_string()
@@ -41,11 +42,11 @@ pub fn parse_snapshot(text: &str, source: &str) -> Result<SnapshotEntries> {
     if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         if let Some(pair) = entries.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(Error::Snapshot {
+            return Err(Error::File {
                 path: source.to_owned(),
                 reason: format!(
                     "key {} appears twice; a snapshot holds each key once: remove one",
-                    crate::model::key_excerpt(pair[0].0.as_bytes())
+                    strata_core::model::key_excerpt(pair[0].0.as_bytes())
                 ),
             });
         }
@@ -78,14 +79,14 @@ impl<'de> serde::de::Visitor<'de> for SnapshotVisitor {
                         "the value of key {} is {}, but snapshot values are strings: this is not a \
                          snapshot {{\"/key\": \"value\"}} (an etcd v2, etcdctl or Consul dump is read by \
                          `strata import FILE --format …`)",
-                        crate::model::key_excerpt(key.as_bytes()),
+                        strata_core::model::key_excerpt(key.as_bytes()),
                         kind(&other)
                     )))
                 }
                 other => {
                     return Err(serde::de::Error::custom(format!(
                         "the value of key {} is {}, but snapshot values are strings; write it as \"{}\"",
-                        crate::model::key_excerpt(key.as_bytes()),
+                        strata_core::model::key_excerpt(key.as_bytes()),
                         kind(&other),
                         other
                     )))
@@ -131,7 +132,7 @@ pub fn read_snapshot(path: &Path) -> Result<SnapshotEntries> {
     } else {
         std::fs::read_to_string(path)
     }
-    .map_err(|e| Error::Snapshot {
+    .map_err(|e| Error::File {
         path: name.clone(),
         reason: format!("cannot read it: {e}"),
     })?;
@@ -154,7 +155,7 @@ impl<W: Write> SnapshotWriter<W> {
         let utf8 = |bytes: &[u8], what: &str| {
             std::str::from_utf8(bytes)
                 .map(str::to_owned)
-                .map_err(|_| Error::Snapshot {
+                .map_err(|_| Error::File {
                     path: display_key(key),
                     reason: format!(
                         "the {what} is not UTF-8, and a snapshot holds text only; \
@@ -180,7 +181,7 @@ impl<W: Write> SnapshotWriter<W> {
 }
 
 fn io_error(e: std::io::Error) -> Error {
-    Error::Snapshot {
+    Error::File {
         path: "output".into(),
         reason: format!("cannot write: {e}"),
     }

@@ -19,9 +19,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::model::*;
-use crate::store::{Store, Watcher};
 use crate::transfer::{copy, CopyOptions, Selection, RESERVED_PREFIX};
+use strata_core::model::*;
+use strata_core::store::{Store, Watcher};
 
 pub use status::MirrorStatus;
 use status::{Step, Tracker};
@@ -49,7 +49,7 @@ async fn read_checkpoint<B: Store>(to: &B, key: &[u8]) -> Result<Option<i64>> {
             .parse()
             .map(Some)
             .map_err(|_| {
-                Error::InvalidTxn(format!(
+                Error::Invalid(format!(
                     "the mirror checkpoint {} does not hold a revision; delete it to copy again",
                     String::from_utf8_lossy(key)
                 ))
@@ -107,7 +107,7 @@ where
                 .await
             {
                 Ok(w) => Some(w),
-                Err(Error::Compacted { .. }) => None,
+                Err(strata_core::Error::Compacted { .. }) => None,
                 Err(e) if e.is_transient() => {
                     t.source_failed(&e);
                     t.report();
@@ -118,7 +118,7 @@ where
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             },
             None => None,
         };
@@ -168,7 +168,7 @@ where
             };
             let events = match batch {
                 Some(Ok(events)) => events,
-                Some(Err(Error::Compacted { .. })) => {
+                Some(Err(strata_core::Error::Compacted { .. })) => {
                     applied = None;
                     break;
                 }
@@ -256,7 +256,7 @@ async fn set_checkpoint<B: Store>(
         Err(e)
             if matches!(
                 e,
-                Error::Unavailable {
+                strata_core::Error::Unavailable {
                     outcome_unknown: true,
                     ..
                 }
@@ -265,10 +265,10 @@ async fn set_checkpoint<B: Store>(
             // The answer was lost: read the checkpoint to learn whether it landed.
             match read_checkpoint(to, key).await {
                 Ok(Some(at)) if at >= revision => Ok(()),
-                _ => Err(e),
+                _ => Err(e.into()),
             }
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -277,9 +277,9 @@ async fn set_checkpoint<B: Store>(
 async fn decide<B: Store>(to: &B, key: &[u8], revision: i64) -> Result<()> {
     match read_checkpoint(to, key).await? {
         Some(at) if at >= revision => Ok(()),
-        other => Err(Error::InvalidTxn(format!(
+        other => Err(Error::Invalid(format!(
             "the mirror checkpoint {} holds {:?}, not what this mirror wrote: is another mirror \
-             with the same --name running? Stop it, or give this one another --name",
+             of the same name running? Stop it, or give this one another name",
             String::from_utf8_lossy(key),
             other
         ))),
@@ -291,8 +291,8 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
-    use crate::mem::MemStore;
     use crate::transfer::{diff, Rewrite};
+    use strata_core::MemStore;
 
     #[tokio::test]
     async fn mirrors_copy_then_changes_and_resumes_from_the_checkpoint() {
@@ -379,9 +379,9 @@ mod tests {
         fn set_down(&self, down: bool) {
             self.down.store(down, std::sync::atomic::Ordering::SeqCst);
         }
-        fn check(&self) -> Result<()> {
+        fn check(&self) -> strata_core::Result<()> {
             if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(Error::Unavailable {
+                return Err(strata_core::Error::Unavailable {
                     backend: "mem".into(),
                     operation: "a request".into(),
                     outcome_unknown: false,
@@ -396,27 +396,27 @@ mod tests {
         fn capabilities(&self) -> Capabilities {
             self.inner.capabilities()
         }
-        async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
+        async fn range(&self, req: RangeRequest) -> strata_core::Result<RangeResponse> {
             self.check()?;
             self.inner.range(req).await
         }
-        async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        async fn txn(&self, txn: Txn) -> strata_core::Result<TxnResponse> {
             self.check()?;
             self.inner.txn(txn).await
         }
-        async fn watch(&self, req: WatchRequest) -> Result<Watcher> {
+        async fn watch(&self, req: WatchRequest) -> strata_core::Result<Watcher> {
             self.check()?;
             self.inner.watch(req).await
         }
-        async fn compact(&self, revision: i64) -> Result<()> {
+        async fn compact(&self, revision: i64) -> strata_core::Result<()> {
             self.check()?;
             self.inner.compact(revision).await
         }
-        async fn history(&self, key: &[u8]) -> Result<Vec<Event>> {
+        async fn history(&self, key: &[u8]) -> strata_core::Result<Vec<Event>> {
             self.check()?;
             self.inner.history(key).await
         }
-        async fn status(&self) -> Result<crate::store::StoreStatus> {
+        async fn status(&self) -> strata_core::Result<strata_core::StoreStatus> {
             self.check()?;
             self.inner.status().await
         }

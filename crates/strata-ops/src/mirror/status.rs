@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::store::Store;
+use strata_core::store::Store;
 
 /// How a mirror is doing, as reported every few seconds, after each failure and at
 /// the end.
@@ -88,12 +88,12 @@ impl<A: Store> Tracker<'_, A> {
         self.update_lag();
     }
 
-    pub(super) fn source_failed(&mut self, e: &Error) {
+    pub(super) fn source_failed(&mut self, e: &dyn std::fmt::Display) {
         self.status.errors += 1;
         self.status.source_error = Some(e.to_string());
     }
 
-    pub(super) fn target_failed(&mut self, e: &Error) {
+    pub(super) fn target_failed(&mut self, e: &dyn std::fmt::Display) {
         self.status.errors += 1;
         self.status.target_error = Some(e.to_string());
     }

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::model::*;
+use strata_core::model::*;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,7 +71,7 @@ fn span(s: SpanJson, what: &str) -> Result<KeySpan> {
     match (s.key, s.prefix) {
         (Some(k), None) => Ok(KeySpan::key(k)),
         (None, Some(p)) => Ok(KeySpan::prefix(p)),
-        _ => Err(Error::InvalidTxn(format!(
+        _ => Err(Error::Invalid(format!(
             "a {what} op takes exactly one of \"key\" or \"prefix\""
         ))),
     }
@@ -79,7 +79,7 @@ fn span(s: SpanJson, what: &str) -> Result<KeySpan> {
 
 fn compare(c: CompareJson, index: usize) -> Result<Compare> {
     let bad =
-        |msg: String| Error::InvalidTxn(format!("compare #{} (key {}): {msg}", index + 1, c.key));
+        |msg: String| Error::Invalid(format!("compare #{} (key {}): {msg}", index + 1, c.key));
     let op = match c.op.as_deref().unwrap_or("=") {
         "=" | "==" => CompareOp::Equal,
         "!=" => CompareOp::NotEqual,
@@ -132,7 +132,7 @@ fn op(o: OpJson) -> Result<Op> {
 /// Parses the JSON form of a transaction. `source` names the input in errors.
 pub fn parse_txn(text: &str, source: &str) -> Result<Txn> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let parsed: TxnJson = serde_json::from_str(text).map_err(|e| Error::Snapshot {
+    let parsed: TxnJson = serde_json::from_str(text).map_err(|e| Error::File {
         path: source.to_owned(),
         reason: format!(
             "not a transaction: {} (see `strata txn --help` for the form)",

@@ -1,0 +1,19 @@
+//! Strata's operations on any [`strata_core::Store`]: the flat snapshot format
+//! ([`snapshot`]), the batched, resumable loader ([`load`]), copy and diff between two
+//! stores ([`transfer`]) and the mirror that keeps a target current ([`mirror`]), `ls`
+//! and `tree` views ([`listing`]), and the JSON form of a transaction ([`txn_json`]).
+//!
+//! This crate owns what is done with stores; the model it works on (keys, the `Store`
+//! contract, transactions) is `strata-core`, the backends are `strata-store`. Its
+//! errors are [`Error`]: a store's own error, or what an operation adds (a malformed
+//! input file, an interrupted run and how far it got, an unverified copy).
+
+pub mod error;
+pub mod listing;
+pub mod load;
+pub mod mirror;
+pub mod snapshot;
+pub mod transfer;
+pub mod txn_json;
+
+pub use error::{Error, Result};
