@@ -15,6 +15,7 @@ pub mod key;
 pub mod mem;
 pub mod model;
 pub mod redact;
+pub mod replica;
 pub mod store;
 
 #[cfg(feature = "conformance")]
