@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project: formatting, lints, unit, conformance (mem, SQLite,
-# etcd) and CLI tests.
+# Runs every test of the project: formatting, lints, the API docs, unit, doc,
+# conformance (mem, SQLite, etcd, PostgreSQL) and CLI tests.
 # Tests that need a server start their own; this script installs what they need
 # when it is missing (as root, through apt-get), so it works on a fresh machine.
 set -euo pipefail
@@ -10,4 +10,6 @@ bash scripts/install-deps.sh --test
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+# The public API's docs build clean (intra-doc links checked); doc tests run below.
+RUSTDOCFLAGS="-D warnings -D rustdoc::broken_intra_doc_links" cargo doc --workspace --no-deps --quiet
 cargo test --workspace --all-features

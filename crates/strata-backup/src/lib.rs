@@ -5,7 +5,7 @@
 //! file per group of sibling keys ([`layout`]), secrets fingerprinted or encrypted
 //! ([`secrets`]). A backup after a previous one replays only the changes since the
 //! recorded revision and edits only the affected trees ([`backup`]); `watch` does so
-//! continuously. [`restore`] reads any commit back: one key, one object, a prefix, or a
+//! continuously. [`mod@restore`] reads any commit back: one key, one object, a prefix, or a
 //! whole store; `log`, `diff` and `verify` read history.
 
 pub mod backup;

@@ -3,6 +3,9 @@
 //!
 //! Exit codes: 0 ok, 1 error, 2 usage, 3 a compare failed or a key was not found.
 
+// The doc comments of the clap structs are `--help` text (`Name <email>`), not rustdoc.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
+
 mod cli;
 mod cmd;
 mod log;

@@ -18,8 +18,9 @@
 use std::fmt;
 
 /// Keys Strata keeps for itself in a store: mirror checkpoints, migration state, the
-/// marks of chunked writes and of rebuilds. Export, copy, diff, backup and schema
-/// checks leave them out. Every such key is made by [`reserved_key`].
+/// marks of chunked writes and of rebuilds. Copy, diff, backup and schema checks leave
+/// them out (an `export` whose prefix covers them includes them, as it is). Every such
+/// key is made by [`reserved_key`].
 pub const RESERVED_PREFIX: &str = "/_strata/";
 
 /// `/_strata/REST`: a key of Strata's own.
@@ -40,7 +41,9 @@ impl KeyPath {
         KeyPath("/".to_owned())
     }
 
-    /// Parses an already-encoded path such as `/sigilgate/users/1/username`.
+    /// Parses an already-encoded path such as `/sigilgate/users/1/username`. A path
+    /// that does not start with `/`, has an empty segment (`//`, a trailing `/`) or a
+    /// malformed escape is [`Error::InvalidKeyPath`], naming the segment and why.
     pub fn parse(text: &str) -> Result<Self> {
         let invalid = |reason: String| Error::InvalidKeyPath {
             path: text.to_owned(),
@@ -83,14 +86,17 @@ impl KeyPath {
         KeyPath(text)
     }
 
+    /// Whether this is the root path `/`.
     pub fn is_root(&self) -> bool {
         self.0 == "/"
     }
 
+    /// The encoded path, as stored in keys.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The encoded path as key bytes, for a [`Store`](crate::Store) call.
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
@@ -109,6 +115,7 @@ impl KeyPath {
         rest.split('/').filter(move |_| !rest.is_empty())
     }
 
+    /// The path one level up (`/a/b` → `/a`, `/a` → `/`); `None` for the root.
     pub fn parent(&self) -> Option<KeyPath> {
         if self.is_root() {
             return None;
@@ -122,7 +129,8 @@ impl KeyPath {
     }
 
     /// The byte prefix shared by every key strictly below this path: `self` + `/`
-    /// (or `/` for the root).
+    /// (or `/` for the root). [`KeySpan::prefix`](crate::KeySpan::prefix) of it reads
+    /// the subtree.
     pub fn subtree_prefix(&self) -> Vec<u8> {
         if self.is_root() {
             return b"/".to_vec();

@@ -213,7 +213,9 @@ impl RevisionedState for MemState {
     }
 }
 
-/// The in-memory store. Cloning shares the same data.
+/// The in-memory store: the reference model of the [`Store`] contract. Cloning shares
+/// the same data; dropping the last clone drops it. No leases
+/// ([`Capabilities::leases`] is false).
 #[derive(Clone, Debug)]
 pub struct MemStore {
     state: Arc<Mutex<MemState>>,
@@ -230,6 +232,8 @@ impl Default for MemStore {
 const WATCH_BUFFER: usize = 2_048;
 
 impl MemStore {
+    /// An empty store at revision 1, with generous limits (10,000 ops per transaction,
+    /// 64 MiB per value).
     pub fn new() -> Self {
         MemStore {
             state: Arc::new(Mutex::new(MemState::new())),
@@ -245,7 +249,8 @@ impl MemStore {
         }
     }
 
-    /// A store with other limits, to exercise batching in tests.
+    /// An empty store with other limits, to exercise batching in tests. Transactions
+    /// are validated against `caps`.
     pub fn with_capabilities(caps: Capabilities) -> Self {
         MemStore {
             caps,

@@ -15,10 +15,15 @@ use crate::key::{display_key, prefix_end};
 ///   put starts again at 1.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct KeyValue {
+    /// The key.
     pub key: Vec<u8>,
+    /// The value; empty in a `keys_only` read.
     pub value: Vec<u8>,
+    /// The revision of the put that created this generation of the key.
     pub create_revision: i64,
+    /// The revision of the last put (of the delete, in a delete [`Event`]).
     pub mod_revision: i64,
+    /// Puts since creation: 1 after the first.
     pub version: i64,
 }
 
@@ -31,20 +36,25 @@ pub enum KeySpan {
     Prefix(Vec<u8>),
     /// `[start, end)`; `end = None` means no upper bound.
     Range {
+        /// The first key of the range (included).
         start: Vec<u8>,
+        /// The end of the range (excluded); `None` for no upper bound.
         end: Option<Vec<u8>>,
     },
 }
 
 impl KeySpan {
+    /// Exactly `key`.
     pub fn key(key: impl Into<Vec<u8>>) -> Self {
         KeySpan::Key(key.into())
     }
 
+    /// Every key that starts with `prefix` (bytewise: `/a/` does not cover `/a`).
     pub fn prefix(prefix: impl Into<Vec<u8>>) -> Self {
         KeySpan::Prefix(prefix.into())
     }
 
+    /// Every key of the store.
     pub fn all() -> Self {
         KeySpan::Prefix(Vec::new())
     }
@@ -63,6 +73,7 @@ impl KeySpan {
         }
     }
 
+    /// Whether `key` lies in the span.
     pub fn contains(&self, key: &[u8]) -> bool {
         match self {
             KeySpan::Key(k) => k == key,
@@ -92,14 +103,23 @@ impl KeySpan {
 /// Results are sorted by key, ascending bytewise.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RangeRequest {
+    /// The keys to read.
     pub span: KeySpan,
+    /// The revision to read at; 0 (or less) reads the latest. Below the compaction
+    /// point the read fails with [`Error::Compacted`], above the current revision with
+    /// [`Error::FutureRevision`].
     pub revision: i64,
+    /// The most keys to return, the first ones in key order; 0 (or less) means no
+    /// limit.
     pub limit: i64,
+    /// Return keys and their metadata with empty values.
     pub keys_only: bool,
+    /// Return only [`RangeResponse::count`], no key-values.
     pub count_only: bool,
 }
 
 impl RangeRequest {
+    /// A read of `span` at the latest revision, without a limit, keys and values.
     pub fn new(span: KeySpan) -> Self {
         RangeRequest {
             span,
@@ -110,21 +130,25 @@ impl RangeRequest {
         }
     }
 
+    /// Reads at `revision` (0: the latest).
     pub fn at_revision(mut self, revision: i64) -> Self {
         self.revision = revision;
         self
     }
 
+    /// Returns at most `limit` keys (0: no limit).
     pub fn with_limit(mut self, limit: i64) -> Self {
         self.limit = limit;
         self
     }
 
+    /// Sets `keys_only`: keys and metadata, with empty values.
     pub fn keys_only(mut self) -> Self {
         self.keys_only = true;
         self
     }
 
+    /// Sets `count_only`: the number of keys, no key-values.
     pub fn count_only(mut self) -> Self {
         self.count_only = true;
         self
@@ -138,27 +162,40 @@ impl RangeRequest {
 /// do not pay for a full count on every page). `more` is exact in every case.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct RangeResponse {
-    /// The store revision the read was served at.
+    /// The store revision the read was served at: the requested revision, or the
+    /// current one for a read of the latest.
     pub revision: i64,
+    /// The keys read, sorted by key; empty when nothing matched (or `count_only`).
     pub kvs: Vec<KeyValue>,
+    /// Whether the span holds keys after the last of `kvs` (the limit cut the answer).
     pub more: bool,
+    /// The number of keys in the span (see above for reads with a limit).
     pub count: i64,
 }
 
-/// What a compare looks at.
+/// What a compare looks at, and the value it is compared with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CompareTarget {
+    /// The key's value, bytewise; any compare of a missing key's value is false.
     Value(Vec<u8>),
+    /// The key's version (0 for a missing key).
     Version(i64),
+    /// The key's `create_revision` (0 for a missing key).
     CreateRevision(i64),
+    /// The key's `mod_revision` (0 for a missing key).
     ModRevision(i64),
 }
 
+/// How a compare relates the key's current state to the target: `current OP target`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompareOp {
+    /// `current == target`.
     Equal,
+    /// `current != target`.
     NotEqual,
+    /// `current > target`.
     Greater,
+    /// `current < target`.
     Less,
 }
 
@@ -166,12 +203,16 @@ pub enum CompareOp {
 /// version, create and mod revision 0, and any compare of its *value* is false.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Compare {
+    /// The key compared (one key, not a span).
     pub key: Vec<u8>,
+    /// How the key's state must relate to the target.
     pub op: CompareOp,
+    /// What is compared, and with what.
     pub target: CompareTarget,
 }
 
 impl Compare {
+    /// `key`'s `target` field compared by `op`.
     pub fn new(key: impl Into<Vec<u8>>, op: CompareOp, target: CompareTarget) -> Self {
         Compare {
             key: key.into(),
@@ -185,18 +226,24 @@ impl Compare {
         Self::new(key, CompareOp::Equal, CompareTarget::Version(0))
     }
 
+    /// A compare of the key's version: with [`CompareOp::Equal`], the expected-version
+    /// check of a compare-and-swap or compare-and-delete.
     pub fn version(key: impl Into<Vec<u8>>, op: CompareOp, version: i64) -> Self {
         Self::new(key, op, CompareTarget::Version(version))
     }
 
+    /// A compare of the key's value (false for a missing key, whatever `op`).
     pub fn value(key: impl Into<Vec<u8>>, op: CompareOp, value: impl Into<Vec<u8>>) -> Self {
         Self::new(key, op, CompareTarget::Value(value.into()))
     }
 
+    /// A compare of the key's `mod_revision`: with [`CompareOp::Equal`], "unchanged
+    /// since I read it at that revision".
     pub fn mod_revision(key: impl Into<Vec<u8>>, op: CompareOp, revision: i64) -> Self {
         Self::new(key, op, CompareTarget::ModRevision(revision))
     }
 
+    /// A compare of the key's `create_revision` (which generation of the key it is).
     pub fn create_revision(key: impl Into<Vec<u8>>, op: CompareOp, revision: i64) -> Self {
         Self::new(key, op, CompareTarget::CreateRevision(revision))
     }
@@ -223,22 +270,33 @@ impl Compare {
 /// One operation of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
+    /// Writes `value` at `key`: creates the key (version 1) or adds a version.
     Put {
+        /// The key written; must pass [`check_key`].
         key: Vec<u8>,
+        /// The value; at most [`Capabilities::max_value_bytes`].
         value: Vec<u8>,
+        /// Return the key's state before the put in [`OpResponse::Put`].
         prev_kv: bool,
         /// The lease the key is attached to (0: none): the key is deleted when the
         /// lease expires. Only on backends whose [`Capabilities::leases`] is true.
         lease: i64,
     },
+    /// Deletes every key in `span`; a span with no keys deletes nothing, which is not
+    /// an error.
     Delete {
+        /// The keys deleted.
         span: KeySpan,
+        /// Return the deleted key-values in [`OpResponse::Delete`].
         prev_kv: bool,
     },
+    /// A read; without a revision it sees the writes of earlier ops of the same
+    /// transaction.
     Range(RangeRequest),
 }
 
 impl Op {
+    /// A put of `key` = `value`, without a lease and without the previous value.
     pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
         Op::Put {
             key: key.into(),
@@ -258,6 +316,7 @@ impl Op {
         }
     }
 
+    /// A delete of every key in `span`, without the deleted values.
     pub fn delete(span: KeySpan) -> Self {
         Op::Delete {
             span,
@@ -265,6 +324,7 @@ impl Op {
         }
     }
 
+    /// A read of `span` at the latest revision.
     pub fn get(span: KeySpan) -> Self {
         Op::Range(RangeRequest::new(span))
     }
@@ -275,26 +335,34 @@ impl Op {
 /// not advance the revision.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Txn {
+    /// Evaluated first, against the latest state; all must hold for `success` to run
+    /// (no compares always holds).
     pub compares: Vec<Compare>,
+    /// Run in order when every compare holds.
     pub success: Vec<Op>,
+    /// Run in order when a compare does not hold.
     pub failure: Vec<Op>,
 }
 
 impl Txn {
+    /// An empty transaction: no compares, no ops.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Adds compares; all must hold.
     pub fn when(mut self, compares: impl IntoIterator<Item = Compare>) -> Self {
         self.compares.extend(compares);
         self
     }
 
+    /// Adds ops to the `success` branch.
     pub fn and_then(mut self, ops: impl IntoIterator<Item = Op>) -> Self {
         self.success.extend(ops);
         self
     }
 
+    /// Adds ops to the `failure` branch.
     pub fn or_else(mut self, ops: impl IntoIterator<Item = Op>) -> Self {
         self.failure.extend(ops);
         self
@@ -455,28 +523,41 @@ fn validate_branch(ops: &[Op], caps: &Capabilities) -> Result<()> {
 /// The answer to one op of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpResponse {
+    /// The answer to an [`Op::Put`].
     Put {
+        /// The key before the put: `None` unless the op asked for it (`prev_kv`) and
+        /// the key existed.
         prev_kv: Option<KeyValue>,
     },
+    /// The answer to an [`Op::Delete`].
     Delete {
+        /// How many keys were deleted (0 when none existed).
         deleted: i64,
+        /// The deleted key-values when the op asked for them (`prev_kv`), else empty.
         prev_kvs: Vec<KeyValue>,
     },
+    /// The answer to an [`Op::Range`]; a read of the latest state reports the
+    /// transaction's revision.
     Range(RangeResponse),
 }
 
+/// The answer to a [`Txn`].
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct TxnResponse {
     /// The store revision after the transaction (the new one if it wrote anything).
     pub revision: i64,
     /// Whether the compares held (and `success` ran).
     pub succeeded: bool,
+    /// One answer per op of the branch that ran, in order.
     pub responses: Vec<OpResponse>,
 }
 
+/// What a change did to a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
+    /// The key was written (created or updated).
     Put,
+    /// The key was deleted.
     Delete,
 }
 
@@ -484,11 +565,14 @@ pub enum EventKind {
 /// the delete; its other fields are zero (as etcd reports it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
+    /// A put or a delete.
     pub kind: EventKind,
+    /// The key's state after the change (for a delete, see above).
     pub kv: KeyValue,
 }
 
 impl Event {
+    /// The revision of the change (`kv.mod_revision`).
     pub fn revision(&self) -> i64 {
         self.kv.mod_revision
     }
@@ -497,7 +581,11 @@ impl Event {
 /// Start a watch on `span`. `start_revision = 0` means "changes after now".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchRequest {
+    /// The keys watched.
     pub span: KeySpan,
+    /// The first revision delivered: a past revision replays the history held since
+    /// then (it must not be below the compaction point); 0 delivers the changes after
+    /// the current revision.
     pub start_revision: i64,
 }
 

@@ -30,7 +30,9 @@ use crate::store::{scan, Store};
 /// exactly the prefix's contents as of `revision` when it was read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AtRevision<T> {
+    /// The store revision the replica's contents reflected at the read.
     pub revision: i64,
+    /// What was read.
     pub value: T,
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Owns the contract and the convenience calls built on it (get, put, delete, paged
 //! scans); does not own any storage. The in-memory reference model is [`crate::mem`];
-//! the conformance suite ([`crate::conformance`]) checks a backend against it.
+//! the conformance suite (module `conformance`, feature `conformance`) checks a
+//! backend against it.
 
 use std::future::Future;
 
@@ -33,26 +34,47 @@ use crate::model::*;
 /// - **Compaction** at `rev` keeps every key's state as of `rev` readable and drops
 ///   older history. Compacting at or below the current compaction point is an error.
 pub trait Store: Send + Sync {
-    /// What this backend supports (op limit, value size, page size).
+    /// What this backend supports (op limit, value size, page size, leases). Answered
+    /// without a request; writers size their batches from it.
     fn capabilities(&self) -> Capabilities;
 
-    /// A range read (see [`RangeRequest`]).
+    /// A range read (see [`RangeRequest`]): keys sorted bytewise, at most `limit`, with
+    /// `more` set when keys were left out. A missing key or an empty span is an empty
+    /// `kvs`, never an error. [`RangeResponse::revision`] is the revision read: the
+    /// requested one, or the current one for `revision = 0`. A revision below the
+    /// compaction point is [`Error::Compacted`], above the current one
+    /// [`Error::FutureRevision`].
     fn range(&self, req: RangeRequest) -> impl Future<Output = Result<RangeResponse>> + Send;
 
-    /// An atomic transaction (see [`Txn`]).
+    /// Runs a transaction atomically (see [`Txn`]): [`Txn::validate`] against
+    /// [`Store::capabilities`] first (a transaction over a limit is refused whole, with
+    /// nothing written), then the compares against the latest state, then the ops of
+    /// the branch they chose, in order. A failed compare is not an error: it is
+    /// [`TxnResponse::succeeded`] false. The writes of one transaction share one new
+    /// revision, [`TxnResponse::revision`]; one that writes nothing leaves the revision
+    /// as it was. An [`Error::Unavailable`] with `outcome_unknown` may have been applied.
     fn txn(&self, txn: Txn) -> impl Future<Output = Result<TxnResponse>> + Send;
 
-    /// Every change in a span from a revision on (see the trait docs).
+    /// Every change in a span from a revision on (see the trait docs):
+    /// `start_revision = 0` means the changes after the current revision; a past
+    /// revision replays the history held since then first, then follows live changes.
+    /// Events come in batches of one revision each, in revision order. A start below the
+    /// compaction point is [`Error::Compacted`].
     fn watch(&self, req: WatchRequest) -> impl Future<Output = Result<Watcher>> + Send;
 
-    /// Drops history older than `revision`.
+    /// Drops history older than `revision`: afterwards reads and watches at or above
+    /// `revision` still work, older ones are [`Error::Compacted`]. `revision` must be
+    /// above the current compaction point ([`Error::Compacted`] otherwise) and at most
+    /// the current revision ([`Error::FutureRevision`] otherwise).
     fn compact(&self, revision: i64) -> impl Future<Output = Result<()>> + Send;
 
     /// Every change of one key still held, oldest first: after compaction at `C`, the
-    /// key's state as of `C` (if it existed then) followed by every later change.
+    /// key's state as of `C` (if it existed then) followed by every later change. A key
+    /// that never existed has an empty history.
     fn history(&self, key: &[u8]) -> impl Future<Output = Result<Vec<Event>>> + Send;
 
-    /// The current revision and compaction point.
+    /// The current revision (1 for an empty store) and the compaction point (0 if never
+    /// compacted).
     fn status(&self) -> impl Future<Output = Result<StoreStatus>> + Send;
 
     /// Grants a lease of `ttl` (whole seconds, at least 1) that keys can be attached to
@@ -68,25 +90,27 @@ pub trait Store: Send + Sync {
     }
 
     /// Renews a lease for another full TTL; `false` if it has already expired (its
-    /// keys are gone).
+    /// keys are gone), and always `false` on a backend without leases.
     fn lease_keep_alive(&self, lease: i64) -> impl Future<Output = Result<bool>> + Send {
         let _ = lease;
         async { Ok(false) }
     }
 
-    /// Ends a lease at once, deleting its keys.
+    /// Ends a lease at once, deleting its keys. Does nothing on a backend without
+    /// leases.
     fn lease_revoke(&self, lease: i64) -> impl Future<Output = Result<()>> + Send {
         let _ = lease;
         async { Ok(()) }
     }
 
-    /// Reads one key at the latest revision.
+    /// Reads one key at the latest revision; `None` when it does not exist.
     fn get(&self, key: &[u8]) -> impl Future<Output = Result<Option<KeyValue>>> + Send {
         let req = RangeRequest::new(KeySpan::key(key));
         async move { Ok(self.range(req).await?.kvs.into_iter().next()) }
     }
 
-    /// Writes one key; returns the new revision and the previous value.
+    /// Writes one key, unconditionally, in a transaction of its own; returns the new
+    /// revision and the previous value (`None` if the key was missing).
     fn put(
         &self,
         key: &[u8],
@@ -108,7 +132,8 @@ pub trait Store: Send + Sync {
         }
     }
 
-    /// Deletes every key in a span; returns the revision after and the number deleted.
+    /// Deletes every key in a span in one transaction; returns the revision after and
+    /// the number deleted. Deleting nothing is not an error (and keeps the revision).
     fn delete(&self, span: KeySpan) -> impl Future<Output = Result<(i64, i64)>> + Send {
         let txn = Txn::new().and_then([Op::delete(span)]);
         async move {
@@ -125,14 +150,16 @@ pub trait Store: Send + Sync {
 /// The store's revision counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct StoreStatus {
+    /// The current revision: 1 for an empty store, +1 per transaction that writes.
     pub revision: i64,
     /// The compaction point; 0 when never compacted.
     pub compact_revision: i64,
 }
 
-/// A stream of watch events. Batches are in revision order; a revision is never split
-/// across batches. The stream ends with an error if the backend closes it; resume with
-/// a new watch from [`Watcher::resume_revision`].
+/// A stream of watch events, from [`Store::watch`]. Batches are in revision order; a
+/// revision is never split across batches. The stream ends with an error if the
+/// backend closes it (or drops a watcher that fell too far behind); resume with a new
+/// watch from [`Watcher::resume_revision`]. Dropping the watcher ends the watch.
 #[derive(Debug)]
 pub struct Watcher {
     /// Batches handed over whole before the channel is read (a backend's replay of
@@ -145,8 +172,10 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Creates a watcher fed by a backend through `rx`. `start_revision` is where the
-    /// watch starts (used for [`Watcher::resume_revision`] before the first event).
+    /// Creates a watcher fed by a backend through `rx` (for implementers of
+    /// [`Store::watch`]). `start_revision` is where the watch starts (used for
+    /// [`Watcher::resume_revision`] before the first event); `backend` names the
+    /// backend in the error that ends the stream when `rx` closes.
     pub fn new(
         rx: mpsc::Receiver<Result<Vec<Event>>>,
         backend: &'static str,
@@ -175,7 +204,9 @@ impl Watcher {
         }
     }
 
-    /// The next batch of events, `None` after the stream has ended.
+    /// The next batch of events (all of one revision), waiting for one if none is
+    /// there yet. When the stream ends it yields one error ([`Error::WatchClosed`] if
+    /// the backend simply closed it) and then `None`.
     pub async fn next(&mut self) -> Option<Result<Vec<Event>>> {
         if self.finished {
             return None;
@@ -210,7 +241,8 @@ impl Watcher {
         }
     }
 
-    /// The revision to restart from so that no event is missed or repeated.
+    /// The revision to restart from so that no event is missed or repeated: one after
+    /// the last batch delivered, or the start revision before the first.
     pub fn resume_revision(&self) -> i64 {
         self.next_revision
     }
@@ -219,12 +251,15 @@ impl Watcher {
 /// About how many bytes one page of [`scan`] should carry.
 const PAGE_BYTES: usize = 8 << 20;
 
-/// Reads a whole span at one revision, page by page, calling `each` per page. Returns
-/// the revision read. Memory stays bounded by the page size.
+/// Reads a whole span at one revision, page by page, calling `each` per page (keys in
+/// order; an empty span gives one empty page). `revision = 0` reads the latest;
+/// every later page is pinned to the revision of the first, so the pages together are
+/// one consistent read. Returns the revision read. Memory stays bounded by the page
+/// size. An error from `each` stops the scan and is returned.
 ///
-/// Pages adapt to the data: the first is small, later ones hold about
-/// [`PAGE_BYTES`] (at most the backend's `range_page_size` keys). Few, large pages
-/// matter on etcd 3.4, which counts the rest of the range on every request.
+/// Pages adapt to the data: the first is small, later ones hold about 8 MiB (at most
+/// the backend's `range_page_size` keys). Few, large pages matter on etcd 3.4, which
+/// counts the rest of the range on every request.
 pub async fn scan<S: Store, F>(store: &S, span: KeySpan, revision: i64, mut each: F) -> Result<i64>
 where
     F: FnMut(Vec<KeyValue>) -> Result<()>,

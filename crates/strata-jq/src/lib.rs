@@ -2,7 +2,7 @@
 //! each evaluation bounded.
 //!
 //! Owns the wording of jq's parse and compile errors (this file) and the bounded
-//! evaluation ([`engine`]): filters run on a worker thread of their own, so that a
+//! evaluation ([`Engine`]): filters run on a worker thread of their own, so that a
 //! filter that loops, recurses without end or grows without bound is stopped by time,
 //! memory and output limits (or by the caller's stop flag) with an error naming the
 //! expression and the limit, instead of hanging or aborting the process. Values cross

@@ -2,12 +2,12 @@
 //! but for a key-value keyspace.
 //!
 //! A migrations folder holds one folder per *area* (`users`, `nodes`), each with
-//! `<version>_<name>.toml` files of declarative steps ([`file`], [`step`]). Areas are
+//! `<version>_<name>.toml` files of declarative steps ([`mod@file`], [`step`]). Areas are
 //! independent; within one, versions apply in order. The store records what was
 //! applied, with checksums, under `/_strata/migrations/<area>/` ([`state`]); a per-area
 //! lock ([`lock`]) makes concurrent runners take turns, and the runner ([`runner`])
 //! rewrites each object exactly once under compare-and-swap, recording progress in the
-//! same transactions so that a killed run resumes where it stopped. [`plan`] shows the
+//! same transactions so that a killed run resumes where it stopped. [`plan()`] shows the
 //! exact key changes first, by running the same code on an in-memory copy.
 
 pub mod file;

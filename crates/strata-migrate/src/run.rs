@@ -3,7 +3,7 @@
 //! helpers the run loop and the step scan share.
 //!
 //! Owns these types so that the run loop ([`crate::runner`]) and the scan of one step
-//! ([`crate::scan`]) both depend on it and not on each other.
+//! (the crate's `scan` module) both depend on it and not on each other.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

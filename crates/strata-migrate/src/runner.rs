@@ -2,9 +2,10 @@
 //!
 //! Owns the run loop (lock → read state → refuse if invalid → resume what is in
 //! progress → apply pending → unlock) and the records a migration writes as it goes
-//! (progress, then the applied record); each step's scan is [`crate::scan`]. Every
-//! write carries the lock's fence and its progress, so a crash leaves either all of a
-//! batch or none of it, and progress always tells exactly which objects are done.
+//! (progress, then the applied record); each step's scan is the crate's `scan`
+//! module. Every write carries the lock's fence and its progress, so a crash leaves
+//! either all of a batch or none of it, and progress always tells exactly which
+//! objects are done.
 
 use strata_core::clock::now_rfc3339;
 use strata_core::{KeySpan, Op, Store, Txn};

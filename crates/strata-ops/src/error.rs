@@ -11,33 +11,51 @@ pub enum Error {
 
     /// An input file (a snapshot, a transaction) that cannot be read as it is.
     #[error("{path}: {reason}")]
-    File { path: String, reason: String },
+    File {
+        /// The file (`-` for standard input), or the key or output being written.
+        path: String,
+        /// What is wrong, with the line or key where there is one.
+        reason: String,
+    },
 
     /// An argument of an operation that cannot be used as given (a rewrite, a mirror
     /// name that is another mirror's, a transaction form).
     #[error("{0}")]
     Invalid(String),
 
+    /// A long operation stopped part-way by an error that a re-run can get past; what
+    /// it did is kept (each batch is one transaction), and running it again finishes
+    /// the rest without redoing it.
     #[error("{operation} stopped after {done} of {total} keys: {source}; run the same command again to finish (what is done is not redone)")]
     Interrupted {
+        /// The operation (`load`, …).
         operation: String,
+        /// Keys already in place when it stopped.
         done: u64,
+        /// Keys the operation had to handle.
         total: u64,
+        /// What stopped it.
         #[source]
         source: Box<Error>,
     },
 
+    /// After a copy, the target's copies of the source's keys do not match the source
+    /// at the revision copied: another writer changed the target meanwhile.
     #[error(
         "the target does not match the source after the copy (its digest {target_digest}, the source's \
          {source_digest} at revision {source_revision}): another writer changed it? Run the copy again"
     )]
     CopyNotVerified {
+        /// The source revision that was copied.
         source_revision: i64,
+        /// The digest of the source's selected keys at that revision.
         source_digest: String,
+        /// The digest of the same keys in the target after the copy.
         target_digest: String,
     },
 }
 
+/// A result whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

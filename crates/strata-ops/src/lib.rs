@@ -8,6 +8,8 @@
 //! errors are [`Error`]: a store's own error, or what an operation adds (a malformed
 //! input file, an interrupted run and how far it got, an unverified copy).
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod listing;
 pub mod load;

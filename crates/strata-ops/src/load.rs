@@ -99,6 +99,12 @@ fn batches<T: Bytes>(
 /// Loads sorted `entries` into `store`. `batch` lowers the batch size (it is capped
 /// at the backend's `max_txn_ops`).
 ///
+/// `entries` are sorted by key, each key once, as [`crate::snapshot::parse_snapshot`]
+/// gives them. Every entry is checked against the backend's key and value limits
+/// before the first write, and such an error is returned as it is (a re-run would stop
+/// at the same key); any other failure is [`Error::Interrupted`], saying how far the
+/// load got. `progress` is called after each batch with the report so far.
+///
 /// First the store's current values over the entries' key span are read page by page
 /// at one revision and compared (a few large reads instead of one per batch); only
 /// the entries that differ are then written, in batches with several in flight. When
@@ -115,7 +121,9 @@ pub async fn load<S: Store + Clone + 'static, T: Bytes>(
 
 /// [`load`], keeping objects whole: `objects` names the object of each entry, and all
 /// the keys of one object that need writing go into one transaction, so a reader (or
-/// a load killed at any moment) never sees half an object.
+/// a load killed at any moment) never sees half an object. An object with more keys
+/// to write than one transaction holds is [`strata_core::Error::TooManyOps`], before
+/// anything is written.
 pub async fn load_objects<S: Store + Clone + 'static, T: Bytes>(
     store: &S,
     entries: Vec<(T, T)>,

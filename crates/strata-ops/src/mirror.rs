@@ -360,67 +360,10 @@ mod tests {
         );
     }
 
-    /// A store that answers like `MemStore` until switched off, then fails every
-    /// request as unavailable (a watch already open keeps running, as etcd's would
-    /// while it reconnects).
-    #[derive(Clone)]
-    struct Switchable {
-        inner: MemStore,
-        down: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    }
-
-    impl Switchable {
-        fn new() -> Self {
-            Switchable {
-                inner: MemStore::new(),
-                down: Default::default(),
-            }
-        }
-        fn set_down(&self, down: bool) {
-            self.down.store(down, std::sync::atomic::Ordering::SeqCst);
-        }
-        fn check(&self) -> strata_core::Result<()> {
-            if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(strata_core::Error::Unavailable {
-                    backend: "mem".into(),
-                    operation: "a request".into(),
-                    outcome_unknown: false,
-                    source: "switched off".into(),
-                });
-            }
-            Ok(())
-        }
-    }
-
-    impl Store for Switchable {
-        fn capabilities(&self) -> Capabilities {
-            self.inner.capabilities()
-        }
-        async fn range(&self, req: RangeRequest) -> strata_core::Result<RangeResponse> {
-            self.check()?;
-            self.inner.range(req).await
-        }
-        async fn txn(&self, txn: Txn) -> strata_core::Result<TxnResponse> {
-            self.check()?;
-            self.inner.txn(txn).await
-        }
-        async fn watch(&self, req: WatchRequest) -> strata_core::Result<Watcher> {
-            self.check()?;
-            self.inner.watch(req).await
-        }
-        async fn compact(&self, revision: i64) -> strata_core::Result<()> {
-            self.check()?;
-            self.inner.compact(revision).await
-        }
-        async fn history(&self, key: &[u8]) -> strata_core::Result<Vec<Event>> {
-            self.check()?;
-            self.inner.history(key).await
-        }
-        async fn status(&self) -> strata_core::Result<strata_core::StoreStatus> {
-            self.check()?;
-            self.inner.status().await
-        }
-    }
+    /// Answers like `MemStore` until switched off, then fails every request as
+    /// unavailable (a watch already open keeps running, as etcd's would while it
+    /// reconnects).
+    type Switchable = strata_core::fault::Cuttable<MemStore>;
 
     /// Waits (up to 10 s) for a reported status that passes `ok`.
     async fn reported(
@@ -440,7 +383,10 @@ mod tests {
 
     #[tokio::test]
     async fn failures_of_either_store_show_in_the_status_and_clear_on_recovery() {
-        let (a, b) = (Switchable::new(), Switchable::new());
+        let (a, b) = (
+            Switchable::new(MemStore::new()),
+            Switchable::new(MemStore::new()),
+        );
         a.inner.put(b"/k", b"0").await.unwrap();
         let opts = MirrorOptions {
             name: "t".into(),

@@ -19,7 +19,10 @@ use strata_core::store::Store;
 /// Snapshot entries, sorted by key bytewise.
 pub type SnapshotEntries = Vec<(String, String)>;
 
-/// Parses a snapshot from text. `source` names the input in errors.
+/// Parses a snapshot from text, into entries sorted by key. `source` names the input
+/// in errors. Text that is not one JSON object of string values, or that gives a key
+/// twice, is [`Error::File`] naming the line or the key (never a value, which may be a
+/// secret). A leading byte order mark is ignored.
 pub fn parse_snapshot(text: &str, source: &str) -> Result<SnapshotEntries> {
     // A UTF-8 byte order mark (left by some editors and Windows tools) is not JSON.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -124,7 +127,8 @@ fn kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
-/// Reads a snapshot file (`-` is standard input).
+/// Reads a snapshot file (`-` is standard input) with [`parse_snapshot`]; a file that
+/// cannot be read is [`Error::File`].
 pub fn read_snapshot(path: &Path) -> Result<SnapshotEntries> {
     let name = path.display().to_string();
     let text = if name == "-" {
@@ -139,7 +143,9 @@ pub fn read_snapshot(path: &Path) -> Result<SnapshotEntries> {
     parse_snapshot(&text, &name)
 }
 
-/// Streams a snapshot: call [`SnapshotWriter::entry`] in key order, then `finish`.
+/// Streams a snapshot: call [`SnapshotWriter::entry`] in key order (the writer does
+/// not sort), then [`SnapshotWriter::finish`]. Nothing is buffered beyond `W`'s own
+/// buffer; a snapshot left unfinished is not valid JSON.
 #[derive(Debug)]
 pub struct SnapshotWriter<W: Write> {
     out: W,
@@ -147,10 +153,13 @@ pub struct SnapshotWriter<W: Write> {
 }
 
 impl<W: Write> SnapshotWriter<W> {
+    /// A writer of one snapshot to `out`.
     pub fn new(out: W) -> Self {
         SnapshotWriter { out, count: 0 }
     }
 
+    /// Writes one entry. A key or value that is not UTF-8 is [`Error::File`] (a
+    /// snapshot holds text only), as is a failed write.
     pub fn entry(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         let utf8 = |bytes: &[u8], what: &str| {
             std::str::from_utf8(bytes)
@@ -171,7 +180,7 @@ impl<W: Write> SnapshotWriter<W> {
         Ok(())
     }
 
-    /// Closes the object; returns the number of entries written.
+    /// Closes the object and flushes; returns the number of entries written.
     pub fn finish(mut self) -> Result<u64> {
         let tail = if self.count == 0 { "{}\n" } else { "\n}\n" };
         self.out.write_all(tail.as_bytes()).map_err(io_error)?;
@@ -190,12 +199,16 @@ fn io_error(e: std::io::Error) -> Error {
 /// What an export wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExportReport {
+    /// Entries written.
     pub keys: u64,
     /// The store revision the snapshot reflects.
     pub revision: i64,
 }
 
-/// Writes every key under `prefix` as a snapshot, read page by page at one revision.
+/// Writes every key under `prefix` (the empty prefix: every key) as a snapshot, read
+/// page by page at the latest revision, so memory stays bounded. Keys under
+/// [`strata_core::key::RESERVED_PREFIX`] are written too when `prefix` covers them
+/// (copy and diff skip them).
 pub async fn export<S: Store, W: Write>(store: &S, prefix: &[u8], out: W) -> Result<ExportReport> {
     let mut writer = SnapshotWriter::new(out);
     let revision = scan(store, KeySpan::prefix(prefix.to_vec()), 0, |page| {

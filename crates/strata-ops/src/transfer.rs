@@ -3,8 +3,8 @@
 //! `crate::mirror` builds on `copy` to keep a target current.
 //!
 //! Owns prefix selection, prefix rewriting, the digest and the comparison; reading is
-//! [`crate::scan`], writing is [`crate::load`]. Keys under [`RESERVED_PREFIX`] hold
-//! Strata's own state (a mirror's checkpoint) and are never copied or compared.
+//! [`strata_core::scan`], writing is [`crate::load`]. Keys under [`RESERVED_PREFIX`]
+//! hold Strata's own state (a mirror's checkpoint) and are never copied or compared.
 
 use std::collections::HashSet;
 
@@ -19,12 +19,15 @@ pub use strata_core::key::RESERVED_PREFIX;
 /// `OLD=NEW`: keys that start with `OLD` are written with `NEW` in its place.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rewrite {
+    /// The source prefix replaced (not empty).
     pub from: Vec<u8>,
+    /// What replaces it in the target (may be empty).
     pub to: Vec<u8>,
 }
 
 impl Rewrite {
-    /// Parses `OLD=NEW`.
+    /// Parses `OLD=NEW`; text without `=` or with an empty `OLD` is
+    /// [`Error::Invalid`].
     pub fn parse(text: &str) -> Result<Self> {
         match text.split_once('=') {
             Some((from, to)) if !from.is_empty() => Ok(Rewrite {
@@ -57,12 +60,15 @@ impl Selection {
         })
     }
 
+    /// Whether a source key is selected: under one of the prefixes (any, when there
+    /// are none) and not reserved.
     pub fn includes(&self, key: &[u8]) -> bool {
         !key.starts_with(RESERVED_PREFIX.as_bytes())
             && (self.prefixes.is_empty() || self.prefixes.iter().any(|p| key.starts_with(p)))
     }
 
-    /// The key as it is written in the target.
+    /// The key as it is written in the target: the first matching rewrite applied,
+    /// or the key unchanged.
     pub fn rewrite(&self, key: &[u8]) -> Vec<u8> {
         for r in &self.rewrites {
             if let Some(rest) = key.strip_prefix(r.from.as_slice()) {
@@ -101,11 +107,14 @@ fn normalize(mut prefixes: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 }
 
 /// A stable digest of a sorted key-value sequence: two
-/// 64-bit FNV-1a lanes over length-prefixed keys and values, as 32 hex digits.
+/// 64-bit FNV-1a lanes over length-prefixed keys and values, as 32 hex digits. Not a
+/// cryptographic hash: it detects accidents, not tampering. Feed it in key order;
+/// the same sequence always gives the same digest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Digest {
     a: u64,
     b: u64,
+    /// Key-values fed so far.
     pub keys: u64,
 }
 
@@ -131,19 +140,22 @@ impl Digest {
         }
     }
 
+    /// Feeds one key-value.
     pub fn add(&mut self, key: &[u8], value: &[u8]) {
         self.feed(key);
         self.feed(value);
         self.keys += 1;
     }
 
+    /// The digest so far, as 32 lower-case hex digits.
     pub fn hex(&self) -> String {
         format!("{:016x}{:016x}", self.a, self.b)
     }
 }
 
-/// Reads the selected keys of `store` at one revision, rewritten and sorted by their
-/// target key. Returns the revision read.
+/// Reads the selected keys of `store` at one revision (`revision = 0`: the latest),
+/// rewritten and sorted by their target key. Returns the revision read. Two source
+/// keys rewritten to one target key are [`Error::Invalid`].
 pub async fn read_selection<S: Store>(
     store: &S,
     selection: &Selection,
@@ -203,12 +215,15 @@ pub struct CopyReport {
     pub keys: u64,
     /// Keys that are missing or differ in the target (written, unless `dry_run`).
     pub to_write: u64,
+    /// What the write did (all zero with `dry_run`).
     pub load: LoadReport,
     /// Keys in the target's copied prefixes that the source does not have.
     pub extra: Vec<Vec<u8>>,
     /// Of those, deleted (`delete_extra`).
     pub deleted_extra: u64,
+    /// The [`Digest`] of the selected keys (rewritten) and values at `source_revision`.
     pub source_digest: String,
+    /// The digest of the same keys in the target after the copy (empty with `dry_run`).
     pub target_digest: String,
     /// The target holds exactly the source's selected keys and values.
     pub verified: bool,
@@ -217,15 +232,21 @@ pub struct CopyReport {
 /// Copy options beyond the selection.
 #[derive(Clone, Debug, Default)]
 pub struct CopyOptions {
+    /// Read both stores and report what would be written; write nothing.
     pub dry_run: bool,
+    /// Also delete the target's keys under the copied prefixes that the source does
+    /// not have ([`CopyReport::extra`]).
     pub delete_extra: bool,
+    /// Keys per write transaction, at most the target's `max_txn_ops` (its limit when
+    /// `None`).
     pub batch: Option<usize>,
 }
 
 /// Copies the selected keys of `from`, read at one revision, into `to`: batched,
 /// idempotent, resumable (a re-run writes what is still missing), then verified by
 /// comparing a digest of the source at that revision with the target. A target that
-/// does not match is [`Error::CopyNotVerified`].
+/// does not match is [`Error::CopyNotVerified`]. With `dry_run` it returns after
+/// reading, without writing or verifying (`verified` false).
 pub async fn copy<A: Store, B: Store + Clone + 'static>(
     from: &A,
     to: &B,
@@ -299,21 +320,25 @@ pub async fn copy<A: Store, B: Store + Clone + 'static>(
 /// What differs between two stores.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DiffReport {
+    /// Keys only the `from` store has, sorted.
     pub only_in_from: Vec<Vec<u8>>,
+    /// Keys only the `to` store has, sorted.
     pub only_in_to: Vec<Vec<u8>>,
+    /// Keys both have, with different values, sorted.
     pub different: Vec<Vec<u8>>,
     /// Keys compared on the `from` side.
     pub keys: u64,
 }
 
 impl DiffReport {
+    /// Whether the two stores hold the same keys and values.
     pub fn is_empty(&self) -> bool {
         self.only_in_from.is_empty() && self.only_in_to.is_empty() && self.different.is_empty()
     }
 }
 
 /// Compares the keys under `prefixes` (all when empty; reserved keys skipped) of two
-/// stores, each read at one revision.
+/// stores, each read at one revision, key for key (no rewrites). Writes nothing.
 pub async fn diff<A: Store, B: Store>(
     from: &A,
     to: &B,

@@ -178,6 +178,8 @@ fn put_bytes(map: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
     };
 }
 
+/// A range answer as JSON: `{"revision", "count", "more", "kvs"}`, each of `kvs` a
+/// [`kv_json`].
 pub fn range_json(resp: &RangeResponse) -> Value {
     json!({
         "revision": resp.revision,
@@ -187,6 +189,7 @@ pub fn range_json(resp: &RangeResponse) -> Value {
     })
 }
 
+/// A watch event as JSON: its [`kv_json`] with `"type": "put"` or `"delete"`.
 pub fn event_json(event: &Event) -> Value {
     let mut value = kv_json(&event.kv);
     value["type"] = match event.kind {
@@ -197,6 +200,8 @@ pub fn event_json(event: &Event) -> Value {
     value
 }
 
+/// A transaction answer as JSON: `{"succeeded", "revision", "responses"}`, one
+/// `{"put"|"delete"|"get": …}` per op of the branch that ran.
 pub fn txn_response_json(resp: &TxnResponse) -> Value {
     let responses: Vec<Value> = resp
         .responses

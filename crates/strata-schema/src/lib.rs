@@ -2,7 +2,7 @@
 //! (`/sigilgate/users/{id}`), with typed fields, required fields, secrets and
 //! references; parsed from TOML and checked against a live store.
 //!
-//! Owns the schema file ([`schema`]), checking a store against it ([`check`]), the
+//! Owns the schema file ([`schema`]), checking a store against it ([`mod@check`]), the
 //! object codec that reads and writes an entity's objects whole ([`object`]), the
 //! rendered documentation ([`doc`]), inference of a draft schema from a live keyspace
 //! ([`infer`]) and reference queries ([`refs`]).

@@ -1,5 +1,56 @@
 //! Strata's backends and the store URL that picks one.
 //!
+//! ```
+//! use strata_core::{
+//!     Compare, CompareOp, EventKind, KeySpan, Op, RangeRequest, Store, Txn, WatchRequest,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let url = format!("sqlite:{}", dir.path().join("meta.db").display());
+//! let runtime = tokio::runtime::Builder::new_current_thread()
+//!     .enable_all()
+//!     .build()?;
+//! runtime.block_on(async {
+//!     // Any URL of the table below; `mem:` for tests.
+//!     let store = strata_store::open(&url).await?;
+//!
+//!     // Create /nodes/n1 with two fields in one transaction, if neither key exists.
+//!     let fields = [("/nodes/n1/addr", "10.0.0.7"), ("/nodes/n1/role", "core")];
+//!     let create = Txn::new()
+//!         .when(fields.map(|(key, _)| Compare::absent(key)))
+//!         .and_then(fields.map(|(key, value)| Op::put(key, value)));
+//!     let created = store.txn(create).await?;
+//!     assert!(created.succeeded);
+//!
+//!     // Compare-and-delete at the version read: it fails if another writer got there.
+//!     let role = store.get(b"/nodes/n1/role").await?.expect("just created");
+//!     let delete = Txn::new()
+//!         .when([Compare::version(&role.key[..], CompareOp::Equal, role.version)])
+//!         .and_then([Op::delete(KeySpan::key(role.key))]);
+//!     let deleted = store.txn(delete).await?;
+//!     assert!(deleted.succeeded);
+//!
+//!     // Read a prefix in one request (`strata_core::scan` pages through large ones).
+//!     let nodes = store.range(RangeRequest::new(KeySpan::prefix("/nodes/"))).await?;
+//!     assert_eq!(nodes.kvs.len(), 1);
+//!     assert_eq!(nodes.kvs[0].value, b"10.0.0.7");
+//!
+//!     // Watch from the create's revision: what happened since is replayed in order.
+//!     let span = KeySpan::prefix("/nodes/");
+//!     let start_revision = created.revision;
+//!     let mut watcher = store.watch(WatchRequest { span, start_revision }).await?;
+//!     let mut events = Vec::new();
+//!     while events.len() < 3 {
+//!         events.extend(watcher.next().await.expect("an open watch")?);
+//!     }
+//!     assert_eq!(events[2].kind, EventKind::Delete);
+//!     assert_eq!(events[2].revision(), deleted.revision);
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
 //! Each backend is one module and a thin adapter onto the `strata_core::Store`
 //! contract. [`AnyStore`] dispatches over them at the edge (native async traits are
 //! not object-safe), and [`open`] turns a URL into one:
@@ -34,16 +85,24 @@ pub use sqlite::SqliteStore;
 /// The store URL used when neither `--store` nor `STRATA_STORE` is given.
 pub const DEFAULT_STORE_URL: &str = "sqlite:./strata.db";
 
-/// A parsed store URL.
+/// A parsed store URL (the forms are in the crate docs). `Debug` shows no credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
+    /// `sqlite:PATH` (or `sqlite://PATH`): the database file, created if missing.
     Sqlite(PathBuf),
+    /// `etcd://[user[:password]@]host:port[,host:port…]`.
     Etcd {
+        /// `host:port` of each member; requests fail over between them.
         endpoints: Vec<String>,
+        /// The user from the URL, if any.
         user: Option<String>,
+        /// The password from the URL, if any.
         password: Option<String>,
     },
+    /// `postgres://…` or `postgresql://…`: the whole URL, libpq parameters included
+    /// (checked by [`PgOptions::parse`]).
     Postgres(String),
+    /// `mem:` (or `mem://`): a new, empty in-memory store.
     Mem,
 }
 
@@ -54,6 +113,8 @@ impl std::fmt::Debug for StoreUrl {
 }
 
 impl StoreUrl {
+    /// Parses a store URL without opening anything. An unknown scheme or a malformed
+    /// URL is [`Error::InvalidUrl`], which shows the URL without credentials.
     pub fn parse(url: &str) -> Result<Self> {
         let invalid = |reason: &str| Error::InvalidUrl {
             url: redact(url),
@@ -128,17 +189,28 @@ impl StoreUrl {
 /// crates that name a store without opening one, such as backup, share the rule).
 pub use strata_core::redact::redact_url as redact;
 
-/// Connection settings that are not part of the URL (the CLI's global flags).
-/// `Debug` shows no password.
+/// Connection settings that are not part of the URL (the CLI's global flags), for
+/// [`open_with`]. `None` keeps the URL's or the backend's default. Only
+/// `request_timeout` applies to PostgreSQL (which takes TLS and credentials from its
+/// URL); SQLite and `mem:` use none of them. `Debug` shows no password.
 #[derive(Clone, Default)]
 pub struct ConnectOptions {
+    /// etcd: the user, or `NAME:PASSWORD` as etcdctl takes it; wins over the URL's.
     pub user: Option<String>,
+    /// etcd: the password; wins over the URL's.
     pub password: Option<String>,
+    /// etcd TLS: the CA that signed the servers' certificates.
     pub ca_cert: Option<PathBuf>,
+    /// etcd TLS: the client certificate.
     pub cert: Option<PathBuf>,
+    /// etcd TLS: the client certificate's key.
     pub key: Option<PathBuf>,
+    /// etcd: how long connecting to a member may take (default 5 s).
     pub dial_timeout: Option<Duration>,
+    /// etcd: how long one request may take (default 30 s). PostgreSQL: how long one
+    /// statement may run (default: no limit).
     pub request_timeout: Option<Duration>,
+    /// etcd: the server's `--max-txn-ops`, when it is not the default 128.
     pub max_txn_ops: Option<usize>,
 }
 
@@ -167,12 +239,18 @@ pub fn user_name(user: &str) -> &str {
     user.split_once(':').map_or(user, |(name, _)| name)
 }
 
-/// Opens the store a URL names, with default connection settings.
+/// Opens the store a URL names, with default connection settings (see [`open_with`]).
 pub async fn open(url: &str) -> Result<AnyStore> {
     open_with(url, &ConnectOptions::default()).await
 }
 
-/// Opens the store a URL names.
+/// Opens the store a URL names, with `opts` for what the URL does not say.
+///
+/// SQLite creates the file and its layout if missing; PostgreSQL connects and creates
+/// its schema on first use; etcd connects lazily (the first request dials, so an
+/// unreachable cluster fails there, not here); `mem:` is a new, empty store each time.
+/// A malformed URL is [`Error::InvalidUrl`]; a file or server that cannot be used is
+/// [`Error::Backend`] or [`Error::Unavailable`], naming the backend.
 pub async fn open_with(url: &str, opts: &ConnectOptions) -> Result<AnyStore> {
     match StoreUrl::parse(url)? {
         StoreUrl::Sqlite(path) => Ok(AnyStore::Sqlite(SqliteStore::open(path)?)),
@@ -214,12 +292,19 @@ pub async fn open_with(url: &str, opts: &ConnectOptions) -> Result<AnyStore> {
     }
 }
 
-/// Any backend, chosen at run time.
+/// Any backend, chosen at run time: what [`open`] returns. It implements [`Store`] by
+/// passing each call to its backend (native async traits are not object-safe, so this
+/// enum stands in for `dyn Store`). Cloning is cheap and shares the connection (for
+/// `mem:`, the data).
 #[derive(Clone, Debug)]
 pub enum AnyStore {
+    /// `sqlite:PATH`.
     Sqlite(SqliteStore),
+    /// `etcd://…`.
     Etcd(Box<EtcdStore>),
+    /// `postgres://…`.
     Postgres(PgStore),
+    /// `mem:`.
     Mem(MemStore),
 }
 

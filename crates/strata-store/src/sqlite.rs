@@ -1,5 +1,5 @@
 //! The SQLite backend (`sqlite:PATH`): the embedded default. One file in WAL mode with
-//! the revisioned layout of [`crate::sql`], whose statements this module binds and
+//! the revisioned layout of module `sql`, whose statements this module binds and
 //! runs; the semantics come from `strata_core::engine`. What is SQLite's own is here:
 //! opening the file (busy timeout, WAL, `synchronous=FULL`), transactions, the
 //! per-key batch upsert, and the polling watch.

@@ -9,15 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use strata_core::fault::Cuttable;
 use strata_core::replica::{Replica, ReplicaOptions};
-use strata_core::{
-    scan, Capabilities, Error, Event, KeySpan, KeyValue, Op, RangeRequest, RangeResponse, Result,
-    Store, StoreStatus, Txn, TxnResponse, WatchRequest, Watcher,
-};
+use strata_core::{scan, Event, KeySpan, KeyValue, Op, Result, Store, Txn, WatchRequest};
 use strata_store::{open_with, AnyStore, ConnectOptions};
 use strata_testkit::etcd::{self, EtcdCluster};
 use strata_testkit::postgres;
-use tokio::sync::{mpsc, watch};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -51,89 +48,6 @@ async fn pg() -> AnyStore {
         NEXT.fetch_add(1, Ordering::SeqCst)
     );
     open(&postgres::shared().url(&schema)).await
-}
-
-/// A store whose open watches the test can end (as a lost connection does) and which
-/// refuses every request while switched off; the test writes to `inner` directly.
-#[derive(Clone)]
-struct Cuttable<S> {
-    inner: S,
-    down: Arc<AtomicBool>,
-    cuts: Arc<watch::Sender<u64>>,
-}
-
-impl<S: Store> Cuttable<S> {
-    fn new(inner: S) -> Self {
-        Cuttable {
-            inner,
-            down: Default::default(),
-            cuts: Arc::new(watch::channel(0).0),
-        }
-    }
-
-    fn check(&self) -> Result<()> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(Error::Unavailable {
-                backend: "test".into(),
-                operation: "a request".into(),
-                outcome_unknown: false,
-                source: "switched off by the test".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-impl<S: Store + Clone + 'static> Store for Cuttable<S> {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
-        self.check()?;
-        self.inner.range(req).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        self.check()?;
-        self.inner.txn(txn).await
-    }
-    async fn watch(&self, req: WatchRequest) -> Result<Watcher> {
-        self.check()?;
-        let start = req.start_revision;
-        let mut inner = self.inner.watch(req).await?;
-        let mut cut = self.cuts.subscribe();
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    batch = inner.next() => match batch {
-                        Some(batch) => if tx.send(batch).await.is_err() { return },
-                        None => return,
-                    },
-                    _ = cut.changed() => {
-                        let lost = Error::WatchClosed {
-                            backend: "test".into(),
-                            reason: "cut by the test".into(),
-                        };
-                        let _ = tx.send(Err(lost)).await;
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Watcher::new(rx, "test", start))
-    }
-    async fn compact(&self, revision: i64) -> Result<()> {
-        self.check()?;
-        self.inner.compact(revision).await
-    }
-    async fn history(&self, key: &[u8]) -> Result<Vec<Event>> {
-        self.check()?;
-        self.inner.history(key).await
-    }
-    async fn status(&self) -> Result<StoreStatus> {
-        self.check()?;
-        self.inner.status().await
-    }
 }
 
 /// The replica holds exactly what a consistent read of the store gives at the
@@ -253,8 +167,8 @@ async fn compaction_while_the_watch_is_down_reads_again<S: Store + Clone + 'stat
         .unwrap();
     let before = replica.list(prefix.as_bytes());
     eventually("the watch is open", || replica.status().connected).await;
-    cuttable.down.store(true, Ordering::SeqCst);
-    cuttable.cuts.send_modify(|n| *n += 1);
+    cuttable.set_down(true);
+    cuttable.cut();
     eventually("the watch is down", || !replica.status().connected).await;
     for n in 20..60 {
         write(&store, prefix, n).await.unwrap();
@@ -269,7 +183,7 @@ async fn compaction_while_the_watch_is_down_reads_again<S: Store + Clone + 'stat
         before,
         "unchanged while down"
     );
-    cuttable.down.store(false, Ordering::SeqCst);
+    cuttable.set_down(false);
     replica.wait_for(last, WAIT).await.unwrap();
     assert_same(&replica, &store).await;
     let status = replica.status();

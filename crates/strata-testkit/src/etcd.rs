@@ -43,19 +43,7 @@ pub struct TlsFiles {
 impl TlsFiles {
     /// Makes a throwaway CA and a certificate for 127.0.0.1 with the `openssl` CLI.
     pub fn generate(dir: &std::path::Path) -> TlsFiles {
-        let openssl = require_program("openssl", "apt-get install -y openssl");
-        let run = |args: &[&str]| {
-            let out = Command::new(&openssl)
-                .current_dir(dir)
-                .args(args)
-                .output()
-                .expect("run openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let run = crate::openssl_in(dir);
         run(&[
             "req",
             "-x509",

@@ -38,6 +38,24 @@ pub fn git_try(repo: &std::path::Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// A runner of the `openssl` CLI in `dir` (certificates for TLS tests); each call
+/// panics with openssl's output when it fails.
+pub fn openssl_in(dir: &std::path::Path) -> impl Fn(&[&str]) + '_ {
+    let openssl = require_program("openssl", "apt-get install -y openssl");
+    move |args: &[&str]| {
+        let out = std::process::Command::new(&openssl)
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Runs `git` in `repo` and returns its stdout; panics with its output on failure.
 pub fn git(repo: &std::path::Path, args: &[&str]) -> String {
     let git = require_program("git", "apt-get install -y git");

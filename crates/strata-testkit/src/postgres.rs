@@ -81,19 +81,7 @@ pub struct PgTlsFiles {
 impl PgTlsFiles {
     /// Makes the CAs and certificates in `dir`; keys are mode 0600, as PostgreSQL wants.
     pub fn generate(dir: &Path) -> PgTlsFiles {
-        let openssl = require_program("openssl", "apt-get install -y openssl");
-        let run = |args: &[&str]| {
-            let out = Command::new(&openssl)
-                .current_dir(dir)
-                .args(args)
-                .output()
-                .expect("run openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let run = crate::openssl_in(dir);
         let new_key = [
             "-newkey",
             "ec",

@@ -2,14 +2,9 @@
 //! resumed, a compaction while the watch is down, whole transactions, and the task
 //! stopping with its handle.
 
-use std::sync::atomic::AtomicBool;
-
-use tokio::sync::mpsc;
-
 use super::*;
 use crate::mem::MemStore;
 use crate::model::*;
-use crate::store::{StoreStatus, Watcher};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -19,96 +14,11 @@ fn quick() -> ReplicaOptions {
     }
 }
 
-/// A `MemStore` whose open watches the test can end, and which refuses every request
-/// while switched off (the writes of the test go to `inner` directly).
-#[derive(Clone)]
-struct Cuttable {
-    inner: MemStore,
-    down: Arc<AtomicBool>,
-    cuts: Arc<watch::Sender<u64>>,
-}
+/// The reference store behind the fault switch (the test writes to `inner`).
+type Cuttable = crate::fault::Cuttable<MemStore>;
 
-impl Cuttable {
-    fn new() -> Self {
-        Cuttable {
-            inner: MemStore::new(),
-            down: Default::default(),
-            cuts: Arc::new(watch::channel(0).0),
-        }
-    }
-
-    /// Ends every open watch with an error, as a lost connection does.
-    fn cut(&self) {
-        self.cuts.send_modify(|n| *n += 1);
-    }
-
-    fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-
-    fn check(&self) -> Result<()> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(Error::Unavailable {
-                backend: "mem".into(),
-                operation: "a request".into(),
-                outcome_unknown: false,
-                source: "switched off by the test".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-impl Store for Cuttable {
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
-        self.check()?;
-        self.inner.range(req).await
-    }
-    async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        self.check()?;
-        self.inner.txn(txn).await
-    }
-    async fn watch(&self, req: WatchRequest) -> Result<Watcher> {
-        self.check()?;
-        let start = req.start_revision;
-        let mut inner = self.inner.watch(req).await?;
-        let mut cut = self.cuts.subscribe();
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    batch = inner.next() => match batch {
-                        Some(batch) => if tx.send(batch).await.is_err() { return },
-                        None => return,
-                    },
-                    _ = cut.changed() => {
-                        let lost = Error::WatchClosed {
-                            backend: "mem".into(),
-                            reason: "cut by the test".into(),
-                        };
-                        let _ = tx.send(Err(lost)).await;
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(Watcher::new(rx, "mem", start))
-    }
-    async fn compact(&self, revision: i64) -> Result<()> {
-        self.check()?;
-        self.inner.compact(revision).await
-    }
-    async fn history(&self, key: &[u8]) -> Result<Vec<Event>> {
-        self.check()?;
-        self.inner.history(key).await
-    }
-    async fn status(&self) -> Result<StoreStatus> {
-        self.check()?;
-        self.inner.status().await
-    }
+fn cuttable() -> Cuttable {
+    Cuttable::new(MemStore::new())
 }
 
 /// The replica holds exactly what a consistent read of the store gives at the
@@ -216,7 +126,7 @@ async fn a_revision_no_change_brings_is_reached_by_checking_the_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_watch_resumes_without_a_gap_or_a_repeat() {
-    let store = Cuttable::new();
+    let store = cuttable();
     for i in 0..5 {
         store
             .inner
@@ -277,7 +187,7 @@ async fn a_lost_watch_resumes_without_a_gap_or_a_repeat() {
 
 #[tokio::test]
 async fn a_compaction_while_the_watch_is_down_makes_a_fresh_read() {
-    let store = Cuttable::new();
+    let store = cuttable();
     store.inner.put(b"/r/old", b"1").await.unwrap();
     store.inner.put(b"/r/kept", b"1").await.unwrap();
     let replica = Replica::start_with(store.clone(), "/r/", quick())
@@ -346,15 +256,9 @@ async fn a_transaction_is_seen_whole() {
 
 #[tokio::test]
 async fn dropping_the_replica_stops_its_task() {
-    let store = Cuttable::new();
+    let store = cuttable();
     let replica = Replica::start(store.clone(), "/r/").await.unwrap();
-    assert!(
-        Arc::strong_count(&store.down) > 1,
-        "the task holds the store"
-    );
+    assert!(store.holders() > 1, "the task holds the store");
     drop(replica);
-    eventually("the task let go of the store", || {
-        Arc::strong_count(&store.down) == 1
-    })
-    .await;
+    eventually("the task let go of the store", || store.holders() == 1).await;
 }

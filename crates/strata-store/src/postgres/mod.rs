@@ -1,5 +1,5 @@
 //! The PostgreSQL backend (`postgres://user[:password]@host:port/db[?schema=NAME&…]`):
-//! the revisioned layout of [`crate::sql`] (the SQLite backend's) in schema `NAME`
+//! the revisioned layout of module `sql` (the SQLite backend's) in schema `NAME`
 //! (default `strata`), with the semantics from `strata_core::engine`. This module keeps
 //! a small connection pool, creates the layout and runs transactions under the
 //! revision lock; binding the engine's calls to the layout's statements is `state`'s.
