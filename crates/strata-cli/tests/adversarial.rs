@@ -357,3 +357,20 @@ fn a_value_over_the_target_limit_stops_a_copy_before_its_first_write() {
         "something was written before the limit was found"
     );
 }
+
+#[test]
+fn non_utf8_standard_input_and_a_bad_snapshot_dump_say_why_once() {
+    let s = Sandbox::new();
+    let out = s.run_with_stdin(&["txn", "-"], b"{\"compare\": [], \"success\": [\xff]}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("standard input is not UTF-8 text (byte 29 is invalid)"),
+        "{err}"
+    );
+    // A snapshot read as a dump names its file once, not "file: file: …".
+    std::fs::write(s.path("bad.json"), "{\"/a\": 1}").unwrap();
+    let (_, err) = s.expect(1, &["import", "bad.json", "--format", "snapshot"]);
+    assert_eq!(err.matches("bad.json").count(), 1, "{err}");
+    assert!(err.contains("the value of key /a is a number"), "{err}");
+}
