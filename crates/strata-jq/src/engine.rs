@@ -12,7 +12,7 @@
 //! worker, the engine refuses every later run, and the error tells the caller to stop
 //! (the CLI exits, which ends the thread).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,9 +60,10 @@ enum Job {
         vars: Vec<String>,
     },
     Globals(Vec<Value>),
+    /// Every input (as JSON text) through one filter, one after the other.
     Run {
         filter: usize,
-        input: Value,
+        inputs: Vec<String>,
         vars: Option<Vec<Value>>,
     },
 }
@@ -72,13 +73,49 @@ type Reply = Result<Outcome, String>;
 enum Outcome {
     Compiled(usize),
     Done,
-    Outputs(Vec<Value>),
+    /// Per input: its outputs, or why it failed.
+    Outputs(Vec<Result<Vec<Value>, String>>),
 }
 
 struct Worker {
     jobs: Sender<Job>,
     replies: Receiver<Reply>,
+    progress: Arc<Progress>,
 }
+
+/// Where the worker is: which input of the job, and since when (the limits are per
+/// input, however many a job holds).
+struct Progress {
+    epoch: Instant,
+    /// Nanoseconds after `epoch` at which the current input began.
+    started: AtomicU64,
+    index: AtomicUsize,
+}
+
+impl Progress {
+    fn begin(&self, index: usize) {
+        self.index.store(index, Ordering::SeqCst);
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        self.started.store(now, Ordering::SeqCst);
+    }
+
+    fn running_for(&self) -> Duration {
+        let started = Duration::from_nanos(self.started.load(Ordering::SeqCst));
+        self.epoch.elapsed().saturating_sub(started)
+    }
+}
+
+/// A batch run stopped at one input by a limit (or a signal): the engine is lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stopped {
+    /// The input it stopped at.
+    pub index: usize,
+    pub message: String,
+}
+
+/// How many inputs one job carries at most (each has its own limits; the job's
+/// outputs are held until it ends).
+pub const BATCH: usize = 256;
 
 /// A worker thread holding compiled filters and one set of global variables.
 pub struct Engine {
@@ -139,11 +176,21 @@ impl Engine {
         let start = |stack: usize| -> std::io::Result<Worker> {
             let (jobs, job_rx) = mpsc::channel();
             let (reply_tx, replies) = mpsc::channel();
+            let progress = Arc::new(Progress {
+                epoch: Instant::now(),
+                started: AtomicU64::new(0),
+                index: AtomicUsize::new(0),
+            });
+            let theirs = progress.clone();
             std::thread::Builder::new()
                 .name("strata-jq".into())
                 .stack_size(stack)
-                .spawn(move || serve(job_rx, reply_tx, limits))?;
-            Ok(Worker { jobs, replies })
+                .spawn(move || serve(job_rx, reply_tx, limits, &theirs))?;
+            Ok(Worker {
+                jobs,
+                replies,
+                progress,
+            })
         };
         // A system that refuses a 4 GiB stack reservation gets a smaller one.
         let worker = start(WORKER_STACK)
@@ -183,19 +230,30 @@ impl Engine {
 
     /// Hands one job to the worker and waits for it within the limits.
     fn submit(&self, job: Job, code: &str, stop: Option<&AtomicBool>) -> Result<Outcome, String> {
+        self.submit_job(job, code, stop).map_err(|s| s.message)
+    }
+
+    /// Hands one job to the worker and waits for it, each input within the limits.
+    fn submit_job(
+        &self,
+        job: Job,
+        code: &str,
+        stop: Option<&AtomicBool>,
+    ) -> Result<Outcome, Stopped> {
         let mut guard = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        let stopped = |index: usize, message: String| Stopped { index, message };
         let Some(worker) = guard.as_ref() else {
-            return Err(format!(
+            return Err(stopped(0, format!(
                 "jq expression {}: not run, an earlier evaluation on the same worker went past its limits; \
                  stop and fix that expression first",
                 shown(code)
-            ));
+            )));
         };
+        worker.progress.begin(0);
         if worker.jobs.send(job).is_err() {
             *guard = None;
-            return Err("the jq worker thread is gone".into());
+            return Err(stopped(0, "the jq worker thread is gone".into()));
         }
-        let started = Instant::now();
         let mut base: Option<u64> = None;
         let limits = self.limits;
         let give_up = |why: String| {
@@ -206,19 +264,22 @@ impl Engine {
         };
         loop {
             match worker.replies.recv_timeout(POLL) {
-                Ok(reply) => return reply,
+                Ok(reply) => return reply.map_err(|e| stopped(0, e)),
                 Err(RecvTimeoutError::Disconnected) => {
                     *guard = None;
-                    return Err(format!(
-                        "jq expression {}: the jq worker thread ended (it panicked)",
-                        shown(code)
+                    return Err(stopped(
+                        0,
+                        format!(
+                            "jq expression {}: the jq worker thread ended (it panicked)",
+                            shown(code)
+                        ),
                     ));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
             let why = if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
                 Some("was interrupted (a signal asked to stop)".to_owned())
-            } else if started.elapsed() > limits.time {
+            } else if worker.progress.running_for() > limits.time {
                 Some(format!(
                     "ran longer than {} s, the limit for one evaluation (does it loop, e.g. a recursive def with no base case?)",
                     limits.time.as_secs_f64()
@@ -239,8 +300,9 @@ impl Engine {
             };
             if let Some(why) = why {
                 // The worker is still busy with it: abandon the worker.
+                let index = worker.progress.index.load(Ordering::SeqCst);
                 *guard = None;
-                return Err(give_up(why));
+                return Err(stopped(index, give_up(why)));
             }
         }
     }
@@ -258,7 +320,7 @@ impl Jq {
 
     /// Runs the filter on `input` with the engine's global variables; every output.
     pub fn run(&self, input: &Value, stop: Option<&AtomicBool>) -> Result<Vec<Value>, String> {
-        self.submit(input, None, stop)
+        self.one(input, None, stop)
     }
 
     /// Runs the filter on `input` with these values of its global variables.
@@ -268,10 +330,10 @@ impl Jq {
         vars: Vec<Value>,
         stop: Option<&AtomicBool>,
     ) -> Result<Vec<Value>, String> {
-        self.submit(input, Some(vars), stop)
+        self.one(input, Some(vars), stop)
     }
 
-    fn submit(
+    fn one(
         &self,
         input: &Value,
         vars: Option<Vec<Value>>,
@@ -279,18 +341,53 @@ impl Jq {
     ) -> Result<Vec<Value>, String> {
         let job = Job::Run {
             filter: self.filter,
-            input: input.clone(),
+            inputs: vec![input.to_string()],
             vars,
         };
         match self.engine.submit(job, &self.code, stop)? {
-            Outcome::Outputs(out) => Ok(out),
+            Outcome::Outputs(mut out) if out.len() == 1 => out.pop().expect("one result"),
             _ => Err("the jq worker answered out of turn".into()),
         }
+    }
+
+    /// Runs the filter on each input with the engine's global variables, in jobs of up
+    /// to [`BATCH`] inputs (one hand-over to the worker per job, not per input): per
+    /// input its outputs or its error. Each input has the limits of one evaluation; one
+    /// that goes past them stops the run, and the engine, at that input ([`Stopped`]).
+    pub fn run_many(
+        &self,
+        inputs: &[&Value],
+        stop: Option<&AtomicBool>,
+    ) -> Result<Vec<Result<Vec<Value>, String>>, Stopped> {
+        let mut results = Vec::with_capacity(inputs.len());
+        for (n, chunk) in inputs.chunks(BATCH).enumerate() {
+            let job = Job::Run {
+                filter: self.filter,
+                inputs: chunk.iter().map(|v| v.to_string()).collect(),
+                vars: None,
+            };
+            match self.engine.submit_job(job, &self.code, stop) {
+                Ok(Outcome::Outputs(out)) if out.len() == chunk.len() => results.extend(out),
+                Ok(_) => {
+                    return Err(Stopped {
+                        index: n * BATCH,
+                        message: "the jq worker answered out of turn".into(),
+                    })
+                }
+                Err(stopped) => {
+                    return Err(Stopped {
+                        index: n * BATCH + stopped.index,
+                        ..stopped
+                    })
+                }
+            }
+        }
+        Ok(results)
     }
 }
 
 /// The worker: compiles, keeps globals, runs; one job at a time.
-fn serve(jobs: Receiver<Job>, replies: Sender<Reply>, limits: Limits) {
+fn serve(jobs: Receiver<Job>, replies: Sender<Reply>, limits: Limits, progress: &Progress) {
     let mut filters: Vec<(Filter, String)> = Vec::new();
     let mut globals: Vec<Val> = Vec::new();
     for job in jobs {
@@ -309,7 +406,7 @@ fn serve(jobs: Receiver<Job>, replies: Sender<Reply>, limits: Limits) {
                 }),
             Job::Run {
                 filter,
-                input,
+                inputs,
                 vars,
             } => match filters.get(filter) {
                 None => Err("no such jq filter".into()),
@@ -318,8 +415,17 @@ fn serve(jobs: Receiver<Job>, replies: Sender<Reply>, limits: Limits) {
                         Some(values) => values.iter().map(to_val).collect::<Result<Vec<_>, _>>(),
                         None => Ok(globals.clone()),
                     };
-                    vars.and_then(|vars| run(f, code, &input, vars, &limits))
-                        .map(Outcome::Outputs)
+                    vars.map(|vars| {
+                        let results = inputs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, input)| {
+                                progress.begin(i);
+                                run(f, code, input, vars.clone(), &limits)
+                            })
+                            .collect();
+                        Outcome::Outputs(results)
+                    })
                 }
             },
         };
@@ -332,14 +438,15 @@ fn serve(jobs: Receiver<Job>, replies: Sender<Reply>, limits: Limits) {
 fn run(
     f: &Filter,
     code: &str,
-    input: &Value,
+    input: &str,
     vars: Vec<Val>,
     limits: &Limits,
 ) -> Result<Vec<Value>, String> {
     let ctx = Ctx::<Data>::new(&f.lut, Vars::new(vars));
     let mut out = Vec::new();
     let mut bytes = 0usize;
-    for result in f.id.run((ctx, to_val(input)?)).map(unwrap_valr) {
+    let input = jaq_json::read::parse_single(input.as_bytes()).map_err(|e| format!("{e}"))?;
+    for result in f.id.run((ctx, input)).map(unwrap_valr) {
         let val = result.map_err(|e| format!("jq expression {} failed: {e}", shown(code)))?;
         if out.len() == limits.outputs {
             return Err(format!(

@@ -18,7 +18,7 @@ use jaq_json::Val;
 use serde_json::Value;
 
 mod engine;
-pub use engine::{Engine, Jq, Limits};
+pub use engine::{Engine, Jq, Limits, Stopped, BATCH};
 
 type Data = JustLut<Val>;
 type Filter = jaq_core::Filter<Data>;
@@ -173,5 +173,36 @@ mod tests {
                 && err.contains("filter frob/1 is not defined at column 14"),
             "{err}"
         );
+    }
+
+    /// Many inputs per hand-over to the worker, each with its own result and its own
+    /// limits: an input that loops stops the run at its index.
+    #[test]
+    fn run_many_keeps_each_input_apart_and_stops_at_the_one_past_its_limits() {
+        let limits = Limits {
+            time: std::time::Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let engine = Engine::new(limits).unwrap();
+        let jq = engine
+            .compile("if . == 7 then error(\"seven\") else . * 2 end", &[])
+            .unwrap();
+        let inputs: Vec<serde_json::Value> = (0..600).map(|i| json!(i)).collect();
+        let refs: Vec<&serde_json::Value> = inputs.iter().collect();
+        let out = jq.run_many(&refs, None).unwrap();
+        assert_eq!(out.len(), 600);
+        assert_eq!(out[599], Ok(vec![json!(1198)]));
+        assert!(out[7].as_ref().unwrap_err().contains("seven"));
+        let spin = engine
+            .compile("if . == 300 then (def f: f; f) else . end", &[])
+            .unwrap();
+        let stopped = spin.run_many(&refs, None).unwrap_err();
+        assert_eq!(stopped.index, 300, "{stopped:?}");
+        assert!(
+            stopped.message.contains("ran longer than 0.3 s"),
+            "{stopped:?}"
+        );
+        // The engine is lost: later runs fail at once.
+        assert!(jq.run(&json!(1), None).unwrap_err().contains("not run"));
     }
 }

@@ -37,10 +37,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 use serde_json::Value;
-use strata_core::key::encode_segment;
 
 use strata_jq::{Engine, Jq, Limits};
 
+mod emit;
 mod tree;
 use tree::{parse_template, Part};
 
@@ -359,13 +359,11 @@ impl Mapping {
             })?;
         let mut out: BTreeMap<String, Slot> = BTreeMap::new();
         for emit in &self.emits {
-            for r in records.get(&emit.from).into_iter().flatten() {
-                if let Err(problem) = self.emit_record(emit, r, &mut out) {
-                    defects.push(Defect {
-                        file: r.file.clone(),
-                        problem,
-                    });
-                }
+            let from: &[Record] = records.get(&emit.from).map_or(&[], |r| r.as_slice());
+            if let Err(stopped) = self.emit_all(emit, from, &mut out, &mut defects) {
+                // A jq expression went past its limits: nothing more is evaluated.
+                defects.push(stopped);
+                break;
             }
         }
         if !defects.is_empty() {
@@ -380,99 +378,6 @@ impl Mapping {
                 entity: slot.entity,
             })
             .collect())
-    }
-
-    fn emit_record(
-        &self,
-        emit: &Emit,
-        record: &Record,
-        out: &mut BTreeMap<String, Slot>,
-    ) -> Result<(), String> {
-        let what = format!("emit #{}", emit.index + 1);
-        if let Some(filter) = &emit.filter {
-            let keep = filter
-                .run(&record.value, None)
-                .map_err(|e| format!("{what}: {e}"))?;
-            if !keep
-                .first()
-                .is_some_and(|v| !matches!(v, Value::Null | Value::Bool(false)))
-            {
-                return Ok(());
-            }
-        }
-        let mut path = String::new();
-        for segment in &emit.at {
-            path.push('/');
-            let mut text = String::new();
-            for part in segment {
-                match part {
-                    Part::Lit(l) => text.push_str(l),
-                    Part::Var(v) => {
-                        text.push_str(&record.value.get(v).and_then(text_of).ok_or_else(|| {
-                            format!("{what}: the key pattern needs {v:?}, which this record lacks")
-                        })?)
-                    }
-                }
-            }
-            path.push_str(&encode_segment(&text));
-        }
-        let mut put = |key: String, value: String, object: &str| -> Result<(), String> {
-            match out.get(&key) {
-                Some(slot) if slot.value != value => Err(format!(
-                    "{what} writes {key} = {value:?}, but {} wrote {:?} there",
-                    slot.by, slot.value
-                )),
-                _ => {
-                    let by = format!("{what} ({})", record.file);
-                    out.insert(
-                        key,
-                        Slot {
-                            value,
-                            by,
-                            object: object.to_owned(),
-                            entity: emit.pattern.clone(),
-                        },
-                    );
-                    Ok(())
-                }
-            }
-        };
-        match &emit.body {
-            Body::Value(jq) => {
-                let values = jq
-                    .run(&record.value, None)
-                    .map_err(|e| format!("{what}: {e}"))?;
-                if let Some(text) = values.first().and_then(stored_text) {
-                    put(path.clone(), text, &path)?;
-                }
-            }
-            Body::Fields(jq) => {
-                for object in jq
-                    .run(&record.value, None)
-                    .map_err(|e| format!("{what}: {e}"))?
-                {
-                    let Value::Object(fields) = object else {
-                        // The kind only: the value may be a secret.
-                        let kind = match object {
-                            Value::Null => "null",
-                            Value::Bool(_) => "a boolean",
-                            Value::Number(_) => "a number",
-                            Value::String(_) => "a string",
-                            _ => "an array",
-                        };
-                        return Err(format!(
-                            "{what}: `fields` must produce an object, not {kind}"
-                        ));
-                    };
-                    for (name, value) in fields {
-                        if let Some(text) = stored_text(&value) {
-                            put(format!("{path}/{}", encode_segment(&name)), text, &path)?;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 }
 
