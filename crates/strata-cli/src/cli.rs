@@ -539,12 +539,13 @@ pub struct DiffArgs {
 pub struct ImportArgs {
     /// The dump file, or `-` for standard input.
     pub source: PathBuf,
-    /// What the file is: etcd-v2, etcdctl-json, consul or snapshot.
+    /// What the file is: etcd-v2, etcdctl-json, consul or snapshot (a dump whose
+    /// keys are kept as they are). Give --mapping instead for a JSON file tree.
     #[arg(
         long,
         value_name = "FORMAT",
         conflicts_with = "mapping",
-        required_unless_present = "mapping"
+        value_parser = ["etcd-v2", "etcdctl-json", "consul", "snapshot"]
     )]
     pub format: Option<String>,
     /// The mapping (TOML) that turns the JSON file tree SOURCE into keys.

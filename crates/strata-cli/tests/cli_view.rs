@@ -114,3 +114,17 @@ fn watch_from_rev_replays_then_follows_as_json_lines() {
     assert_eq!(rest[1]["type"], "put");
     assert!(watcher.wait().unwrap().success());
 }
+
+/// Regression (first ten minutes): `ls` of a key, or of a path without its leading
+/// `/`, said only "nothing under …".
+#[test]
+fn ls_of_a_key_or_a_relative_path_says_what_is_there() {
+    let s = Sandbox::new();
+    s.ok(&["put", "/a/b", "1"]);
+    let (_, err) = s.expect(0, &["ls", "/a/b"]);
+    assert!(err.contains("/a/b is a key, not a level: `strata get /a/b` reads it"), "{err}");
+    let (_, err) = s.expect(0, &["ls", "a"]);
+    assert!(err.contains("did you mean `strata ls /a`?"), "{err}");
+    let (_, err) = s.expect(0, &["ls", "/zz"]);
+    assert_eq!(err.trim(), "nothing under /zz/");
+}

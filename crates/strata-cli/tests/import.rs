@@ -356,3 +356,23 @@ fn prune_removes_stale_fields_of_imported_objects_only() {
         "{err}"
     );
 }
+
+/// Regressions (first ten minutes): `import DIR` without --mapping asked for --format;
+/// an unknown --format exited 1; a dump in the wrong --format imported 0 keys, exit 0.
+#[test]
+fn import_says_what_is_missing_and_refuses_the_wrong_format() {
+    let s = Sandbox::new();
+    let legacy = sigilgate("sigilgate/legacy");
+    let (_, err) = s.expect(2, &["import", &legacy]);
+    assert!(
+        err.contains("is a directory: give --mapping FILE to import a JSON file tree"),
+        "{err}"
+    );
+    let dump = sigilgate("etcd-v2-broker/etcd-v2-dump.json");
+    let (_, err) = s.expect(2, &["import", &dump, "--format", "zookeeper"]);
+    assert!(err.contains("invalid value 'zookeeper'"), "{err}");
+    let (_, err) = s.expect(1, &["import", &dump, "--format", "etcdctl-json", "-o", "out.json"]);
+    assert!(err.contains("this is not `etcdctl get -w json` output"), "{err}");
+    assert!(!s.path("out.json").exists());
+    s.ok(&["import", &dump, "--format", "etcd-v2", "-o", "out.json"]);
+}

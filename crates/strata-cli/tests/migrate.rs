@@ -209,6 +209,11 @@ fn an_edited_applied_migration_is_refused_until_restored() {
     assert!(err.contains("0001_billing.toml now has checksum"), "{err}");
     let (_, err) = s.expect(1, &["migrate", "up", "--yes"]);
     assert!(err.contains("must not change"), "{err}");
+    // Regression: `migrate status` showed the mismatch but exited 0.
+    let (out, err) = s.expect(3, &["migrate", "status"]);
+    assert!(out.contains("! "), "{out}");
+    assert!(err.contains("1 problem: the migrations and what the store records disagree"), "{err}");
+    s.expect(3, &["migrate", "status", "-o", "json"]);
     std::fs::write(&file, &original).unwrap();
     // A new migration below the current version is refused too.
     std::fs::write(

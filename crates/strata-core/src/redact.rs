@@ -3,8 +3,9 @@
 //! Owns [`redact_url`]; every message, log line, commit message and health reason
 //! that names a store goes through it.
 
-/// A URL with any `user:password@` part and `password=` parameter removed, for
-/// messages and backup commits.
+/// A URL without its password, for messages and backup commits: `user:password@`
+/// becomes `user@` (the user name says who connects, which helps more than it
+/// reveals), and `password=` / `sslpassword=` parameters are removed.
 pub fn redact_url(url: &str) -> String {
     // The query starts after the credentials (a password may hold a raw `?`).
     let from = url.rfind('@').unwrap_or(0);
@@ -14,7 +15,9 @@ pub fn redact_url(url: &str) -> String {
     };
     let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}{}", &base[..scheme + 3], &base[at + 1..])
+            let user = base[scheme + 3..at].split(':').next().unwrap_or_default();
+            let user = if user.is_empty() { String::new() } else { format!("{user}@") };
+            format!("{}{user}{}", &base[..scheme + 3], &base[at + 1..])
         }
         _ => base.to_owned(),
     };
@@ -40,11 +43,12 @@ mod tests {
 
     #[test]
     fn credentials_are_left_out() {
-        assert_eq!(redact_url("etcd://root:pw@h:2379"), "etcd://h:2379");
+        assert_eq!(redact_url("etcd://root:pw@h:2379"), "etcd://root@h:2379");
         assert_eq!(
             redact_url("postgres://u:p?w@db/meta?sslmode=require&password=x"),
-            "postgres://db/meta?sslmode=require"
+            "postgres://u@db/meta?sslmode=require"
         );
+        assert_eq!(redact_url("postgres://:pw@db/meta"), "postgres://db/meta");
         assert_eq!(redact_url("sqlite:./strata.db"), "sqlite:./strata.db");
     }
 }

@@ -241,7 +241,7 @@ mod tests {
         };
         feed.observe(&status);
         let reason = monitor.health.get().unwrap_err();
-        assert!(reason.contains("postgres://db:5432/meta"), "{reason}");
+        assert!(reason.contains("postgres://app@db:5432/meta"), "{reason}");
         assert!(!reason.contains("s3cret"), "{reason}");
         let text = monitor.registry.render();
         for line in [

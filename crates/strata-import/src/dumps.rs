@@ -234,6 +234,12 @@ fn etcd_v2(text: &str) -> Result<DumpEntries, String> {
 
 fn etcdctl_json(doc: &Value) -> Result<DumpEntries, String> {
     match doc.get("kvs") {
+        // etcdctl leaves "kvs" out of an empty answer, but always writes "header".
+        None | Some(Value::Null) if doc.get("header").is_none() => Err(
+            "this is not `etcdctl get -w json` output (it has neither \"header\" nor \"kvs\"): \
+             is it another format?"
+                .into(),
+        ),
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(kvs)) => kvs
             .iter()

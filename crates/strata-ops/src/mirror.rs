@@ -89,6 +89,12 @@ where
     else {
         return Ok(t.finish());
     };
+    // Resuming: the target holds the source up to the checkpoint already, and a stop
+    // before the first report says so (it said revision 0).
+    if let Some(at) = applied {
+        t.status.applied_revision = at;
+        t.status.source_revision = t.status.source_revision.max(at);
+    }
     let span = match selection.source_prefixes().as_slice() {
         [one] => KeySpan::prefix(one.clone()),
         _ => KeySpan::all(),
@@ -358,6 +364,13 @@ mod tests {
             checkpoint.value,
             a.status().await.unwrap().revision.to_string().into_bytes()
         );
+        // Regression: a mirror stopped at once after resuming said "stopped at source
+        // revision 0"; it stands at its checkpoint.
+        let at = a.status().await.unwrap().revision;
+        let stopped = mirror(&a, &b, &sel, &opts, &mut |_| {}, async {})
+            .await
+            .unwrap();
+        assert_eq!(stopped.applied_revision, at);
     }
 
     /// Answers like `MemStore` until switched off, then fails every request as

@@ -440,12 +440,13 @@ mod tests {
             "{err}"
         );
         let pg = StoreUrl::parse("postgres://app:pw@127.0.0.1:5432/meta?schema=prod").unwrap();
-        assert_eq!(pg.redacted(), "postgres://127.0.0.1:5432/meta?schema=prod");
+        // The user name stays (who connects); only the password goes.
+        assert_eq!(pg.redacted(), "postgres://app@127.0.0.1:5432/meta?schema=prod");
         let pg = "postgres://app@h:5432/db?password=pw&schema=prod&sslpassword=k";
-        assert_eq!(redact(pg), "postgres://h:5432/db?schema=prod");
+        assert_eq!(redact(pg), "postgres://app@h:5432/db?schema=prod");
         assert_eq!(
             redact("postgres://app:p@ss?w@h/db?password=x"),
-            "postgres://h/db"
+            "postgres://app@h/db"
         );
         let err = StoreUrl::parse("postgres://app:pw@h:5432/db?schema=Bad-Name")
             .unwrap_err()

@@ -24,7 +24,20 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
             format: DumpFormat::parse(format)?,
         },
         (None, None) => {
-            anyhow::bail!("give --mapping FILE for a JSON file tree, or --format for a dump")
+            // A usage error (exit 2), worded for what SOURCE is.
+            let what = if args.source.is_dir() {
+                format!(
+                    "{} is a directory: give --mapping FILE to import a JSON file tree",
+                    args.source.display()
+                )
+            } else {
+                "give --format FORMAT for a dump (etcd-v2, etcdctl-json, consul, snapshot), \
+                 or --mapping FILE for a JSON file tree"
+                    .to_owned()
+            };
+            <Cli as clap::CommandFactory>::command()
+                .error(clap::error::ErrorKind::MissingRequiredArgument, what)
+                .exit()
         }
     };
     let req = ImportRequest {

@@ -103,7 +103,7 @@ async fn status(store: &AnyStore, areas: &Areas, format: Format) -> anyhow::Resu
             })
             .collect();
         print_json(&json!(items))?;
-        return Ok(Outcome::Ok);
+        return Ok(with_problems(&statuses));
     }
     let mut out = stdout();
     if statuses.is_empty() {
@@ -149,7 +149,22 @@ async fn status(store: &AnyStore, areas: &Areas, format: Format) -> anyhow::Resu
         }
     }
     out.flush()?;
-    Ok(Outcome::Ok)
+    Ok(with_problems(&statuses))
+}
+
+/// Exit 3 when the files and the store disagree (an edited applied migration, a
+/// missing file), as `diff` does when it finds differences: a script must not read
+/// such a status as fine.
+fn with_problems(statuses: &[strata_migrate::AreaStatus]) -> Outcome {
+    let problems: usize = statuses.iter().map(|s| s.problems.len()).sum();
+    if problems == 0 {
+        return Outcome::Ok;
+    }
+    eprintln!(
+        "{}: the migrations and what the store records disagree (see above)",
+        plural(problems, "problem")
+    );
+    Outcome::Mismatch
 }
 
 fn counts_text(c: &Counts) -> String {

@@ -55,9 +55,31 @@ pub async fn ls(store: &AnyStore, args: LsArgs) -> anyhow::Result<Outcome> {
     }
     out.flush()?;
     if children.is_empty() {
-        eprintln!("nothing under {}", dir_prefix(&args.prefix));
+        eprintln!("{}", nothing_under(store, &args.prefix).await?);
     }
     Ok(Outcome::Ok)
+}
+
+/// What to say when a level is empty: that the path is a key (read it with `get`),
+/// that keys start with `/` (the path has none), or that nothing is there.
+async fn nothing_under(store: &AnyStore, prefix: &str) -> anyhow::Result<String> {
+    let key = prefix.trim_end_matches('/');
+    if !key.is_empty() && store.get(key.as_bytes()).await?.is_some() {
+        return Ok(format!(
+            "{key} is a key, not a level: `strata get {key}` reads it"
+        ));
+    }
+    if !prefix.is_empty() && !prefix.starts_with('/') {
+        let rooted = format!("/{prefix}");
+        let (_, below) = list_children(store, &rooted).await?;
+        if !below.is_empty() || store.get(rooted.trim_end_matches('/').as_bytes()).await?.is_some() {
+            return Ok(format!(
+                "nothing under {}; keys are paths from the root: did you mean `strata ls {rooted}`?",
+                dir_prefix(prefix)
+            ));
+        }
+    }
+    Ok(format!("nothing under {}", dir_prefix(prefix)))
 }
 
 pub async fn tree(store: &AnyStore, args: TreeArgs) -> anyhow::Result<Outcome> {
