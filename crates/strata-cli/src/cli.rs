@@ -7,9 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Strata: move, shape, version and protect the metadata kept in key-value stores.
 ///
-/// Every command works on the store named by --store (or STRATA_STORE), with
-/// etcd v3 semantics on every backend: one revision counter, per-key versions,
-/// transactions, history and watch.
+/// Every command works on the store named by --store, else STRATA_STORE, else
+/// --endpoints (ETCDCTL_ENDPOINTS), else sqlite:./strata.db, with etcd v3 semantics
+/// on every backend: one revision counter, per-key versions, transactions, history
+/// and watch. Only writing commands (or --create) create a missing SQLite file.
 ///
 /// Exit codes: 0 ok, 1 error, 2 usage error, 3 a compare failed (cas, cad, txn)
 /// or the key was not found.
@@ -17,6 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "strata",
     version,
+    long_version = env!("STRATA_LONG_VERSION"),
     propagate_version = true,
     max_term_width = 100
 )]
@@ -54,9 +56,30 @@ pub enum LogFormat {
 pub struct StoreOpts {
     /// The store: sqlite:PATH (embedded, the default), etcd://HOST:PORT[,HOST:PORT…]
     /// (several members fail over), postgres://USER[:PASSWORD]@HOST:PORT/DB[?schema=NAME],
-    /// or mem: (in memory, for trying things out).
+    /// or mem: (in memory, for trying things out). Without --store: STRATA_STORE, then
+    /// --endpoints (ETCDCTL_ENDPOINTS), then the default.
     #[arg(long, global = true, env = "STRATA_STORE", default_value = strata_store::DEFAULT_STORE_URL)]
     pub store: String,
+    /// Create the SQLite file if it is missing, for any command (writing commands
+    /// create it anyway; reading ones otherwise fail on a missing file).
+    #[arg(long, global = true)]
+    pub create: bool,
+    /// etcd endpoints as etcdctl takes them: HOST:PORT[,HOST:PORT…], each optionally
+    /// http:// or https:// (TLS). Used when neither --store nor STRATA_STORE is given.
+    #[arg(
+        long,
+        global = true,
+        env = "ETCDCTL_ENDPOINTS",
+        value_name = "URLS",
+        help_heading = "etcd connection"
+    )]
+    pub endpoints: Option<String>,
+    /// Where `store` came from (set by `crate::resolve`, not parsed).
+    #[arg(skip)]
+    pub source: crate::resolve::StoreSource,
+    /// TLS asked for by https:// endpoints (set by `crate::resolve`).
+    #[arg(skip)]
+    pub tls: bool,
     /// etcd user, as NAME or NAME:PASSWORD.
     #[arg(
         long,
@@ -123,6 +146,13 @@ impl std::fmt::Debug for StoreOpts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreOpts")
             .field("store", &strata_store::redact(&self.store))
+            .field("create", &self.create)
+            .field(
+                "endpoints",
+                &self.endpoints.as_deref().map(strata_store::redact),
+            )
+            .field("source", &self.source)
+            .field("tls", &self.tls)
             .field("user", &self.user.as_deref().map(strata_store::user_name))
             .field("password", &strata_store::redacted(&self.password))
             .field("cacert", &self.cacert)
@@ -138,6 +168,8 @@ impl std::fmt::Debug for StoreOpts {
 impl StoreOpts {
     pub fn connect_options(&self) -> strata_store::ConnectOptions {
         strata_store::ConnectOptions {
+            create: self.create,
+            tls: self.tls,
             user: self.user.clone(),
             password: self.password.clone(),
             ca_cert: self.cacert.clone(),
@@ -213,7 +245,10 @@ pub enum Command {
     Put(PutArgs),
     /// Delete a key, or every key under a prefix.
     ///
-    /// Exit code 3 when a single KEY does not exist.
+    /// A --prefix delete of more than 10 keys shows the count and some keys and asks
+    /// (--yes in scripts); --dry-run lists them all. Only keys as they were read are
+    /// deleted: one written meanwhile is left. Exit code 3 when a single KEY does not
+    /// exist, or when keys were left because they changed.
     Del(DelArgs),
     /// List one level below a prefix, like a directory listing, with key counts.
     Ls(LsArgs),
@@ -248,6 +283,8 @@ pub enum Command {
     /// first.
     Watch(WatchArgs),
     /// Drop history older than a revision (reads and watches before it then fail).
+    ///
+    /// Says how many revisions of history go and asks; --yes in scripts.
     Compact(CompactArgs),
     /// Write keys as a flat JSON snapshot {key: value}, sorted, read at one revision.
     Export(ExportArgs),
@@ -317,11 +354,22 @@ pub enum Command {
     ///
     /// Exit code 3 when they differ.
     Diff(DiffArgs),
+    /// Which store this is, where its URL came from, whether it answers, its revision,
+    /// key count and version; for etcd, each endpoint's health and the leader.
+    ///
+    /// Exit code 1 when the store does not answer.
+    Status(StatusArgs),
     /// Load a flat JSON snapshot: batched transactions, only changed keys written.
     ///
     /// Safe to run again: a second load of the same file changes nothing, and a load
     /// that was interrupted finishes the job.
     Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -355,9 +403,17 @@ pub struct PutArgs {
 #[derive(Debug, Args)]
 pub struct DelArgs {
     pub key: String,
-    /// Delete every key that starts with KEY.
+    /// Delete every key that starts with KEY (bytewise: end it with / to stay inside
+    /// one segment). More than 10 keys are shown and must be confirmed.
     #[arg(long)]
     pub prefix: bool,
+    /// With --prefix: list the keys that would be deleted; delete nothing.
+    #[arg(long, requires = "prefix")]
+    pub dry_run: bool,
+    /// Delete without asking (required when standard input is not a terminal and
+    /// --prefix matches more than 10 keys).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
@@ -451,6 +507,9 @@ pub struct WatchArgs {
 pub struct CompactArgs {
     /// Keep the state as of this revision and everything after it.
     pub revision: i64,
+    /// Compact without asking (required when standard input is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -671,6 +730,7 @@ pub enum BackupCommand {
     /// prefix ending in /. Restored in one transaction that holds only if none of those
     /// keys changed since read: a concurrent change is reported, not overwritten,
     /// unless --force. Keys of the span missing from the backup are deleted.
+    /// The plan is shown and must be confirmed first (--yes in scripts).
     /// With --all --to URL, a whole store is rebuilt into an empty one.
     Restore {
         /// Key, object or prefix (with a trailing /); leave out with --all.
@@ -683,6 +743,10 @@ pub enum BackupCommand {
         /// Print what would change; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Restore without showing the plan and asking (required when standard
+        /// input is not a terminal; not needed with --all, whose target is empty).
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Overwrite keys that changed since they were read.
         #[arg(long)]
         force: bool,

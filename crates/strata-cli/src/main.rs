@@ -10,11 +10,12 @@ mod cli;
 mod cmd;
 mod log;
 mod output;
+mod resolve;
 mod wording;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
 
@@ -27,7 +28,10 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Parsed by hand rather than `Cli::parse()`: where --store came from (flag,
+    // environment, default) is only in the matches.
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     log::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -40,7 +44,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(cmd::run(cli)) {
+    let resolved = resolve::resolve(&mut cli.store, &matches);
+    match resolved.and_then(|()| runtime.block_on(cmd::run(cli))) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Mismatch) => ExitCode::from(3),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,

@@ -78,6 +78,12 @@ fn store(e: &strata_core::Error) -> Option<String> {
         E::InvalidTxn(_) if text.contains("refused the request") => {
             Some("--batch N lowers the batch size".into())
         }
+        E::Backend { .. } if text.contains(strata_store::sqlite::MISSING) => {
+            Some("check the path; --create makes a new, empty store there".into())
+        }
+        E::InvalidUrl { reason, .. } if reason.contains("an https endpoint") => {
+            Some("give the CA with --cacert FILE or ETCDCTL_CACERT".into())
+        }
         E::Backend { .. } if text.contains("user and password the cluster accepts") => {
             Some(auth.into())
         }

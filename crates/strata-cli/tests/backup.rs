@@ -49,7 +49,9 @@ fn sigilgate() -> (Sandbox, std::path::PathBuf) {
 /// `strata backup restore` of one sigilgate node as of `at`, with more arguments.
 fn restore_node(s: &Sandbox, repo: &str, at: &str, more: &[&str]) -> String {
     let node = "/sigilgate/nodes/10.20.0.20";
-    let mut args = vec!["backup", "restore", "--repo", repo, node, "--at", at];
+    let mut args = vec![
+        "backup", "restore", "--yes", "--repo", repo, node, "--at", at,
+    ];
     args.extend_from_slice(more);
     s.ok(&args)
 }
@@ -375,7 +377,7 @@ fn broker_secrets_never_reach_the_repository_and_encrypted_ones_restore() {
     );
     assert!(err.contains("--encrypt-secrets"), "{err}");
     let restored = Sandbox::with_store(&target);
-    restored.ok(&["del", "--prefix", "/"]);
+    restored.ok(&["del", "--prefix", "/", "--yes"]);
     s.ok(&[
         "backup",
         "restore",
@@ -618,7 +620,7 @@ fn a_compacted_revision_or_a_replaced_store_falls_back_to_a_full_backup() {
     s.ok(&["backup", "run", "--repo", r]);
     s.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "down"]);
     s.ok(&["put", "/sigilgate/nodes/10.20.0.20/status", "maintenance"]);
-    s.ok(&["compact", "4"]);
+    s.ok(&["compact", "4", "--yes"]);
     let out = s.ok(&["backup", "run", "--repo", r]);
     assert!(
         out.contains("0 added, 1 changed, 0 removed (1 file written, full backup)"),

@@ -28,7 +28,12 @@ fn change(s: &Sandbox, k: u64) {
     }
     std::fs::write(s.path("change.json"), serde_json::to_string(&data).unwrap()).unwrap();
     s.ok(&["load", "change.json"]);
-    s.ok(&["del", "--prefix", &format!("/bk/users/{}/", k * 7 % 6000)]);
+    s.ok(&[
+        "del",
+        "--prefix",
+        &format!("/bk/users/{}/", k * 7 % 6000),
+        "--yes",
+    ]);
 }
 
 fn check(s: &Sandbox, repo: &Path, trial: u64) {

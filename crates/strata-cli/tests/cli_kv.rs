@@ -15,7 +15,9 @@ fn put_get_del_with_exit_codes() {
     assert!(s.ok(&["del", "/a/b"]).starts_with("deleted 1"));
     s.expect(3, &["del", "/a/b"]);
     // Deleting an empty prefix is not a failure.
-    assert!(s.ok(&["del", "--prefix", "/a/"]).starts_with("deleted 0"));
+    assert!(s
+        .ok(&["del", "--prefix", "/a/", "--yes"])
+        .starts_with("deleted 0"));
 }
 
 #[test]
@@ -156,12 +158,12 @@ fn history_and_compact() {
     let json: serde_json::Value =
         serde_json::from_str(&s.ok(&["history", "/h", "-o", "json"])).unwrap();
     assert_eq!(json[2]["type"], "delete");
-    s.ok(&["compact", "4"]);
+    s.ok(&["compact", "4", "--yes"]);
     let (_, err) = s.expect(1, &["get", "/h", "--rev", "3"]);
     assert!(err.contains("revision 3 has been compacted"), "{err}");
     let history = s.ok(&["history", "/h"]);
     assert_eq!(history.lines().count(), 3, "{history}");
-    let (_, err) = s.expect(1, &["compact", "4"]);
+    let (_, err) = s.expect(1, &["compact", "4", "--yes"]);
     assert!(err.contains("compacted"), "{err}");
     s.expect(3, &["history", "/never"]);
 }
@@ -203,4 +205,20 @@ fn help_teaches_and_usage_errors_exit_2() {
     }
     assert!(s.ok(&["txn", "--help"]).contains("\"compare\""));
     s.expect(2, &["frobnicate"]);
+}
+
+/// `--version` names the commit the binary was built from, its date and the backends.
+#[test]
+fn version_names_the_commit_and_the_backends() {
+    let s = Sandbox::new();
+    let out = s.ok(&["--version"]);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    assert!(out.starts_with("strata 0.1.0 (commit "), "{out}");
+    assert!(out.contains(&head), "built from {head}: {out}");
+    assert!(out.contains("backends: sqlite, etcd, postgres"), "{out}");
 }

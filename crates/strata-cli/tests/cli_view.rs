@@ -122,7 +122,10 @@ fn ls_of_a_key_or_a_relative_path_says_what_is_there() {
     let s = Sandbox::new();
     s.ok(&["put", "/a/b", "1"]);
     let (_, err) = s.expect(0, &["ls", "/a/b"]);
-    assert!(err.contains("/a/b is a key, not a level: `strata get /a/b` reads it"), "{err}");
+    assert!(
+        err.contains("/a/b is a key, not a level: `strata get /a/b` reads it"),
+        "{err}"
+    );
     let (_, err) = s.expect(0, &["ls", "a"]);
     assert!(err.contains("did you mean `strata ls /a`?"), "{err}");
     let (_, err) = s.expect(0, &["ls", "/zz"]);

@@ -158,9 +158,10 @@ fn broken_dumps_are_named_and_write_nothing() {
         err.contains("cut.json: not valid JSON") && err.contains("line 3"),
         "{err}"
     );
-    let (_, err) = s.expect(1, &["import", "cut.json", "--format", "zookeeper"]);
-    assert!(err.contains("unknown format \"zookeeper\""), "{err}");
-    assert_eq!(s.ok(&["export"]), "{}\n");
+    // An unknown format is a usage error.
+    let (_, err) = s.expect(2, &["import", "cut.json", "--format", "zookeeper"]);
+    assert!(err.contains("invalid value 'zookeeper'"), "{err}");
+    assert_eq!(s.ok(&["--create", "export"]), "{}\n");
 }
 
 fn sigilgate(name: &str) -> String {
@@ -216,7 +217,7 @@ fn broken_tree_names_every_defect_and_writes_nothing() {
         err.contains("user_id 99 refers to a users record that does not exist"),
         "{err}"
     );
-    assert_eq!(s.ok(&["export"]), "{}\n");
+    assert_eq!(s.ok(&["--create", "export"]), "{}\n");
     s.expect(2, &["import", &sigilgate("sigilgate/legacy")]);
 }
 
@@ -310,7 +311,7 @@ fn schema_violations_stop_the_import_before_any_write() {
         err.contains("/sigilgate/users/") && err.contains("field email is not part of entity user"),
         "{err}"
     );
-    assert_eq!(s.ok(&["export"]), "{}\n");
+    assert_eq!(s.ok(&["--create", "export"]), "{}\n");
 }
 
 #[test]
@@ -371,8 +372,21 @@ fn import_says_what_is_missing_and_refuses_the_wrong_format() {
     let dump = sigilgate("etcd-v2-broker/etcd-v2-dump.json");
     let (_, err) = s.expect(2, &["import", &dump, "--format", "zookeeper"]);
     assert!(err.contains("invalid value 'zookeeper'"), "{err}");
-    let (_, err) = s.expect(1, &["import", &dump, "--format", "etcdctl-json", "-o", "out.json"]);
-    assert!(err.contains("this is not `etcdctl get -w json` output"), "{err}");
+    let (_, err) = s.expect(
+        1,
+        &[
+            "import",
+            &dump,
+            "--format",
+            "etcdctl-json",
+            "-o",
+            "out.json",
+        ],
+    );
+    assert!(
+        err.contains("this is not `etcdctl get -w json` output"),
+        "{err}"
+    );
     assert!(!s.path("out.json").exists());
     s.ok(&["import", &dump, "--format", "etcd-v2", "-o", "out.json"]);
 }

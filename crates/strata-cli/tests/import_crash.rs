@@ -37,8 +37,8 @@ fn crash_trials(s: &Sandbox, trials: usize, max_delay_ms: u64) {
     let expected_objects = objects(&expected);
     let mut interrupted = 0;
     for trial in 0..trials {
-        s.ok(&["del", "--prefix", "/sigilgate/"]);
-        s.ok(&["del", "--prefix", "/public/"]);
+        s.ok(&["del", "--prefix", "/sigilgate/", "--yes"]);
+        s.ok(&["del", "--prefix", "/public/", "--yes"]);
         if s.kill_at_random(
             &["import", tree, "--mapping", mapping, "--batch", "64"],
             max_delay_ms,

@@ -117,7 +117,7 @@ fn new_writes_the_next_file_of_an_area_from_the_template() {
         "{err}"
     );
     // As written it has no steps: plan says what to add, naming the file.
-    let (_, err) = s.expect(1, &["migrate", "plan", "--dir", d]);
+    let (_, err) = s.expect(1, &["--create", "migrate", "plan", "--dir", d]);
     assert!(
         err.contains("0001_add_region.toml") && err.contains("[[steps]]"),
         "{err}"
@@ -212,7 +212,10 @@ fn an_edited_applied_migration_is_refused_until_restored() {
     // Regression: `migrate status` showed the mismatch but exited 0.
     let (out, err) = s.expect(3, &["migrate", "status"]);
     assert!(out.contains("! "), "{out}");
-    assert!(err.contains("1 problem: the migrations and what the store records disagree"), "{err}");
+    assert!(
+        err.contains("1 problem: the migrations and what the store records disagree"),
+        "{err}"
+    );
     s.expect(3, &["migrate", "status", "-o", "json"]);
     std::fs::write(&file, &original).unwrap();
     // A new migration below the current version is refused too.

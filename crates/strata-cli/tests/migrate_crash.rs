@@ -46,8 +46,8 @@ fn crash_trials(s: &Sandbox, tag: &str, trials: usize, max_delay_ms: u64) {
     assert_eq!(uninterrupted, expected(&data, &prefix));
     let mut interrupted = 0;
     for trial in 0..trials {
-        s.ok(&["del", "--prefix", &format!("{prefix}/")]);
-        s.ok(&["del", "--prefix", "/_strata/migrations/"]);
+        s.ok(&["del", "--prefix", &format!("{prefix}/"), "--yes"]);
+        s.ok(&["del", "--prefix", "/_strata/migrations/", "--yes"]);
         s.ok(&["load", "data.json"]);
         if s.kill_at_random(
             &["migrate", "up", "--yes", "--page", "200", "--lock-ttl", "1"],

@@ -47,7 +47,8 @@ fn sigilgate_round_trip_checked_with_psql() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("cannot open the store postgres://127.0.0.1:1/db") && !err.contains("hunter2"),
+        err.contains("cannot open the store postgres://app@127.0.0.1:1/db")
+            && !err.contains("hunter2"),
         "{err}"
     );
 }

@@ -70,7 +70,7 @@ fn schema_file_errors_name_the_file() {
         "[entities.u]\nkey = \"/u/{id}\"\nvars = { id = \"number\" }\n",
     )
     .unwrap();
-    let (_, err) = s.expect(1, &["schema", "check", "--schema", "bad.toml"]);
+    let (_, err) = s.expect(1, &["--create", "schema", "check", "--schema", "bad.toml"]);
     assert!(
         err.contains("bad.toml: entity u: variable id: unknown type \"number\""),
         "{err}"

@@ -16,7 +16,11 @@ pub fn redact_url(url: &str) -> String {
     let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let user = base[scheme + 3..at].split(':').next().unwrap_or_default();
-            let user = if user.is_empty() { String::new() } else { format!("{user}@") };
+            let user = if user.is_empty() {
+                String::new()
+            } else {
+                format!("{user}@")
+            };
             format!("{}{user}{}", &base[..scheme + 3], &base[at + 1..])
         }
         _ => base.to_owned(),

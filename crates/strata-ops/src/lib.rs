@@ -1,7 +1,9 @@
 //! Strata's operations on any [`strata_core::Store`]: the flat snapshot format
 //! ([`snapshot`]), the batched, resumable loader ([`load`]), copy and diff between two
 //! stores ([`transfer`]) and the mirror that keeps a target current ([`mirror`]), `ls`
-//! and `tree` views ([`listing`]), and the JSON form of a transaction ([`txn_json`]).
+//! and `tree` views ([`listing`]), the JSON form of a transaction ([`txn_json`]), and
+//! the plans that guard destructive commands ([`guard`]: a prefix delete that deletes
+//! only the keys it showed, a compaction's reach).
 //!
 //! This crate owns what is done with stores; the model it works on (keys, the `Store`
 //! contract, transactions) is `strata-core`, the backends are `strata-store`. Its
@@ -11,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod guard;
 pub mod listing;
 pub mod load;
 pub mod mirror;

@@ -69,6 +69,7 @@ pub mod etcd;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+mod status;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,6 +82,7 @@ use strata_core::{
 pub use etcd::{EtcdOptions, EtcdStore};
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
+pub use status::{status, status_of, StoreReport};
 
 /// The store URL used when neither `--store` nor `STRATA_STORE` is given.
 pub const DEFAULT_STORE_URL: &str = "sqlite:./strata.db";
@@ -88,7 +90,8 @@ pub const DEFAULT_STORE_URL: &str = "sqlite:./strata.db";
 /// A parsed store URL (the forms are in the crate docs). `Debug` shows no credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
-    /// `sqlite:PATH` (or `sqlite://PATH`): the database file, created if missing.
+    /// `sqlite:PATH` (or `sqlite://PATH`): the database file (created if missing only
+    /// when [`ConnectOptions::create`] says so).
     Sqlite(PathBuf),
     /// `etcd://[user[:password]@]host:port[,host:port…]`.
     Etcd {
@@ -174,6 +177,40 @@ impl StoreUrl {
         )))
     }
 
+    /// The etcd store of an endpoint list as etcdctl takes it (`ETCDCTL_ENDPOINTS`):
+    /// comma-separated `host:port`, each optionally `http://` or `https://`. Returns
+    /// the `etcd://` URL and whether the endpoints asked for TLS (`https://`); a list
+    /// that mixes the two schemes is refused.
+    pub fn from_endpoints(list: &str) -> Result<(String, bool)> {
+        let mut hosts = Vec::new();
+        let (mut plain, mut tls) = (false, false);
+        for endpoint in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let host = if let Some(rest) = endpoint.strip_prefix("https://") {
+                tls = true;
+                rest
+            } else {
+                plain = true;
+                endpoint.strip_prefix("http://").unwrap_or(endpoint)
+            };
+            hosts.push(host.trim_end_matches('/'));
+        }
+        let invalid = |reason: &str| Error::InvalidUrl {
+            url: redact(list),
+            reason: reason.to_owned(),
+        };
+        if hosts.is_empty() {
+            return Err(invalid("no endpoint given; write host:port[,host:port…]"));
+        }
+        if plain && tls {
+            return Err(invalid(
+                "the endpoints mix http:// and https://; use one scheme for all",
+            ));
+        }
+        let url = format!("etcd://{}", hosts.join(","));
+        StoreUrl::parse(&url)?;
+        Ok((url, tls))
+    }
+
     /// The URL for messages and backup commits: no credentials.
     pub fn redacted(&self) -> String {
         match self {
@@ -192,9 +229,16 @@ pub use strata_core::redact::redact_url as redact;
 /// Connection settings that are not part of the URL (the CLI's global flags), for
 /// [`open_with`]. `None` keeps the URL's or the backend's default. Only
 /// `request_timeout` applies to PostgreSQL (which takes TLS and credentials from its
-/// URL); SQLite and `mem:` use none of them. `Debug` shows no password.
-#[derive(Clone, Default)]
+/// URL); SQLite uses only `create`, `mem:` none. `Debug` shows no password.
+#[derive(Clone)]
 pub struct ConnectOptions {
+    /// SQLite: create the file if it is missing (the default). With `false` a missing
+    /// file is an error naming it and nothing is made: what a reader wants, so that a
+    /// mistyped path is never a new, empty store.
+    pub create: bool,
+    /// etcd: TLS even without a CA or client certificate given here (the endpoints
+    /// were `https://`); the CA is then still needed.
+    pub tls: bool,
     /// etcd: the user, or `NAME:PASSWORD` as etcdctl takes it; wins over the URL's.
     pub user: Option<String>,
     /// etcd: the password; wins over the URL's.
@@ -214,9 +258,28 @@ pub struct ConnectOptions {
     pub max_txn_ops: Option<usize>,
 }
 
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            create: true,
+            tls: false,
+            user: None,
+            password: None,
+            ca_cert: None,
+            cert: None,
+            key: None,
+            dial_timeout: None,
+            request_timeout: None,
+            max_txn_ops: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectOptions")
+            .field("create", &self.create)
+            .field("tls", &self.tls)
             .field("user", &self.user.as_deref().map(user_name))
             .field("password", &redacted(&self.password))
             .field("ca_cert", &self.ca_cert)
@@ -246,14 +309,16 @@ pub async fn open(url: &str) -> Result<AnyStore> {
 
 /// Opens the store a URL names, with `opts` for what the URL does not say.
 ///
-/// SQLite creates the file and its layout if missing; PostgreSQL connects and creates
+/// SQLite creates the file and its layout if missing (unless `opts.create` is false:
+/// then a missing file is [`Error::Backend`] saying [`sqlite::MISSING`]); PostgreSQL connects and creates
 /// its schema on first use; etcd connects lazily (the first request dials, so an
 /// unreachable cluster fails there, not here); `mem:` is a new, empty store each time.
 /// A malformed URL is [`Error::InvalidUrl`]; a file or server that cannot be used is
 /// [`Error::Backend`] or [`Error::Unavailable`], naming the backend.
 pub async fn open_with(url: &str, opts: &ConnectOptions) -> Result<AnyStore> {
     match StoreUrl::parse(url)? {
-        StoreUrl::Sqlite(path) => Ok(AnyStore::Sqlite(SqliteStore::open(path)?)),
+        StoreUrl::Sqlite(path) if opts.create => Ok(AnyStore::Sqlite(SqliteStore::open(path)?)),
+        StoreUrl::Sqlite(path) => Ok(AnyStore::Sqlite(SqliteStore::open_existing(path)?)),
         StoreUrl::Mem => Ok(AnyStore::Mem(MemStore::new())),
         StoreUrl::Postgres(url) => {
             let mut pg = PgOptions::parse(&url)?;
@@ -278,6 +343,7 @@ pub async fn open_with(url: &str, opts: &ConnectOptions) -> Result<AnyStore> {
             etcd.ca_cert = opts.ca_cert.clone();
             etcd.cert = opts.cert.clone();
             etcd.key = opts.key.clone();
+            etcd.tls = opts.tls;
             if let Some(t) = opts.dial_timeout {
                 etcd.dial_timeout = t;
             }
@@ -362,101 +428,5 @@ impl Store for AnyStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Regression: `EtcdOptions` and `ConnectOptions` derived `Debug` with the password
-    /// in it. Every options type, formatted with a known password, shows none.
-    #[test]
-    fn no_options_type_shows_a_password_in_debug() {
-        const PW: &str = "hunter2-Zq9";
-        let connect = ConnectOptions {
-            user: Some(format!("root:{PW}")),
-            password: Some(PW.into()),
-            key: Some("/etc/strata/client.key".into()),
-            ..ConnectOptions::default()
-        };
-        let mut etcd = EtcdOptions::new(vec!["h:2379".into()]);
-        etcd.user = Some("root".into());
-        etcd.password = Some(PW.into());
-        let shown = [
-            format!("{connect:?}"),
-            format!("{connect:#?}"),
-            format!("{etcd:?}"),
-            format!(
-                "{:?}",
-                StoreUrl::parse(&format!("etcd://root:{PW}@h:2379")).unwrap()
-            ),
-            format!(
-                "{:?}",
-                StoreUrl::parse(&format!("postgres://u:{PW}@h/db?password={PW}")).unwrap()
-            ),
-            format!(
-                "{:?}",
-                PgOptions::parse(&format!("postgres://u:{PW}@h/db")).unwrap()
-            ),
-            redact(&format!(
-                "postgres://u:{PW}@h/db?sslmode=require&password={PW}"
-            )),
-        ];
-        for text in shown {
-            assert!(!text.contains(PW), "{text}");
-        }
-        // What is not secret stays visible: the user name, the key file's path.
-        let text = format!("{connect:?}");
-        assert!(
-            text.contains("\"root\"") && text.contains("client.key") && text.contains("<redacted>"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn parses_urls() {
-        assert_eq!(
-            StoreUrl::parse("sqlite:./x.db").unwrap(),
-            StoreUrl::Sqlite("./x.db".into())
-        );
-        assert_eq!(
-            StoreUrl::parse("sqlite:///tmp/x.db").unwrap(),
-            StoreUrl::Sqlite("/tmp/x.db".into())
-        );
-        assert_eq!(StoreUrl::parse("mem:").unwrap(), StoreUrl::Mem);
-        let etcd = StoreUrl::parse("etcd://root:s3cret@10.0.0.1:2379,h2:2379").unwrap();
-        assert_eq!(
-            etcd,
-            StoreUrl::Etcd {
-                endpoints: vec!["10.0.0.1:2379".into(), "h2:2379".into()],
-                user: Some("root".into()),
-                password: Some("s3cret".into()),
-            }
-        );
-        assert_eq!(etcd.redacted(), "etcd://10.0.0.1:2379,h2:2379");
-        assert!(!format!("{etcd:?}").contains("s3cret"));
-        let err = StoreUrl::parse("etcd://root:s3cret@nohost")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("not host:port") && !err.contains("s3cret"),
-            "{err}"
-        );
-        let pg = StoreUrl::parse("postgres://app:pw@127.0.0.1:5432/meta?schema=prod").unwrap();
-        // The user name stays (who connects); only the password goes.
-        assert_eq!(pg.redacted(), "postgres://app@127.0.0.1:5432/meta?schema=prod");
-        let pg = "postgres://app@h:5432/db?password=pw&schema=prod&sslpassword=k";
-        assert_eq!(redact(pg), "postgres://app@h:5432/db?schema=prod");
-        assert_eq!(
-            redact("postgres://app:p@ss?w@h/db?password=x"),
-            "postgres://app@h/db"
-        );
-        let err = StoreUrl::parse("postgres://app:pw@h:5432/db?schema=Bad-Name")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("schema \"Bad-Name\"") && !err.contains("pw@"),
-            "{err}"
-        );
-        let err = StoreUrl::parse("redis://x").unwrap_err().to_string();
-        assert!(err.contains("unknown scheme \"redis\""), "{err}");
-        assert!(StoreUrl::parse("sqlite:").is_err());
-    }
-}
+#[path = "lib_tests.rs"]
+mod tests;

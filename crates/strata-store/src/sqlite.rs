@@ -49,9 +49,23 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-fn open_connection(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)
-        .map_err(|e| Error::backend(BACKEND, format!("open {}", path.display()), e))?;
+/// Opens the file; with `create` false a missing file is an error and nothing is made.
+fn open_connection(path: &Path, create: bool) -> Result<Connection> {
+    let what = || format!("open {}", path.display());
+    let conn = if create {
+        Connection::open(path)
+    } else {
+        if !path.exists() {
+            return Err(Error::backend(BACKEND, what(), MISSING));
+        }
+        // No CREATE flag: a file removed since the check is not made again.
+        use rusqlite::OpenFlags as F;
+        Connection::open_with_flags(
+            path,
+            F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_URI | F::SQLITE_OPEN_NO_MUTEX,
+        )
+    }
+    .map_err(|e| Error::backend(BACKEND, what(), e))?;
     conn.busy_timeout(Duration::from_secs(30))
         .map_err(sql_err("set busy timeout"))?;
     // WAL: readers (watches, other processes) never block the writer. FULL: a commit
@@ -98,11 +112,26 @@ fn enable_wal(conn: &Connection) -> Result<()> {
     }
 }
 
+/// What opening a missing file without creating says (the CLI words its hint on it).
+pub const MISSING: &str =
+    "no such file, and a read creates none: check the path, or create the store with a write";
+
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, true)
+    }
+
+    /// Opens the store at `path`, which must exist: a missing file is an error naming
+    /// it ([`MISSING`]) and no file is made. What readers use, so that a mistyped path
+    /// is never a new, empty store.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: impl AsRef<Path>, create: bool) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut conn = open_connection(&path)?;
+        let mut conn = open_connection(&path, create)?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_err("create the layout"))?;
@@ -127,6 +156,13 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The SQLite library's version (`sqlite_version()`).
+    pub fn sqlite_version(&self) -> Result<String> {
+        self.lock()
+            .query_row("SELECT sqlite_version()", [], |r| r.get(0))
+            .map_err(sql_err("read the SQLite version"))
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -361,7 +397,7 @@ impl Store for SqliteStore {
         let start = self.with_tx(TransactionBehavior::Deferred, |state| {
             run_ready(engine::resolve_watch_start(state, req.start_revision))
         })?;
-        let conn = open_connection(&self.path)?;
+        let conn = open_connection(&self.path, false)?;
         let (tx, rx) = mpsc::channel(256);
         let span = req.span;
         std::thread::Builder::new()

@@ -134,6 +134,7 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
             target,
             at,
             dry_run,
+            yes,
             force,
             in_batches,
             all,
@@ -165,6 +166,14 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
                     force,
                     in_batches,
                 };
+                if !dry_run && !yes {
+                    let plan = strata_backup::RestoreHow {
+                        dry_run: true,
+                        ..how
+                    };
+                    let plan = strata_backup::restore(&store, &options, &target, &at, plan).await?;
+                    confirm_restore(&target, &at, &plan)?;
+                }
                 strata_backup::restore(&store, &options, &target, &at, how).await?
             };
             let mut out = stdout();
@@ -197,6 +206,56 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
             Ok(Outcome::Ok)
         }
     }
+}
+
+/// How many keys of a restore plan the question shows.
+const SHOWN: usize = 20;
+
+/// Without --yes: shows the restore's plan (a dry run) and asks, on a terminal only.
+/// A plan that changes nothing needs no question.
+fn confirm_restore(
+    target: &str,
+    at: &str,
+    plan: &strata_backup::RestoreReport,
+) -> anyhow::Result<()> {
+    let changes = plan.put.len() + plan.deleted.len();
+    if changes == 0 {
+        return Ok(());
+    }
+    let mut shown = String::new();
+    let lines = plan
+        .put
+        .iter()
+        .map(|k| format!("  put {}\n", show(k)))
+        .chain(
+            plan.deleted
+                .iter()
+                .map(|k| format!("  delete {}\n", show(k))),
+        );
+    for line in lines.take(SHOWN) {
+        shown.push_str(&line);
+    }
+    if changes > SHOWN {
+        shown.push_str(&format!(
+            "  … and {} more (--dry-run lists them all)\n",
+            changes - SHOWN
+        ));
+    }
+    let what = format!(
+        "restoring {target} from commit {} (revision {}, --at {at}) writes {} and deletes {}",
+        &plan.commit[..12],
+        plan.revision,
+        plural(plan.put.len(), "key"),
+        plural(plan.deleted.len(), "key"),
+    );
+    super::kv::confirm(
+        &format!("{what}:\n{shown}restore?"),
+        &format!(
+            "refusing to restore without --yes: standard input is not a terminal, so there is \
+             no one to confirm that {what}; review it with --dry-run, then add --yes"
+        ),
+        "nothing restored",
+    )
 }
 
 /// `backup watch`: the library's loop, its commits printed as they come, its

@@ -1,6 +1,8 @@
-//! Key-value commands: get, put, del, cas, cad, txn, history, compact.
+//! Key-value commands: get, put, del, cas, cad, txn, history, compact, and the
+//! question a destructive one asks on a terminal (refused in a script without
+//! `--yes`); what needs asking is decided in `strata_ops::guard`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
 use serde_json::json;
@@ -8,12 +10,13 @@ use strata_core::key::display_key;
 use strata_core::{
     Compare, CompareOp, EventKind, KeySpan, KeyValue, Op, OpResponse, RangeRequest, Store, Txn,
 };
+use strata_ops::guard;
 use strata_ops::txn_json::{event_json, kv_json, parse_txn, range_json, txn_response_json};
 use strata_store::AnyStore;
 
 use super::read_value;
 use crate::cli::*;
-use crate::output::{print_json, show, stdout};
+use crate::output::{plural, print_json, show, stdout};
 use crate::Outcome;
 
 pub async fn get(store: &AnyStore, args: GetArgs) -> anyhow::Result<Outcome> {
@@ -87,21 +90,128 @@ pub async fn put(store: &AnyStore, args: PutArgs) -> anyhow::Result<Outcome> {
 }
 
 pub async fn del(store: &AnyStore, args: DelArgs) -> anyhow::Result<Outcome> {
-    let span = if args.prefix {
-        KeySpan::prefix(args.key.as_bytes())
-    } else {
-        KeySpan::key(args.key.as_bytes())
-    };
-    let (revision, deleted) = store.delete(span).await?;
+    if args.prefix {
+        return del_prefix(store, args).await;
+    }
+    let (revision, deleted) = store.delete(KeySpan::key(args.key.as_bytes())).await?;
     match args.format {
         Format::Json => print_json(&json!({"revision": revision, "deleted": deleted}))?,
         Format::Text => println!("deleted {deleted} (revision {revision})"),
     }
-    if !args.prefix && deleted == 0 {
+    if deleted == 0 {
         eprintln!("key {} not found", args.key);
         return Ok(Outcome::Mismatch);
     }
     Ok(Outcome::Ok)
+}
+
+/// `del --prefix`: the library's plan (one read), the warning and the question, then
+/// the delete of exactly the keys read.
+async fn del_prefix(store: &AnyStore, args: DelArgs) -> anyhow::Result<Outcome> {
+    let plan = guard::delete_prefix_plan(store, args.key.as_bytes()).await?;
+    if plan.crosses_segment {
+        let segments: Vec<String> = plan.segments.iter().map(|s| show(s)).collect();
+        eprintln!(
+            "warning: the prefix {:?} does not end with / and matches keys of several segments \
+             ({}{}); end it with / to delete one subtree only",
+            args.key,
+            segments.join(", "),
+            if plan.segment_count > plan.segments.len() as u64 {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
+    if args.dry_run {
+        if args.format == Format::Json {
+            let keys: Vec<String> = plan.keys().map(show).collect();
+            print_json(
+                &json!({"dry_run": true, "revision": plan.revision, "count": plan.count, "keys": keys}),
+            )?;
+        } else {
+            let mut out = stdout();
+            for key in plan.keys() {
+                writeln!(out, "delete {}", show(key))?;
+            }
+            writeln!(
+                out,
+                "would delete {} (read at revision {}); nothing deleted",
+                plural(plan.count, "key"),
+                plan.revision
+            )?;
+            out.flush()?;
+        }
+        return Ok(Outcome::Ok);
+    }
+    if plan.needs_confirmation() && !args.yes {
+        let mut shown = format!(
+            "{} under the prefix {:?} (read at revision {}), among them:\n",
+            plural(plan.count, "key"),
+            args.key,
+            plan.revision
+        );
+        for key in &plan.sample {
+            shown.push_str(&format!("  {}\n", show(key)));
+        }
+        if plan.count > plan.sample.len() as u64 {
+            shown.push_str(&format!(
+                "  … and {} more (--dry-run lists them all)\n",
+                plan.count - plan.sample.len() as u64
+            ));
+        }
+        confirm(
+            &format!("{shown}delete these {} keys?", plan.count),
+            &format!(
+                "refusing to delete {} under {:?} without --yes: standard input is not a \
+                 terminal, so there is no one to confirm (more than {} keys need it); \
+                 review them with `strata del --prefix {:?} --dry-run`, then add --yes",
+                plural(plan.count, "key"),
+                args.key,
+                guard::CONFIRM_ABOVE,
+                args.key
+            ),
+            "nothing deleted",
+        )?;
+    }
+    let report = guard::delete_planned(store, &plan).await?;
+    let changed: Vec<String> = report.changed.iter().map(|k| show(k)).collect();
+    match args.format {
+        Format::Json => print_json(&json!({
+            "revision": report.revision,
+            "deleted": report.deleted,
+            "already_gone": report.already_gone,
+            "changed": changed,
+        }))?,
+        Format::Text => println!("deleted {} (revision {})", report.deleted, report.revision),
+    }
+    if changed.is_empty() {
+        return Ok(Outcome::Ok);
+    }
+    eprintln!(
+        "{} changed after revision {} and were left: {}",
+        plural(changed.len(), "key"),
+        plan.revision,
+        changed.join(", ")
+    );
+    Ok(Outcome::Mismatch)
+}
+
+/// Asks `question` on the terminal; without one (a script) fails with `refusal`, and
+/// with `declined` when the answer is not yes. `question` may span several lines.
+pub(super) fn confirm(question: &str, refusal: &str, declined: &str) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("{refusal}");
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        anyhow::bail!("{declined}");
+    }
+    Ok(())
 }
 
 fn expect_compare(key: &str, expect: &Expect) -> Compare {
@@ -286,10 +396,34 @@ pub async fn history(store: &AnyStore, args: HistoryArgs) -> anyhow::Result<Outc
 }
 
 pub async fn compact(store: &AnyStore, args: CompactArgs) -> anyhow::Result<Outcome> {
+    let plan = guard::compact_plan(store, args.revision).await?;
+    if !args.yes && plan.dropped_revisions > 0 {
+        let oldest = plan.compact_revision.max(1);
+        confirm(
+            &format!(
+                "compacting at revision {} drops {} of history (revisions {oldest} to {}; the \
+                 store is at {}): reads and watches before revision {} will fail. Compact?",
+                plan.revision,
+                plural(plan.dropped_revisions, "revision"),
+                plan.revision - 1,
+                plan.current_revision,
+                plan.revision
+            ),
+            &format!(
+                "refusing to compact without --yes: standard input is not a terminal, so there \
+                 is no one to confirm that {} of history go (reads before revision {} will \
+                 fail); add --yes",
+                plural(plan.dropped_revisions, "revision"),
+                plan.revision
+            ),
+            "nothing compacted",
+        )?;
+    }
     store.compact(args.revision).await?;
     println!(
-        "compacted: history before revision {} is gone",
-        args.revision
+        "compacted: history before revision {} is gone ({} dropped)",
+        args.revision,
+        plural(plan.dropped_revisions, "revision")
     );
     Ok(Outcome::Ok)
 }

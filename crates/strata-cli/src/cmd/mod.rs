@@ -1,4 +1,6 @@
-//! One function per command: open the store, call the library, print.
+//! One function per command: open the store, call the library, print. This module
+//! also says which commands write (only they, or `--create`, may create a missing
+//! SQLite file) and names the store in every error of a command that opened it.
 
 mod backup;
 mod import;
@@ -6,16 +8,38 @@ mod kv;
 mod migrate;
 mod schema;
 mod snapshot;
+mod status;
 mod transfer;
 mod view;
 
 use anyhow::Context;
 use strata_store::AnyStore;
 
-use crate::cli::{Cli, Command, MigrateCommand, SchemaCommand};
+use crate::cli::{BackupCommand, Cli, Command, MigrateCommand, ObjectCommand, SchemaCommand};
 use crate::Outcome;
 
-pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+/// Whether the command writes to `--store` (or, for restore --all, to `--to`), and
+/// so may create a missing SQLite file. A dry run writes nothing and creates nothing;
+/// copy and mirror decide for their `--to` themselves.
+fn writes(command: &Command) -> bool {
+    match command {
+        Command::Put(_)
+        | Command::Del(_)
+        | Command::Cas(_)
+        | Command::Cad(_)
+        | Command::Txn(_)
+        | Command::Compact(_)
+        | Command::Load(_) => true,
+        Command::Import(args) => args.output.is_none() && !args.dry_run,
+        Command::Object(command) => !matches!(command, ObjectCommand::Get { .. }),
+        Command::Migrate(command) => matches!(command, MigrateCommand::Up { .. }),
+        Command::Backup(BackupCommand::Restore { dry_run, .. }) => !dry_run,
+        _ => false,
+    }
+}
+
+pub async fn run(mut cli: Cli) -> anyhow::Result<Outcome> {
+    cli.store.create |= writes(&cli.command);
     let opts = &cli.store;
     match cli.command {
         // These work on two stores (--from, --to) rather than --store.
@@ -30,8 +54,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Migrate(MigrateCommand::New { area, name, dir }) => {
             migrate::new(&dir.dir, &area, &name)
         }
-        other => on_store(&open(opts).await?, other).await,
+        Command::Status(args) => status::status(opts, args).await,
+        other => {
+            let store = open(opts).await?;
+            on_store(&store, other)
+                .await
+                .map_err(|e| name_store(e, opts))
+        }
     }
+}
+
+/// An error of a command on the store, with the store named unless it already is.
+fn name_store(err: anyhow::Error, opts: &crate::cli::StoreOpts) -> anyhow::Error {
+    let url = strata_store::redact(&opts.store);
+    if format!("{err:#}").contains(&url) {
+        return err;
+    }
+    // The whole message in the context, so that it reads as one line (main prints
+    // a cause only when the line above does not already say it).
+    let line = format!("{url}: {err}");
+    err.context(line)
 }
 
 async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome> {
@@ -40,6 +82,7 @@ async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome>
         | Command::Mirror(_)
         | Command::Diff(_)
         | Command::Import(_)
+        | Command::Status(_)
         | Command::Backup(_) => {
             anyhow::bail!("copy, mirror, diff and import open their stores themselves")
         }
@@ -65,16 +108,37 @@ async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome>
     }
 }
 
+/// Opens the store of `--store` (or wherever it came from), creating a missing SQLite
+/// file only for a writing command or `--create`.
 pub(super) async fn open(opts: &crate::cli::StoreOpts) -> anyhow::Result<AnyStore> {
-    open_url(&opts.store, opts).await
+    open_named(&opts.store, opts.source.name(), opts.create, opts).await
 }
 
-/// Opens `url` with the connection flags of `opts`.
+/// Opens `url` with the connection flags of `opts`; creates a missing SQLite file
+/// when `opts.create` says so.
 async fn open_url(url: &str, opts: &crate::cli::StoreOpts) -> anyhow::Result<AnyStore> {
     let redacted = strata_store::redact(url);
     strata_store::open_with(url, &opts.connect_options())
         .await
         .with_context(|| format!("cannot open the store {redacted}"))
+}
+
+/// Opens `url`, given by `given_by` (a flag or variable), creating a missing SQLite
+/// file only when `create`.
+async fn open_named(
+    url: &str,
+    given_by: &str,
+    create: bool,
+    opts: &crate::cli::StoreOpts,
+) -> anyhow::Result<AnyStore> {
+    let redacted = strata_store::redact(url);
+    let connect = strata_store::ConnectOptions {
+        create,
+        ..opts.connect_options()
+    };
+    strata_store::open_with(url, &connect)
+        .await
+        .with_context(|| format!("cannot open the store {redacted} (from {given_by})"))
 }
 
 /// Starts the metrics and health server of a long-running command when asked to.

@@ -7,7 +7,7 @@ use strata_core::key::display_key;
 use strata_ops::mirror::{mirror as run_mirror, MirrorOptions, MirrorStatus};
 use strata_ops::transfer::{copy as run_copy, diff as run_diff, CopyOptions, Rewrite, Selection};
 
-use super::open_url;
+use super::open_named;
 use crate::cli::*;
 use crate::log;
 use crate::output::{plural, print_json, stdout};
@@ -29,8 +29,14 @@ fn selection(endpoints: &Endpoints, rewrites: &[String]) -> anyhow::Result<Selec
 
 pub async fn copy(opts: &StoreOpts, args: CopyArgs) -> anyhow::Result<Outcome> {
     let sel = selection(&args.endpoints, &args.rewrites)?;
-    let from = open_url(&args.endpoints.from, opts).await?;
-    let to = open_url(&args.endpoints.to, opts).await?;
+    let from = open_named(&args.endpoints.from, "--from", opts.create, opts).await?;
+    let to = open_named(
+        &args.endpoints.to,
+        "--to",
+        opts.create || !args.dry_run,
+        opts,
+    )
+    .await?;
     let copy_opts = CopyOptions {
         dry_run: args.dry_run,
         delete_extra: args.delete_extra,
@@ -101,8 +107,8 @@ pub async fn copy(opts: &StoreOpts, args: CopyArgs) -> anyhow::Result<Outcome> {
 
 pub async fn mirror(opts: &StoreOpts, args: MirrorArgs) -> anyhow::Result<Outcome> {
     let sel = selection(&args.endpoints, &args.rewrites)?;
-    let from = open_url(&args.endpoints.from, opts).await?;
-    let to = open_url(&args.endpoints.to, opts).await?;
+    let from = open_named(&args.endpoints.from, "--from", opts.create, opts).await?;
+    let to = open_named(&args.endpoints.to, "--to", true, opts).await?;
     let mirror_opts = MirrorOptions {
         name: args.name.clone(),
         report_every: args.report_every,
@@ -187,8 +193,8 @@ pub(super) async fn shutdown() {
 }
 
 pub async fn diff(opts: &StoreOpts, args: DiffArgs) -> anyhow::Result<Outcome> {
-    let from = open_url(&args.endpoints.from, opts).await?;
-    let to = open_url(&args.endpoints.to, opts).await?;
+    let from = open_named(&args.endpoints.from, "--from", opts.create, opts).await?;
+    let to = open_named(&args.endpoints.to, "--to", opts.create, opts).await?;
     let prefixes: Vec<Vec<u8>> = args
         .endpoints
         .prefixes

@@ -72,7 +72,12 @@ async fn nothing_under(store: &AnyStore, prefix: &str) -> anyhow::Result<String>
     if !prefix.is_empty() && !prefix.starts_with('/') {
         let rooted = format!("/{prefix}");
         let (_, below) = list_children(store, &rooted).await?;
-        if !below.is_empty() || store.get(rooted.trim_end_matches('/').as_bytes()).await?.is_some() {
+        if !below.is_empty()
+            || store
+                .get(rooted.trim_end_matches('/').as_bytes())
+                .await?
+                .is_some()
+        {
             return Ok(format!(
                 "nothing under {}; keys are paths from the root: did you mean `strata ls {rooted}`?",
                 dir_prefix(prefix)

@@ -26,7 +26,10 @@ use strata_core::{
 use tokio::sync::mpsc;
 
 mod history;
+mod status;
 mod watch;
+
+pub use status::EndpointStatus;
 
 const BACKEND: &str = "etcd";
 
@@ -42,6 +45,9 @@ pub struct EtcdOptions {
     pub ca_cert: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// TLS even without a client certificate (the endpoints were given as
+    /// `https://`); it needs `ca_cert`.
+    pub tls: bool,
     pub dial_timeout: Duration,
     pub request_timeout: Duration,
     /// The server's `--max-txn-ops` (128 by default).
@@ -59,6 +65,7 @@ impl std::fmt::Debug for EtcdOptions {
             .field("ca_cert", &self.ca_cert)
             .field("cert", &self.cert)
             .field("key", &self.key)
+            .field("tls", &self.tls)
             .field("dial_timeout", &self.dial_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("max_txn_ops", &self.max_txn_ops)
@@ -76,6 +83,7 @@ impl EtcdOptions {
             ca_cert: None,
             cert: None,
             key: None,
+            tls: false,
             dial_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             max_txn_ops: 128,
@@ -107,25 +115,7 @@ const MAX_MESSAGE: usize = 1 << 30;
 impl EtcdStore {
     /// Connects (lazily: the first request dials) to the cluster.
     pub async fn connect(opts: EtcdOptions) -> Result<Self> {
-        let mut connect = ConnectOptions::new()
-            .with_connect_timeout(opts.dial_timeout)
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
-            .with_keep_alive_while_idle(true);
-        match (&opts.user, &opts.password) {
-            (Some(user), Some(password)) => {
-                connect = connect.with_user(user.clone(), password.clone())
-            }
-            (Some(user), None) => {
-                return Err(Error::InvalidUrl {
-                    url: opts.endpoints.join(","),
-                    reason: format!("user {user} has no password: give its password too"),
-                })
-            }
-            _ => {}
-        }
-        if let Some(tls) = tls_options(&opts)? {
-            connect = connect.with_tls(tls);
-        }
+        let connect = client_options(&opts)?;
         let client = Client::connect(&opts.endpoints, Some(connect))
             .await
             .map_err(|e| unavailable("connect", false, e))?;
@@ -224,8 +214,36 @@ impl EtcdStore {
     }
 }
 
+/// The client's connection settings (timeouts, keep-alive, credentials, TLS).
+fn client_options(opts: &EtcdOptions) -> Result<ConnectOptions> {
+    let mut connect = ConnectOptions::new()
+        .with_connect_timeout(opts.dial_timeout)
+        .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+        .with_keep_alive_while_idle(true);
+    match (&opts.user, &opts.password) {
+        (Some(user), Some(password)) => connect = connect.with_user(user.clone(), password.clone()),
+        (Some(user), None) => {
+            return Err(Error::InvalidUrl {
+                url: opts.endpoints.join(","),
+                reason: format!("user {user} has no password: give its password too"),
+            })
+        }
+        _ => {}
+    }
+    if let Some(tls) = tls_options(opts)? {
+        connect = connect.with_tls(tls);
+    }
+    Ok(connect)
+}
+
 fn tls_options(opts: &EtcdOptions) -> Result<Option<etcd_client::TlsOptions>> {
     if opts.ca_cert.is_none() && opts.cert.is_none() {
+        if opts.tls {
+            return Err(Error::InvalidUrl {
+                url: opts.endpoints.join(","),
+                reason: "TLS (an https endpoint) needs the CA certificate that signed the servers' certificates".into(),
+            });
+        }
         return Ok(None);
     }
     let read = |path: &PathBuf| {

@@ -263,6 +263,18 @@ impl PgStore {
         Ok(store)
     }
 
+    /// The server's version (`SHOW server_version`).
+    pub async fn server_version(&self) -> Result<String> {
+        let pooled = self.pool.get().await?;
+        let conn = pooled.conn.as_ref().expect("a pooled connection");
+        let row = conn
+            .client
+            .query_one("SHOW server_version", &[])
+            .await
+            .map_err(pg_err("read the server version", false))?;
+        Ok(row.get(0))
+    }
+
     /// Runs `f` over one transaction: a locked write transaction, or a read-only
     /// snapshot. Commits on `Ok`; dropping the transaction rolls it back on `Err`.
     async fn with_tx<T>(
