@@ -222,3 +222,18 @@ fn version_names_the_commit_and_the_backends() {
     assert!(out.contains(&head), "built from {head}: {out}");
     assert!(out.contains("backends: sqlite, etcd, postgres"), "{out}");
 }
+
+/// Regression (first ten minutes): `get` of a path that holds no value but has keys
+/// below it only said "not found".
+#[test]
+fn get_of_a_level_points_at_prefix_and_tree() {
+    let s = Sandbox::new();
+    s.ok(&["put", "/a/b", "1"]);
+    let (_, err) = s.expect(3, &["get", "/a"]);
+    assert!(
+        err.contains("key /a not found, but keys below it exist: `strata get --prefix /a/`"),
+        "{err}"
+    );
+    let (_, err) = s.expect(3, &["get", "/zz"]);
+    assert_eq!(err.trim(), "key /zz not found");
+}

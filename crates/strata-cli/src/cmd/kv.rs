@@ -49,7 +49,21 @@ pub async fn get(store: &AnyStore, args: GetArgs) -> anyhow::Result<Outcome> {
     req.keys_only = args.keys_only;
     let resp = store.range(req).await?;
     if !args.prefix && resp.kvs.is_empty() {
-        eprintln!("key {} not found", args.key);
+        // Keys below it: the user most likely means the subtree.
+        let below = format!("{}/", args.key.trim_end_matches('/'));
+        let sub = RangeRequest::new(KeySpan::prefix(below.clone().into_bytes()))
+            .at_revision(args.rev.unwrap_or(0))
+            .with_limit(1)
+            .count_only();
+        let has_keys_below = store.range(sub).await.is_ok_and(|r| r.count > 0);
+        if has_keys_below {
+            eprintln!(
+                "key {} not found, but keys below it exist: `strata get --prefix {below}` or `strata tree {below}` shows them",
+                args.key
+            );
+        } else {
+            eprintln!("key {} not found", args.key);
+        }
         return Ok(Outcome::Mismatch);
     }
     if args.format == Format::Json {
