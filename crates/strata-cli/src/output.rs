@@ -1,7 +1,9 @@
-//! Printing helpers: a buffered stdout whose errors (a closed pipe) propagate instead
-//! of panicking, and the text rendering of keys and values.
+//! Talking to the user: a buffered stdout whose errors (a closed pipe) propagate
+//! instead of panicking, the text rendering of keys and values (never a format width
+//! taken from data), the `-o FILE` writer (regular files whole, devices and FIFOs as
+//! they are), and the yes/no question of guarded commands.
 
-use std::io::{self, BufWriter, Stdout, Write};
+use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -182,6 +184,23 @@ impl Drop for OutputFile {
             let _ = std::fs::remove_file(tmp);
         }
     }
+}
+
+/// Asks `question` on the terminal; without one (a script) fails with `refusal`, and
+/// with `declined` when the answer is not yes. `question` may span several lines.
+pub fn confirm(question: &str, refusal: &str, declined: &str) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("{refusal}");
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        anyhow::bail!("{declined}");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -248,7 +248,7 @@ fn confirm_restore(
         plural(plan.put.len(), "key"),
         plural(plan.deleted.len(), "key"),
     );
-    super::kv::confirm(
+    crate::output::confirm(
         &format!("{what}:\n{shown}restore?"),
         &format!(
             "refusing to restore without --yes: standard input is not a terminal, so there is \

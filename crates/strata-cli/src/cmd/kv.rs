@@ -2,7 +2,7 @@
 //! question a destructive one asks on a terminal (refused in a script without
 //! `--yes`); what needs asking is decided in `strata_ops::guard`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use anyhow::Context;
 use serde_json::json;
@@ -174,7 +174,7 @@ async fn del_prefix(store: &AnyStore, args: DelArgs) -> anyhow::Result<Outcome> 
                 plan.count - plan.sample.len() as u64
             ));
         }
-        confirm(
+        crate::output::confirm(
             &format!("{shown}delete these {} keys?", plan.count),
             &format!(
                 "refusing to delete {} under {:?} without --yes: standard input is not a \
@@ -209,23 +209,6 @@ async fn del_prefix(store: &AnyStore, args: DelArgs) -> anyhow::Result<Outcome> 
         changed.join(", ")
     );
     Ok(Outcome::Mismatch)
-}
-
-/// Asks `question` on the terminal; without one (a script) fails with `refusal`, and
-/// with `declined` when the answer is not yes. `question` may span several lines.
-pub(super) fn confirm(question: &str, refusal: &str, declined: &str) -> anyhow::Result<()> {
-    if !std::io::stdin().is_terminal() {
-        anyhow::bail!("{refusal}");
-    }
-    eprint!("{question} [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .context("cannot read the answer")?;
-    if !matches!(answer.trim(), "y" | "Y" | "yes") {
-        anyhow::bail!("{declined}");
-    }
-    Ok(())
 }
 
 fn expect_compare(key: &str, expect: &Expect) -> Compare {
@@ -413,7 +396,7 @@ pub async fn compact(store: &AnyStore, args: CompactArgs) -> anyhow::Result<Outc
     let plan = guard::compact_plan(store, args.revision).await?;
     if !args.yes && plan.dropped_revisions > 0 {
         let oldest = plan.compact_revision.max(1);
-        confirm(
+        crate::output::confirm(
             &format!(
                 "compacting at revision {} drops {} of history (revisions {oldest} to {}; the \
                  store is at {}): reads and watches before revision {} will fail. Compact?",

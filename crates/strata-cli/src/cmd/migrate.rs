@@ -4,7 +4,6 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use strata_migrate::{Areas, Counts, PlanValue, RunEvent, StepStats, UpOptions};
@@ -296,15 +295,12 @@ async fn confirm(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::R
         return Ok(());
     }
     print_plan(&plans, true, Format::Text)?;
-    eprint!("apply these migrations? [y/N] ");
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .context("cannot read the answer")?;
-    if !matches!(answer.trim(), "y" | "Y" | "yes") {
-        anyhow::bail!("nothing applied");
-    }
-    Ok(())
+    crate::output::confirm(
+        "apply these migrations?",
+        "standard input is not a terminal, so there is no one to confirm: \
+         review `strata migrate plan` and run `strata migrate up --yes`",
+        "nothing applied",
+    )
 }
 
 async fn up(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::Result<Outcome> {
