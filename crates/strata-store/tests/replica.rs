@@ -54,14 +54,24 @@ async fn pg() -> AnyStore {
 /// replica's revision, metadata included.
 async fn assert_same<S: Store>(replica: &Replica, store: &S) {
     let held = replica.list(replica.prefix());
-    let mut want = Vec::new();
     let span = KeySpan::prefix(replica.prefix().to_vec());
-    scan(store, span, held.revision, |page| {
-        want.extend(page);
-        Ok(())
-    })
-    .await
-    .unwrap();
+    // A member just restarted may refuse a connection for a moment: retry those.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let want = loop {
+        let mut want = Vec::new();
+        let read = scan(store, span.clone(), held.revision, |page| {
+            want.extend(page);
+            Ok(())
+        })
+        .await;
+        match read {
+            Ok(_) => break want,
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("reading the store to compare: {e}"),
+        }
+    };
     let got: Vec<KeyValue> = held.value.iter().map(|kv| KeyValue::clone(kv)).collect();
     assert_eq!(got, want, "at revision {}", held.revision);
 }
@@ -73,7 +83,16 @@ async fn changes_between<S: Store>(store: &S, prefix: &str, after: i64, to: i64)
         span: KeySpan::prefix(prefix),
         start_revision: after + 1,
     };
-    let mut watcher = store.watch(req).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut watcher = loop {
+        match store.watch(req.clone()).await {
+            Ok(w) => break w,
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("watching the store to count changes: {e}"),
+        }
+    };
     let (mut count, mut at) = (0, after);
     while at < to {
         let batch = tokio::time::timeout(WAIT, watcher.next()).await;
