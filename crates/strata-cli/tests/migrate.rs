@@ -507,8 +507,15 @@ fn a_signal_stops_a_run_cleanly_and_the_next_run_finishes() {
         lock_keys(cluster, "sg").is_empty(),
         "the lock was not released"
     );
-    let status = s.ok(&["migrate", "status"]);
-    assert!(status.contains("in progress"), "{status}");
+    // The shared etcd holds other tests' areas too, whose files are not in this
+    // folder: status may exit 3 for those (a real problem on a real store).
+    let out = s.run(&["migrate", "status"]);
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{status}");
+    assert!(
+        status.contains("users_sg") && status.contains("in progress"),
+        "{status}"
+    );
     s.ok(&["migrate", "up", "--yes"]);
     assert_migrated(&s, "/sig");
 }
