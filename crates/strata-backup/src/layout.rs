@@ -72,20 +72,7 @@ pub fn unescape(name: &str) -> Option<Vec<u8>> {
     if name == "%e" {
         return Some(Vec::new());
     }
-    let bytes = name.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
+    strata_core::key::percent_decode(name)
 }
 
 /// A member name (the last segment of a key).

@@ -185,6 +185,26 @@ pub fn encode_segment(segment: &str) -> String {
     out
 }
 
+/// Decodes every `%XX` escape of `text` into its byte; `None` when an escape is not
+/// two hex digits. (The strict decoder for escaped names and URL parameters; the key
+/// codec's own [`decode_segment`] is lenient.)
+pub fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 /// Decodes one encoded segment. Callers pass segments that [`KeyPath::parse`]
 /// validated, so malformed escapes cannot occur; they are kept verbatim if they do.
 pub fn decode_segment(segment: &str) -> String {
