@@ -124,6 +124,7 @@ fn load_killed_at_random_moments_is_completed_by_a_rerun() {
     let s = Sandbox::new();
     let (text, expected) = big_snapshot(60_000);
     std::fs::write(s.path("big.json"), text).unwrap();
+    let max_delay_ms = s.timed_ms(&["load", "big.json", "--batch", "500"]) * 9 / 10;
     let mut interrupted = 0;
     for trial in 0..5 {
         s.ok(&["del", "--prefix", "/crash/", "--yes"]);
@@ -131,7 +132,7 @@ fn load_killed_at_random_moments_is_completed_by_a_rerun() {
             .command(&["load", "big.json", "--batch", "500"])
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(50 + random_below(600)));
+        std::thread::sleep(Duration::from_millis(20 + random_below(max_delay_ms)));
         let _ = child.kill();
         let status = child.wait().unwrap();
         if !status.success() {

@@ -26,7 +26,7 @@ fn objects(data: &BTreeMap<String, String>) -> BTreeMap<&str, BTreeSet<&str>> {
     out
 }
 
-fn crash_trials(s: &Sandbox, trials: usize, max_delay_ms: u64) {
+fn crash_trials(s: &Sandbox, trials: usize) {
     let tree = s.path("legacy");
     strata_testkit::fixtures::sigilgate_tree(&tree, 2000);
     let mapping = examples().join("sigilgate/mapping.toml");
@@ -35,6 +35,8 @@ fn crash_trials(s: &Sandbox, trials: usize, max_delay_ms: u64) {
     let expected: BTreeMap<String, String> =
         serde_json::from_str(&std::fs::read_to_string(s.path("expected.json")).unwrap()).unwrap();
     let expected_objects = objects(&expected);
+    let max_delay_ms =
+        s.timed_ms(&["import", tree, "--mapping", mapping, "--batch", "64"]) * 9 / 10;
     let mut interrupted = 0;
     for trial in 0..trials {
         s.ok(&["del", "--prefix", "/sigilgate/", "--yes"]);
@@ -77,11 +79,11 @@ fn crash_trials(s: &Sandbox, trials: usize, max_delay_ms: u64) {
 
 #[test]
 fn import_killed_at_random_moments_on_sqlite() {
-    crash_trials(&Sandbox::new(), 20, 1200);
+    crash_trials(&Sandbox::new(), 20);
 }
 
 #[test]
 fn import_killed_at_random_moments_on_etcd() {
     let cluster = EtcdCluster::start(1);
-    crash_trials(&Sandbox::with_store(&cluster.url()), 5, 1200);
+    crash_trials(&Sandbox::with_store(&cluster.url()), 5);
 }

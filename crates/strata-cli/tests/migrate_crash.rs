@@ -48,9 +48,7 @@ fn crash_trials(s: &Sandbox, tag: &str, trials: usize) {
     let uninterrupted = export(&reference, &format!("{prefix}/"));
     assert_eq!(uninterrupted, expected(&data, &prefix));
     s.ok(&["load", "data.json"]);
-    let started = std::time::Instant::now();
-    s.ok(&["migrate", "up", "--yes", "--page", "200"]);
-    let max_delay_ms = (started.elapsed().as_millis() as u64 * 9 / 10).max(50);
+    let max_delay_ms = s.timed_ms(&["migrate", "up", "--yes", "--page", "200"]) * 9 / 10;
     assert_eq!(export(s, &format!("{prefix}/")), uninterrupted);
     let mut interrupted = 0;
     for trial in 0..trials {

@@ -51,6 +51,15 @@ impl Sandbox {
 
     /// Starts `strata ARGS` (output discarded), kills it with SIGKILL after 20 ms plus
     /// a random delay below `max_delay_ms`; true if it was killed before finishing.
+    /// Runs `args` to success and returns how long that took, in milliseconds: crash
+    /// trials draw their kill moments from it, so a fast machine or backend does not
+    /// let every run finish before its kill.
+    pub fn timed_ms(&self, args: &[&str]) -> u64 {
+        let started = std::time::Instant::now();
+        self.ok(args);
+        (started.elapsed().as_millis() as u64).max(50)
+    }
+
     pub fn kill_at_random(&self, args: &[&str], max_delay_ms: u64) -> bool {
         let mut child = self
             .command(args)
