@@ -31,7 +31,7 @@ fn main() {
         root,
         "--mapping",
         mapping,
-        "-o",
+        "--out",
         out.to_str().unwrap(),
     ]);
     let keys = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(

@@ -34,7 +34,7 @@ fn main() {
         "--store",
         &store,
         "export",
-        "-o",
+        "--out",
         dir.path().join("e.json").to_str().unwrap(),
     ]);
     let (check, _) = strata(&[

@@ -1,7 +1,8 @@
 //! Talking to the user: a buffered stdout whose errors (a closed pipe) propagate
 //! instead of panicking, the text rendering of keys and values (never a format width
 //! taken from data), the `-o FILE` writer (regular files whole, devices and FIFOs as
-//! they are), and the yes/no question of guarded commands.
+//! they are), the yes/no question of guarded commands, and `-q`: the notes and
+//! summaries that `--quiet` silences (data, JSON and errors are never silenced).
 
 use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
 use std::path::{Path, PathBuf};
@@ -9,6 +10,81 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use serde_json::Value;
+
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `-q/--quiet`: set once, before any command runs.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn is_quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A note on stderr for the person at the terminal (a count, what was done, a hint),
+/// silenced by `-q`. Warnings and errors use `eprintln!`.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if !$crate::output::is_quiet() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
+/// The text summary of a writing command on stdout (`OK (revision 7)`), silenced by
+/// `-q`; its `-o json` form is printed always.
+macro_rules! summary {
+    ($($arg:tt)*) => {
+        if !$crate::output::is_quiet() {
+            println!($($arg)*);
+        }
+    };
+}
+
+pub(crate) use {note, summary};
+
+/// A key or value in a `key = value` line: as is when that reads back unambiguously
+/// (UTF-8, no control character, no leading `"`, no leading or trailing space and,
+/// for a key, no ` = `); otherwise quoted as a JSON string, with `\xNN` for bytes
+/// that are not UTF-8. So the first ` = ` outside quotes always ends the key.
+pub fn field(bytes: &[u8], is_key: bool) -> String {
+    let plain = std::str::from_utf8(bytes).ok().filter(|text| {
+        let ambiguous = text.starts_with(['"', ' '])
+            || text.ends_with(' ')
+            || text.chars().any(char::is_control)
+            || (is_key && text.contains(" = "));
+        !ambiguous
+    });
+    if let Some(text) = plain {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// One `key = value` line of `get --prefix`, `txn` and friends (see [`field`]).
+pub fn pair(key: &[u8], value: &[u8]) -> String {
+    format!("{} = {}", field(key, true), field(value, false))
+}
 
 /// Buffered standard output. Always `flush` before returning so errors surface.
 /// `1 key`, `2 keys`: a count with its noun in the right number.
@@ -215,5 +291,19 @@ mod tests {
         assert_eq!(pad(&long, 70_001).len(), 70_001);
         assert_eq!(pad("ab", 1), "ab");
         assert_eq!(pad("zoë", 5), "zoë  ");
+    }
+
+    /// `get --prefix` lines read back unambiguously: a key holding ` = `, a value with
+    /// a newline, a value that looks quoted, bytes that are not UTF-8.
+    #[test]
+    fn pairs_are_unambiguous() {
+        assert_eq!(pair(b"/a/b", b"x = y"), "/a/b = x = y");
+        assert_eq!(pair(b"/a = b", b"c"), r#""/a = b" = c"#);
+        assert_eq!(pair(b"/k", b"two\nlines"), r#"/k = "two\nlines""#);
+        assert_eq!(pair(b"/k", b"\"q\""), r#"/k = "\"q\"""#);
+        assert_eq!(pair(b"/k", b" pad"), r#"/k = " pad""#);
+        assert_eq!(pair(b"/k", b"a\\b"), r#"/k = a\b"#);
+        assert_eq!(pair(b"/k\xff", b"v"), r#""/k\xff" = v"#);
+        assert_eq!(pair(b"/k", b"Zo\xc3\xab"), "/k = Zoë");
     }
 }

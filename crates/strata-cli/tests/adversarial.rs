@@ -59,7 +59,7 @@ fn jq_import(s: &Sandbox, filter: &str) -> (String, String) {
     .unwrap();
     s.expect(
         1,
-        &["import", "tree", "--mapping", "m.toml", "-o", "out.json"],
+        &["import", "tree", "--mapping", "m.toml", "--out", "out.json"],
     )
 }
 
@@ -149,7 +149,7 @@ fn output_to_a_device_or_fifo_is_written_into_not_replaced() {
     use std::os::unix::fs::FileTypeExt;
     let s = Sandbox::new();
     load_sigilgate(&s);
-    s.ok(&["export", "-o", "/dev/null"]);
+    s.ok(&["export", "--out", "/dev/null"]);
     let meta = std::fs::metadata("/dev/null").unwrap();
     assert!(meta.file_type().is_char_device(), "/dev/null was replaced");
     // A FIFO: a reader on the other end gets the snapshot; the FIFO stays a FIFO.
@@ -167,19 +167,25 @@ fn output_to_a_device_or_fifo_is_written_into_not_replaced() {
         "export",
         "--prefix",
         "/sigilgate/nodes/",
-        "-o",
+        "--out",
         fifo.to_str().unwrap(),
     ]);
     let got: Data = serde_json::from_str(&reader.join().unwrap()).unwrap();
     assert_eq!(got, export(&s, "/sigilgate/nodes/"));
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
     // `-o -` is standard output, not a file named `-`.
-    let out = s.ok(&["export", "--prefix", "/sigilgate/nodes/", "-o", "-"]);
+    let out = s.ok(&["export", "--prefix", "/sigilgate/nodes/", "--out", "-"]);
     assert_eq!(serde_json::from_str::<Data>(&out).unwrap(), got);
     assert!(!s.path("-").exists());
     // A regular file is still replaced whole.
     std::fs::write(s.path("snap.json"), "old").unwrap();
-    s.ok(&["export", "--prefix", "/sigilgate/nodes/", "-o", "snap.json"]);
+    s.ok(&[
+        "export",
+        "--prefix",
+        "/sigilgate/nodes/",
+        "--out",
+        "snap.json",
+    ]);
     let file: Data =
         serde_json::from_str(&std::fs::read_to_string(s.path("snap.json")).unwrap()).unwrap();
     assert_eq!(file, got);
@@ -191,7 +197,7 @@ fn output_to_a_device_or_fifo_is_written_into_not_replaced() {
         legacy.to_str().unwrap(),
         "--mapping",
         mapping.to_str().unwrap(),
-        "-o",
+        "--out",
         "-",
     ]);
     assert!(out.starts_with('{'), "{out}");
@@ -200,7 +206,7 @@ fn output_to_a_device_or_fifo_is_written_into_not_replaced() {
         legacy.to_str().unwrap(),
         "--mapping",
         mapping.to_str().unwrap(),
-        "-o",
+        "--out",
         "/dev/null",
     ]);
     assert!(std::fs::metadata("/dev/null")

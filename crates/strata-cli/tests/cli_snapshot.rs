@@ -15,7 +15,7 @@ fn sigilgate_load_then_export_is_byte_identical() {
     let expected = std::fs::read(&expected_path).unwrap();
     let out = s.ok(&["load", expected_path.to_str().unwrap()]);
     assert!(out.starts_with("loaded 356 keys: 356 changed"), "{out}");
-    s.ok(&["export", "-o", "out.json"]);
+    s.ok(&["export", "--out", "out.json"]);
     assert_eq!(std::fs::read(s.path("out.json")).unwrap(), expected);
     // To stdout as well.
     assert_eq!(s.ok(&["export"]).into_bytes(), expected);
@@ -74,7 +74,7 @@ fn non_utf8_value_export_names_the_key() {
     s.ok(&["put", "/ok", "fine"]);
     let out = s.run_with_stdin(&["put", "/bin/blob", "-"], &[0xff, 0xfe, 0x00]);
     assert!(out.status.success());
-    let (_, err) = s.expect(1, &["export", "-o", "snap.json"]);
+    let (_, err) = s.expect(1, &["export", "--out", "snap.json"]);
     assert!(err.contains("/bin/blob: the value is not UTF-8"), "{err}");
     // No half-written file is left behind.
     assert!(!s.path("snap.json").exists());

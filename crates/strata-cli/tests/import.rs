@@ -32,7 +32,7 @@ fn etcd_v2_dump_gives_the_expected_snapshot_exactly() {
         &broker("etcd-v2-dump.json"),
         "--format",
         "etcd-v2",
-        "-o",
+        "--out",
         "out.json",
     ]);
     assert_eq!(
@@ -109,7 +109,7 @@ fn etcdctl_json_from_the_real_etcdctl_round_trips() {
         "etcdctl.json",
         "--format",
         "etcdctl-json",
-        "-o",
+        "--out",
         "out.json",
     ]);
     assert_eq!(
@@ -175,7 +175,14 @@ fn sigilgate_mapping_gives_the_expected_snapshot_and_store() {
         sigilgate("sigilgate/legacy"),
         sigilgate("sigilgate/mapping.toml"),
     );
-    s.ok(&["import", &legacy, "--mapping", &mapping, "-o", "out.json"]);
+    s.ok(&[
+        "import",
+        &legacy,
+        "--mapping",
+        &mapping,
+        "--out",
+        "out.json",
+    ]);
     let expected = std::fs::read_to_string(sigilgate("sigilgate/expected.json")).unwrap();
     let got: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.path("out.json")).unwrap()).unwrap();
@@ -283,7 +290,7 @@ fn schema_violations_stop_the_import_before_any_write() {
         &mapping,
         "--schema",
         &schema,
-        "-o",
+        "--out",
         "ok.json",
     ]);
     // A mapping that writes a field the schema does not know is stopped.
@@ -379,7 +386,7 @@ fn import_says_what_is_missing_and_refuses_the_wrong_format() {
             &dump,
             "--format",
             "etcdctl-json",
-            "-o",
+            "--out",
             "out.json",
         ],
     );
@@ -388,5 +395,5 @@ fn import_says_what_is_missing_and_refuses_the_wrong_format() {
         "{err}"
     );
     assert!(!s.path("out.json").exists());
-    s.ok(&["import", &dump, "--format", "etcd-v2", "-o", "out.json"]);
+    s.ok(&["import", &dump, "--format", "etcd-v2", "--out", "out.json"]);
 }

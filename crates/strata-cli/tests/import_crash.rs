@@ -31,7 +31,14 @@ fn crash_trials(s: &Sandbox, trials: usize) {
     strata_testkit::fixtures::sigilgate_tree(&tree, 2000);
     let mapping = examples().join("sigilgate/mapping.toml");
     let (tree, mapping) = (tree.to_str().unwrap(), mapping.to_str().unwrap());
-    s.ok(&["import", tree, "--mapping", mapping, "-o", "expected.json"]);
+    s.ok(&[
+        "import",
+        tree,
+        "--mapping",
+        mapping,
+        "--out",
+        "expected.json",
+    ]);
     let expected: BTreeMap<String, String> =
         serde_json::from_str(&std::fs::read_to_string(s.path("expected.json")).unwrap()).unwrap();
     let expected_objects = objects(&expected);

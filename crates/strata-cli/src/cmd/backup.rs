@@ -14,7 +14,7 @@ use strata_core::clock::format_rfc3339;
 use super::{open, open_url};
 use crate::cli::{BackupCommand, BackupShape, BackupWriteArgs, Format, StoreOpts};
 use crate::log;
-use crate::output::{plural, print_json, show, stdout};
+use crate::output::{is_quiet, note, plural, print_json, show, stdout, summary};
 use crate::Outcome;
 
 /// Resolves the arguments into options (the library creates the repository first
@@ -96,11 +96,14 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
             repo,
             format,
         } => diff(&repo.repo, &from, &to, format),
-        BackupCommand::Run { args } => {
+        BackupCommand::Run { args, format } => {
             let store = open(opts).await?;
             let options = options(&opts.store, &args.shape, Some(&args))?;
             let report = strata_backup::run(&store, &options).await?;
-            println!("{}", report_line(&report));
+            match format {
+                Format::Json => print_json(&report_json(&report))?,
+                Format::Text => summary!("{}", report_line(&report)),
+            }
             Ok(Outcome::Ok)
         }
         BackupCommand::Watch {
@@ -108,8 +111,9 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
             debounce,
             check_every,
             metrics,
-        } => watch(opts, &args, debounce, check_every, metrics).await,
-        BackupCommand::Verify { shape } => {
+            format,
+        } => watch(opts, &args, debounce, check_every, metrics, format).await,
+        BackupCommand::Verify { shape, format } => {
             let store = open(opts).await?;
             let options = options(&opts.store, &shape, None)?;
             let v = strata_backup::verify(&store, &options).await?;
@@ -121,7 +125,14 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
                     v.revision
                 )
             };
-            println!(
+            if format == Format::Json {
+                print_json(&json!({
+                    "ok": true, "commit": v.commit, "revision": v.revision,
+                    "compared_at": v.compared_at, "keys": v.keys, "digest": v.digest,
+                }))?;
+                return Ok(Outcome::Ok);
+            }
+            summary!(
                 "ok: commit {} holds {}, the same as the store at revision {} (digest {}){note}",
                 &v.commit[..12],
                 plural(v.keys, "key"),
@@ -140,6 +151,7 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
             all,
             to,
             shape,
+            format,
         } => {
             let options = options(&opts.store, &shape, None)?;
             let report = if all {
@@ -150,7 +162,7 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
                 let mut progress = |r: &strata_ops::load::LoadReport| {
                     if last.elapsed() >= Duration::from_secs(2) {
                         last = std::time::Instant::now();
-                        eprintln!(
+                        note!(
                             "restore --all: {}/{} keys written",
                             r.changed + r.unchanged,
                             r.total
@@ -176,6 +188,16 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
                 }
                 strata_backup::restore(&store, &options, &target, &at, how).await?
             };
+            if format == Format::Json {
+                let keys = |keys: &[Vec<u8>]| keys.iter().map(|k| show(k)).collect::<Vec<_>>();
+                print_json(&json!({
+                    "dry_run": dry_run, "commit": report.commit, "revision": report.revision,
+                    "put": keys(&report.put), "deleted": keys(&report.deleted),
+                    "unchanged": report.unchanged, "secrets_kept": keys(&report.secrets_kept),
+                    "store_revision": report.store_revision,
+                }))?;
+                return Ok(Outcome::Ok);
+            }
             let mut out = stdout();
             if dry_run {
                 for k in &report.put {
@@ -185,17 +207,19 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
                     writeln!(out, "delete {}", show(k))?;
                 }
             }
-            writeln!(
-                out,
-                "{} {} and {} {} from commit {} (revision {}); {} already as backed up",
-                if dry_run { "would restore" } else { "restored" },
-                plural(report.put.len(), "key"),
-                if dry_run { "would delete" } else { "deleted" },
-                report.deleted.len(),
-                &report.commit[..12],
-                report.revision,
-                report.unchanged
-            )?;
+            if dry_run || !is_quiet() {
+                writeln!(
+                    out,
+                    "{} {} and {} {} from commit {} (revision {}); {} already as backed up",
+                    if dry_run { "would restore" } else { "restored" },
+                    plural(report.put.len(), "key"),
+                    if dry_run { "would delete" } else { "deleted" },
+                    report.deleted.len(),
+                    &report.commit[..12],
+                    report.revision,
+                    report.unchanged
+                )?;
+            }
             out.flush()?;
             if !report.secrets_kept.is_empty() {
                 eprintln!(
@@ -266,6 +290,7 @@ async fn watch(
     debounce: f64,
     check_every: Duration,
     metrics: Option<std::net::SocketAddr>,
+    format: Format,
 ) -> anyhow::Result<Outcome> {
     let store = open(opts).await?;
     let options = options(&opts.store, &args.shape, Some(args))?;
@@ -293,7 +318,10 @@ async fn watch(
         let status = match update {
             WatchUpdate::Backup { report, status } => {
                 if report.commit.is_some() {
-                    println!("{}", commit_line(report));
+                    match format {
+                        Format::Json => println!("{}", report_json(report)),
+                        Format::Text => summary!("{}", commit_line(report)),
+                    }
                 }
                 status
             }
@@ -324,11 +352,16 @@ fn commit_line(r: &BackupReport) -> String {
     if !log::is_json() {
         return report_line(r);
     }
-    let fields = json!({
+    log::line(log::Level::Info, &report_line(r), report_json(r))
+}
+
+/// A backup run's report as `-o json` prints it (and `--log-format json` logs it).
+fn report_json(r: &BackupReport) -> Value {
+    json!({
         "commit": r.commit, "revision": r.revision, "full": r.full, "added": r.added,
         "changed": r.changed, "removed": r.removed, "files_written": r.files_written,
-    });
-    log::line(log::Level::Info, &report_line(r), fields)
+        "keys_read": r.keys_read,
+    })
 }
 
 fn value_text(v: &Option<Value>) -> String {

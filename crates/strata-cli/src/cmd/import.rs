@@ -7,7 +7,9 @@ use strata_ops::snapshot::SnapshotWriter;
 
 use super::snapshot::LoadBar;
 use crate::cli::*;
-use crate::output::{pad, plural, stdout, OutputFile};
+use serde_json::json;
+
+use crate::output::{is_quiet, note, pad, plural, print_json, stdout, summary, OutputFile};
 use crate::Outcome;
 
 pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcome> {
@@ -40,6 +42,8 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
                 .exit()
         }
     };
+    let (format, out_file) =
+        FormatOrPath::resolve(args.output.as_ref(), args.out.as_ref(), "import")?;
     let req = ImportRequest {
         source,
         schema: args.schema.clone(),
@@ -47,14 +51,38 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
         prune: args.prune,
     };
     let prepared = run::prepare(&req).await?;
-    if let Some(path) = &args.output {
+    if let Some(path) = &out_file {
         write_snapshot(path, &prepared.entries)?;
-        eprintln!("wrote {} keys to {}", prepared.keys(), path.display());
+        let to_stdout = path.as_os_str() == "-";
+        match format {
+            // The snapshot may be standard output: then the summary goes to stderr.
+            Format::Json if to_stdout => {
+                note!("{}", json!({"keys": prepared.keys(), "file": null}))
+            }
+            Format::Json => {
+                print_json(&json!({"keys": prepared.keys(), "file": path.display().to_string()}))?
+            }
+            Format::Text if to_stdout => note!("wrote {} keys to standard output", prepared.keys()),
+            Format::Text => summary!("wrote {} keys to {}", prepared.keys(), path.display()),
+        }
         return Ok(Outcome::Ok);
     }
     let store = super::open(opts).await?;
     if args.dry_run {
         let plan = run::plan(&store, &prepared).await?;
+        if format == Format::Json {
+            let groups: serde_json::Map<String, serde_json::Value> = plan
+                .groups
+                .iter()
+                .map(|(group, g)| {
+                    let counts = json!({"add": g.add, "change": g.change, "unchanged": g.unchanged, "remove": g.remove});
+                    (group.clone(), counts)
+                })
+                .collect();
+            let by = if plan.by_entity { "entity" } else { "prefix" };
+            print_json(&json!({"dry_run": true, "by": by, "groups": groups, "stale": plan.stale}))?;
+            return Ok(Outcome::Ok);
+        }
         let mut out = stdout();
         let title = if plan.by_entity { "ENTITY" } else { "PREFIX" };
         writeln!(
@@ -78,17 +106,33 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
             )?;
         }
         if plan.stale > 0 && !args.prune {
-            eprintln!("{} stale fields are removed only with --prune", plan.stale);
+            note!("{} stale fields are removed only with --prune", plan.stale);
         }
         out.flush()?;
-        eprintln!("dry run: nothing was written");
+        note!("dry run: nothing was written");
         return Ok(Outcome::Ok);
     }
     let mut progress = LoadBar::new(prepared.keys() as u64);
     let report = run::write(&store, prepared, &req, &mut |r| progress.update(r)).await;
     progress.finish();
     let report = report?;
-    println!(
+    if format == Format::Json {
+        let entities: serde_json::Map<String, serde_json::Value> = report
+            .entities
+            .iter()
+            .map(|(entity, (objects, keys))| {
+                (entity.clone(), json!({"objects": objects, "keys": keys}))
+            })
+            .collect();
+        let l = &report.load;
+        print_json(&json!({
+            "total": l.total, "changed": l.changed, "unchanged": l.unchanged,
+            "transactions": l.txns, "revision": l.revision, "retries": l.retries,
+            "pruned": report.pruned, "stale": report.stale, "entities": entities,
+        }))?;
+        return Ok(Outcome::Ok);
+    }
+    summary!(
         "imported {}: {} changed, {} unchanged, in {}",
         plural(report.load.total, "key"),
         report.load.changed,
@@ -96,14 +140,14 @@ pub async fn import(opts: &StoreOpts, args: ImportArgs) -> anyhow::Result<Outcom
         plural(report.load.txns, "transaction")
     );
     if args.prune {
-        println!("pruned {} stale fields", report.pruned);
+        summary!("pruned {} stale fields", report.pruned);
     } else if report.stale > 0 {
-        eprintln!(
+        note!(
             "{} fields of imported objects are not in the input; --prune removes them",
             report.stale
         );
     }
-    if !report.entities.is_empty() {
+    if !report.entities.is_empty() && !is_quiet() {
         let mut out = stdout();
         writeln!(out, "{} {:>8} {:>8}", pad("ENTITY", 48), "OBJECTS", "KEYS")?;
         for (entity, (objects, keys)) in &report.entities {

@@ -16,7 +16,7 @@ use strata_store::AnyStore;
 
 use super::read_value;
 use crate::cli::*;
-use crate::output::{plural, print_json, show, stdout};
+use crate::output::{field, pair, plural, print_json, show, stdout, summary};
 use crate::Outcome;
 
 pub async fn get(store: &AnyStore, args: GetArgs) -> anyhow::Result<Outcome> {
@@ -32,9 +32,9 @@ pub async fn get(store: &AnyStore, args: GetArgs) -> anyhow::Result<Outcome> {
             page.iter()
                 .try_for_each(|kv| {
                     if args.keys_only {
-                        writeln!(out, "{}", show(&kv.key))
+                        writeln!(out, "{}", field(&kv.key, true))
                     } else {
-                        writeln!(out, "{} = {}", show(&kv.key), show(&kv.value))
+                        writeln!(out, "{}", pair(&kv.key, &kv.value))
                     }
                 })
                 .map_err(|e| strata_core::Error::backend("stdout", "write", e))
@@ -73,9 +73,9 @@ pub async fn get(store: &AnyStore, args: GetArgs) -> anyhow::Result<Outcome> {
     let mut out = stdout();
     for kv in &resp.kvs {
         if args.keys_only {
-            writeln!(out, "{}", show(&kv.key))?;
+            writeln!(out, "{}", field(&kv.key, true))?;
         } else if args.prefix {
-            writeln!(out, "{} = {}", show(&kv.key), show(&kv.value))?;
+            writeln!(out, "{}", pair(&kv.key, &kv.value))?;
         } else {
             // A single value is printed as is, so `strata get K > file` keeps its bytes.
             out.write_all(&kv.value)?;
@@ -98,7 +98,7 @@ pub async fn put(store: &AnyStore, args: PutArgs) -> anyhow::Result<Outcome> {
         Format::Json => {
             print_json(&json!({"revision": revision, "prev_kv": prev.as_ref().map(kv_json)}))?
         }
-        Format::Text => println!("OK (revision {revision})"),
+        Format::Text => summary!("OK (revision {revision})"),
     }
     Ok(Outcome::Ok)
 }
@@ -110,7 +110,7 @@ pub async fn del(store: &AnyStore, args: DelArgs) -> anyhow::Result<Outcome> {
     let (revision, deleted) = store.delete(KeySpan::key(args.key.as_bytes())).await?;
     match args.format {
         Format::Json => print_json(&json!({"revision": revision, "deleted": deleted}))?,
-        Format::Text => println!("deleted {deleted} (revision {revision})"),
+        Format::Text => summary!("deleted {deleted} (revision {revision})"),
     }
     if deleted == 0 {
         eprintln!("key {} not found", args.key);
@@ -197,7 +197,7 @@ async fn del_prefix(store: &AnyStore, args: DelArgs) -> anyhow::Result<Outcome> 
             "already_gone": report.already_gone,
             "changed": changed,
         }))?,
-        Format::Text => println!("deleted {} (revision {})", report.deleted, report.revision),
+        Format::Text => summary!("deleted {} (revision {})", report.deleted, report.revision),
     }
     if changed.is_empty() {
         return Ok(Outcome::Ok);
@@ -275,7 +275,7 @@ async fn guarded(
     }
     if resp.succeeded {
         if format == Format::Text {
-            println!("OK (revision {})", resp.revision);
+            summary!("OK (revision {})", resp.revision);
         }
         return Ok(Outcome::Ok);
     }
@@ -338,7 +338,7 @@ pub async fn txn(store: &AnyStore, args: TxnArgs) -> anyhow::Result<Outcome> {
                 OpResponse::Delete { deleted, .. } => writeln!(out, "deleted {deleted}")?,
                 OpResponse::Range(range) => {
                     for kv in &range.kvs {
-                        writeln!(out, "{} = {}", show(&kv.key), show(&kv.value))?;
+                        writeln!(out, "{}", pair(&kv.key, &kv.value))?;
                     }
                 }
             }
@@ -417,10 +417,16 @@ pub async fn compact(store: &AnyStore, args: CompactArgs) -> anyhow::Result<Outc
         )?;
     }
     store.compact(args.revision).await?;
-    println!(
-        "compacted: history before revision {} is gone ({} dropped)",
-        args.revision,
-        plural(plan.dropped_revisions, "revision")
-    );
+    match args.format {
+        Format::Json => print_json(&json!({
+            "compacted": args.revision, "dropped_revisions": plan.dropped_revisions,
+            "current_revision": plan.current_revision,
+        }))?,
+        Format::Text => summary!(
+            "compacted: history before revision {} is gone ({} dropped)",
+            args.revision,
+            plural(plan.dropped_revisions, "revision")
+        ),
+    }
     Ok(Outcome::Ok)
 }

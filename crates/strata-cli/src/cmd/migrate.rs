@@ -10,17 +10,21 @@ use strata_migrate::{Areas, Counts, PlanValue, RunEvent, StepStats, UpOptions};
 use strata_store::AnyStore;
 
 use crate::cli::{Format, MigrateCommand, MigrateSelect};
-use crate::output::{plural, print_json, show, stdout};
+use crate::output::{is_quiet, note, plural, print_json, show, stdout, summary};
 use crate::Outcome;
 
-pub fn new(dir: &Path, area: &str, name: &str) -> anyhow::Result<Outcome> {
+pub fn new(dir: &Path, area: &str, name: &str, format: Format) -> anyhow::Result<Outcome> {
     let path = strata_migrate::new_file(dir, area, name)?;
+    if format == Format::Json {
+        print_json(&json!({"area": area, "file": path.display().to_string()}))?;
+        return Ok(Outcome::Ok);
+    }
     println!("{}", path.display());
     let dir_arg = match dir.to_str() {
         Some("migrations" | "./migrations") => String::new(),
         _ => format!(" --dir {}", dir.display()),
     };
-    eprintln!("edit its steps, then preview with `strata migrate plan{dir_arg} --area {area}`");
+    note!("edit its steps, then preview with `strata migrate plan{dir_arg} --area {area}`");
     Ok(Outcome::Ok)
 }
 
@@ -38,13 +42,26 @@ fn options(select: &MigrateSelect) -> UpOptions {
 
 pub async fn run(store: &AnyStore, command: MigrateCommand) -> anyhow::Result<Outcome> {
     match command {
-        MigrateCommand::New { area, name, dir } => new(&dir.dir, &area, &name),
+        MigrateCommand::New {
+            area,
+            name,
+            dir,
+            format,
+        } => new(&dir.dir, &area, &name, format),
         MigrateCommand::Status { dir, format } => status(store, &load(&dir.dir)?, format).await,
-        MigrateCommand::Verify { dir } => {
+        MigrateCommand::Verify { dir, format } => {
             let areas = load(&dir.dir)?;
             let statuses = strata_migrate::verify(store, &areas).await?;
             let applied: usize = statuses.iter().map(|s| s.applied.len()).sum();
-            println!(
+            if format == Format::Json {
+                let areas: Vec<_> = statuses
+                    .iter()
+                    .map(|s| json!({"area": s.area, "current": s.current, "applied": s.applied}))
+                    .collect();
+                print_json(&json!({"ok": true, "applied": applied, "areas": areas}))?;
+                return Ok(Outcome::Ok);
+            }
+            summary!(
                 "ok: {} in {} match their files",
                 plural(applied, "applied migration"),
                 plural(statuses.len(), "area")
@@ -72,6 +89,7 @@ pub async fn run(store: &AnyStore, command: MigrateCommand) -> anyhow::Result<Ou
             wait,
             lock_ttl,
             page,
+            format,
         } => {
             let areas = load(&select.dir.dir)?;
             let opts = UpOptions {
@@ -83,7 +101,7 @@ pub async fn run(store: &AnyStore, command: MigrateCommand) -> anyhow::Result<Ou
             if !yes {
                 confirm(store, &areas, &opts).await?;
             }
-            up(store, &areas, &opts).await
+            up(store, &areas, &opts, format).await
         }
     }
 }
@@ -177,6 +195,10 @@ fn counts_text(c: &Counts) -> String {
         text.push_str(&format!("; {} redone after a concurrent write", c.retries));
     }
     text
+}
+
+fn counts_json(c: &Counts) -> serde_json::Value {
+    json!({"objects": c.objects, "puts": c.puts, "deletes": c.deletes, "retries": c.retries})
 }
 
 fn step_json(s: &StepStats) -> serde_json::Value {
@@ -303,8 +325,14 @@ async fn confirm(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::R
     )
 }
 
-async fn up(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::Result<Outcome> {
-    let terminal = std::io::stderr().is_terminal();
+async fn up(
+    store: &AnyStore,
+    areas: &Areas,
+    opts: &UpOptions,
+    format: Format,
+) -> anyhow::Result<Outcome> {
+    let terminal = std::io::stderr().is_terminal() && !is_quiet();
+    let mut applied = Vec::new();
     let mut bar: Option<ProgressBar> = None;
     let mut current = String::new();
     // Without a terminal (a CI log), a line every few seconds instead of a spinner.
@@ -328,7 +356,7 @@ async fn up(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::Result
                 b.set_message(format!("{verb} {current}"));
                 bar = Some(b);
             } else {
-                eprintln!("{verb} {current}");
+                note!("{verb} {current}");
             }
         }
         RunEvent::Step { index, of, label } => {
@@ -342,19 +370,25 @@ async fn up(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::Result
                 b.set_position(*seen);
             } else if last_line.elapsed() >= Duration::from_secs(5) {
                 last_line = std::time::Instant::now();
-                eprintln!("{step}: {} done", plural(*seen, "object"));
+                note!("{step}: {} done", plural(*seen, "object"));
             }
         }
         RunEvent::Done(report) => {
             if let Some(b) = bar.take() {
                 b.finish_and_clear();
             }
-            println!(
-                "applied {} {}: {}",
-                report.area,
-                report.label,
-                counts_text(&report.total)
-            );
+            applied.push(json!({
+                "area": report.area, "migration": report.label,
+                "counts": counts_json(&report.total),
+            }));
+            if format == Format::Text {
+                summary!(
+                    "applied {} {}: {}",
+                    report.area,
+                    report.label,
+                    counts_text(&report.total)
+                );
+            }
         }
     };
     // The first SIGINT/SIGTERM stops the run at the next batch boundary (progress
@@ -372,8 +406,11 @@ async fn up(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::Result
     if let Some(b) = bar.take() {
         b.abandon();
     }
-    if reports?.is_empty() {
-        println!("nothing to apply: every area is up to date");
+    let reports = reports?;
+    if format == Format::Json {
+        print_json(&json!({"applied": applied}))?;
+    } else if reports.is_empty() {
+        summary!("nothing to apply: every area is up to date");
     }
     Ok(Outcome::Ok)
 }

@@ -30,7 +30,11 @@ fn writes(command: &Command) -> bool {
         | Command::Txn(_)
         | Command::Compact(_)
         | Command::Load(_) => true,
-        Command::Import(args) => args.output.is_none() && !args.dry_run,
+        Command::Import(args) => {
+            args.out.is_none()
+                && !matches!(args.output, Some(crate::cli::FormatOrPath::Path(_)))
+                && !args.dry_run
+        }
         Command::Object(command) => !matches!(command, ObjectCommand::Get { .. }),
         Command::Migrate(command) => matches!(command, MigrateCommand::Up { .. }),
         Command::Backup(BackupCommand::Restore { dry_run, .. }) => !dry_run,
@@ -51,9 +55,12 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<Outcome> {
         // log and diff read only the repository; restore --all opens --to.
         Command::Backup(command) => backup::command(opts, command).await,
         // `migrate new` touches no store.
-        Command::Migrate(MigrateCommand::New { area, name, dir }) => {
-            migrate::new(&dir.dir, &area, &name)
-        }
+        Command::Migrate(MigrateCommand::New {
+            area,
+            name,
+            dir,
+            format,
+        }) => migrate::new(&dir.dir, &area, &name, format),
         Command::Status(args) => status::status(opts, args).await,
         other => {
             let store = open(opts).await?;

@@ -7,7 +7,7 @@ use strata_schema::{check as run_check, Schema};
 use strata_store::AnyStore;
 
 use crate::cli::*;
-use crate::output::{print_json, stdout};
+use crate::output::{note, print_json, stdout, summary};
 use crate::Outcome;
 
 pub async fn check(store: &AnyStore, args: SchemaCheckArgs) -> anyhow::Result<Outcome> {
@@ -30,7 +30,7 @@ pub async fn check(store: &AnyStore, args: SchemaCheckArgs) -> anyhow::Result<Ou
         out.flush()?;
     }
     if found.is_empty() {
-        eprintln!("the store matches the schema");
+        note!("the store matches the schema");
         return Ok(Outcome::Ok);
     }
     anyhow::bail!(
@@ -75,6 +75,7 @@ pub async fn object(store: &AnyStore, command: ObjectCommand) -> anyhow::Result<
             file,
             chunked,
             schema,
+            format,
         } => {
             let schema = Schema::load(&schema.schema)?;
             let name = file.display().to_string();
@@ -92,7 +93,10 @@ pub async fn object(store: &AnyStore, command: ObjectCommand) -> anyhow::Result<
                 object::create(store, &schema, &path, &value).await
             };
             match created {
-                Ok(revision) => println!("created {path} (revision {revision})"),
+                Ok(revision) if format == Format::Json => {
+                    print_json(&json!({"created": path, "revision": revision}))?
+                }
+                Ok(revision) => summary!("created {path} (revision {revision})"),
                 Err(e @ ObjectError::Exists { .. }) => {
                     eprintln!("{e}");
                     return Ok(Outcome::Mismatch);
@@ -105,15 +109,28 @@ pub async fn object(store: &AnyStore, command: ObjectCommand) -> anyhow::Result<
             field,
             value,
             schema,
+            format,
         } => {
             let schema = Schema::load(&schema.schema)?;
             let revision = object::set(store, &schema, &path, &field, &value).await?;
-            println!("OK (revision {revision})");
+            match format {
+                Format::Json => {
+                    print_json(&json!({"object": path, "field": field, "revision": revision}))?
+                }
+                Format::Text => summary!("OK (revision {revision})"),
+            }
         }
-        ObjectCommand::Delete { path, schema } => {
+        ObjectCommand::Delete {
+            path,
+            schema,
+            format,
+        } => {
             let schema = Schema::load(&schema.schema)?;
             let deleted = object::delete(store, &schema, &path).await?;
-            println!("deleted {deleted} fields of {path}");
+            match format {
+                Format::Json => print_json(&json!({"object": path, "deleted_fields": deleted}))?,
+                Format::Text => summary!("deleted {deleted} fields of {path}"),
+            }
             if deleted == 0 {
                 return Ok(Outcome::Mismatch);
             }

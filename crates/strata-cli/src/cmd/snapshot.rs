@@ -1,4 +1,5 @@
-//! Snapshot commands: export (store → flat JSON) and load (flat JSON → store).
+//! Snapshot commands: export (store → flat JSON) and load (flat JSON → store), and
+//! the progress bar that load, import and copy share.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -10,31 +11,45 @@ use strata_ops::snapshot::{export as export_snapshot, read_snapshot};
 use strata_store::AnyStore;
 
 use crate::cli::*;
-use crate::output::{plural, print_json, OutputFile};
+use crate::output::{is_quiet, note, plural, print_json, summary, OutputFile};
 use crate::Outcome;
 
 pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcome> {
     let prefix = args.prefix.as_bytes();
-    let Some(path) = args.output else {
+    let (format, path) = FormatOrPath::resolve(args.output.as_ref(), args.out.as_ref(), "export")?;
+    let path = path.filter(|p| p.as_os_str() != "-");
+    let Some(path) = path else {
+        // The snapshot is standard output; the summary goes to stderr.
         let out = std::io::BufWriter::new(std::io::stdout());
         let report = export_snapshot(store, prefix, out).await?;
-        eprintln!(
-            "exported {} at revision {}",
-            plural(report.keys, "key"),
-            report.revision
-        );
+        match format {
+            Format::Json => note!(
+                "{}",
+                json!({"keys": report.keys, "revision": report.revision, "file": null})
+            ),
+            Format::Text => note!(
+                "exported {} at revision {}",
+                plural(report.keys, "key"),
+                report.revision
+            ),
+        }
         return Ok(Outcome::Ok);
     };
     // Written beside the target and renamed: the file is whole or absent, never half.
     let mut file = OutputFile::create(&path)?;
     let report = export_snapshot(store, prefix, file.writer()).await?;
     file.commit()?;
-    eprintln!(
-        "exported {} at revision {} to {}",
-        plural(report.keys, "key"),
-        report.revision,
-        path.display()
-    );
+    match format {
+        Format::Json => print_json(&json!({
+            "keys": report.keys, "revision": report.revision, "file": path.display().to_string(),
+        }))?,
+        Format::Text => summary!(
+            "exported {} at revision {} to {}",
+            plural(report.keys, "key"),
+            report.revision,
+            path.display()
+        ),
+    }
     Ok(Outcome::Ok)
 }
 
@@ -51,6 +66,9 @@ pub async fn load(store: &AnyStore, args: LoadArgs) -> anyhow::Result<Outcome> {
             "transactions": report.txns, "revision": report.revision, "retries": report.retries,
         }))?,
         Format::Text => {
+            if is_quiet() {
+                return Ok(Outcome::Ok);
+            }
             let mut out = std::io::stdout();
             if report.changed == 0 {
                 writeln!(
@@ -93,7 +111,7 @@ pub(super) struct LoadBar {
 
 impl LoadBar {
     pub(super) fn new(total: u64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = (std::io::stderr().is_terminal() && !is_quiet()).then(|| {
             let bar = ProgressBar::new(total);
             bar.set_style(
                 ProgressStyle::with_template("{bar:40} {pos}/{len} keys  {per_sec}  ETA {eta}")
@@ -120,6 +138,7 @@ impl LoadBar {
         }
         match &self.bar {
             Some(bar) => bar.set_position(done),
+            None if is_quiet() => {}
             None if self.last_line.elapsed() > Duration::from_secs(2) && done < self.total => {
                 self.last_line = Instant::now();
                 let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);

@@ -10,7 +10,7 @@ use strata_ops::transfer::{copy as run_copy, diff as run_diff, CopyOptions, Rewr
 use super::open_named;
 use crate::cli::*;
 use crate::log;
-use crate::output::{plural, print_json, stdout};
+use crate::output::{is_quiet, note, plural, print_json, stdout};
 use crate::Outcome;
 
 fn selection(endpoints: &Endpoints, rewrites: &[String]) -> anyhow::Result<Selection> {
@@ -55,7 +55,7 @@ pub async fn copy(opts: &StoreOpts, args: CopyArgs) -> anyhow::Result<Outcome> {
             "source_digest": report.source_digest, "target_digest": report.target_digest,
             "verified": report.verified, "dry_run": args.dry_run,
         }))?;
-    } else {
+    } else if !is_quiet() || args.dry_run {
         let mut out = stdout();
         if args.dry_run {
             writeln!(
@@ -223,7 +223,7 @@ pub async fn diff(opts: &StoreOpts, args: DiffArgs) -> anyhow::Result<Outcome> {
             writeln!(out, "{mark} {}", display_key(key))?;
         }
         out.flush()?;
-        eprintln!(
+        note!(
             "{} compared: {} only in --from, {} only in --to, {} different",
             plural(report.keys, "key"),
             report.only_in_from.len(),

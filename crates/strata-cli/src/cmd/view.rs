@@ -9,7 +9,7 @@ use strata_ops::txn_json::event_json;
 use strata_store::AnyStore;
 
 use crate::cli::*;
-use crate::output::{pad, print_json, show, show_cut, stdout};
+use crate::output::{note, pad, plural, print_json, show, show_cut, stdout};
 use crate::Outcome;
 
 pub async fn ls(store: &AnyStore, args: LsArgs) -> anyhow::Result<Outcome> {
@@ -55,7 +55,7 @@ pub async fn ls(store: &AnyStore, args: LsArgs) -> anyhow::Result<Outcome> {
     }
     out.flush()?;
     if children.is_empty() {
-        eprintln!("{}", nothing_under(store, &args.prefix).await?);
+        note!("{}", nothing_under(store, &args.prefix).await?);
     }
     Ok(Outcome::Ok)
 }
@@ -88,6 +88,9 @@ async fn nothing_under(store: &AnyStore, prefix: &str) -> anyhow::Result<String>
 }
 
 pub async fn tree(store: &AnyStore, args: TreeArgs) -> anyhow::Result<Outcome> {
+    if args.format == Format::Json {
+        return tree_json(store, &args.prefix).await;
+    }
     let mut out = stdout();
     writeln!(out, "{}", dir_prefix(&args.prefix))?;
     let mut keys = 0u64;
@@ -109,7 +112,55 @@ pub async fn tree(store: &AnyStore, args: TreeArgs) -> anyhow::Result<Outcome> {
     })
     .await?;
     out.flush()?;
-    eprintln!("{keys} keys");
+    note!("{}", plural(keys, "key"));
+    Ok(Outcome::Ok)
+}
+
+/// `tree -o json`: `{"prefix", "revision", "tree"}` where the tree nests one object
+/// per level; a key that is also a level keeps its value under `""`. Values are text
+/// (non-UTF-8 bytes replaced).
+async fn tree_json(store: &AnyStore, prefix: &str) -> anyhow::Result<Outcome> {
+    use serde_json::{Map, Value};
+    let base = dir_prefix(prefix);
+    let mut root = Map::new();
+    let revision = strata_core::scan(store, KeySpan::prefix(base.as_bytes()), 0, |page| {
+        for kv in page {
+            let rel = String::from_utf8_lossy(&kv.key[base.len()..]).into_owned();
+            let value = Value::String(String::from_utf8_lossy(&kv.value).into_owned());
+            let mut level = &mut root;
+            let mut parts = rel.split('/').peekable();
+            while let Some(part) = parts.next() {
+                if parts.peek().is_none() {
+                    match level.get_mut(part) {
+                        Some(Value::Object(below)) => {
+                            below.insert(String::new(), value);
+                        }
+                        _ => {
+                            level.insert(part.to_owned(), value);
+                        }
+                    }
+                    break;
+                }
+                let entry = level
+                    .entry(part.to_owned())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::String(_) = entry {
+                    // The key seen first is also a level: keep its value under "".
+                    let held = std::mem::replace(entry, Value::Object(Map::new()));
+                    if let Value::Object(below) = entry {
+                        below.insert(String::new(), held);
+                    }
+                }
+                let Value::Object(below) = entry else {
+                    unreachable!("made an object just above")
+                };
+                level = below;
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    print_json(&json!({"prefix": base, "revision": revision, "tree": root}))?;
     Ok(Outcome::Ok)
 }
 
