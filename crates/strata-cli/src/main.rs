@@ -15,7 +15,7 @@ mod wording;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 
 use crate::cli::Cli;
 
@@ -30,7 +30,7 @@ pub enum Outcome {
 fn main() -> ExitCode {
     // Parsed by hand rather than `Cli::parse()`: where --store came from (flag,
     // environment, default) is only in the matches.
-    let matches = Cli::command().get_matches();
+    let matches = cli::help::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     log::init(cli.log_format);
     output::set_quiet(cli.quiet);

@@ -56,7 +56,15 @@ fn watch_in_another_process_sees_puts_and_deletes() {
     let s = Sandbox::new();
     s.ok(&["put", "/w/before", "0"]);
     let mut watcher = s
-        .command(&["watch", "/w/", "--from-rev", "3", "--count", "3"])
+        .command(&[
+            "watch",
+            "--prefix",
+            "/w/",
+            "--from-rev",
+            "3",
+            "--count",
+            "3",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -88,6 +96,7 @@ fn watch_from_rev_replays_then_follows_as_json_lines() {
     let mut watcher = s
         .command(&[
             "watch",
+            "--prefix",
             "/r/",
             "--from-rev",
             "2",

@@ -106,6 +106,7 @@ pub enum BackupCommand {
     Run {
         #[command(flatten)]
         args: BackupWriteArgs,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
@@ -138,15 +139,19 @@ pub enum BackupCommand {
         target: String,
         #[command(flatten)]
         repo: BackupRepoArgs,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
     /// Every key that differs between two commits or dates.
     Diff {
+        /// The older commit (id, HEAD~3, …) or date.
         from: String,
+        /// The newer commit or date.
         to: String,
         #[command(flatten)]
         repo: BackupRepoArgs,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
@@ -189,6 +194,7 @@ pub enum BackupCommand {
         to: Option<String>,
         #[command(flatten)]
         shape: BackupShape,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
@@ -197,6 +203,7 @@ pub enum BackupCommand {
     Verify {
         #[command(flatten)]
         shape: BackupShape,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
@@ -232,6 +239,7 @@ pub enum MigrateCommand {
     Status {
         #[command(flatten)]
         dir: MigrationsDir,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
@@ -250,6 +258,7 @@ pub enum MigrateCommand {
         /// shown as <secret>, so a plan can go into a CI log or a review.
         #[arg(long, value_name = "FILE")]
         schema: Option<std::path::PathBuf>,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
@@ -276,6 +285,7 @@ pub enum MigrateCommand {
         /// Keys read per page while scanning a step's objects.
         #[arg(long, value_name = "KEYS", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         page: i64,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
@@ -284,6 +294,7 @@ pub enum MigrateCommand {
     Verify {
         #[command(flatten)]
         dir: MigrationsDir,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
@@ -295,6 +306,7 @@ pub enum MigrateCommand {
         name: String,
         #[command(flatten)]
         dir: MigrationsDir,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
@@ -342,6 +354,7 @@ pub struct SchemaCheckArgs {
     /// Only keys under this prefix.
     #[arg(long, default_value = "")]
     pub prefix: String,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
@@ -357,13 +370,16 @@ pub struct SchemaArg {
 pub enum ObjectCommand {
     /// Print an object as typed JSON (exit 3 if it does not exist).
     Get {
+        /// The object (its key prefix, such as /sigilgate/users/7).
         path: String,
         #[command(flatten)]
         schema: SchemaArg,
     },
     /// Create an object from a JSON file (`-` for standard input): all fields or none.
     Create {
+        /// The object to create.
         path: String,
+        /// A JSON file of its fields ({"field": value}), or `-` for standard input.
         file: PathBuf,
         /// Write an object too large for one transaction in several, behind a
         /// pending marker (readers see it only once complete; an interrupted write is
@@ -372,24 +388,31 @@ pub enum ObjectCommand {
         chunked: bool,
         #[command(flatten)]
         schema: SchemaArg,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
     /// Set one field, type-checked.
     Set {
+        /// The object.
         path: String,
+        /// The field to set (type-checked against the schema).
         field: String,
+        /// The new value, as text (`7`, `true`, `blocked`).
         value: String,
         #[command(flatten)]
         schema: SchemaArg,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
     /// Delete an object's fields (not the objects nested below it).
     Delete {
+        /// The object.
         path: String,
         #[command(flatten)]
         schema: SchemaArg,
+        /// The output format: text for people, json for scripts.
         #[arg(short = 'o', long = "output", value_enum, default_value_t)]
         format: Format,
     },
@@ -401,6 +424,7 @@ pub struct RefsArgs {
     pub key: String,
     #[command(flatten)]
     pub schema: SchemaArg,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }

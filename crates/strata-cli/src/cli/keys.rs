@@ -10,12 +10,14 @@ use super::{at_least_one, parse_duration, Format};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
+    /// The key (a path such as /sigilgate/users/7/status).
     pub key: String,
     /// Read every key that starts with KEY.
     #[arg(long)]
@@ -29,21 +31,25 @@ pub struct GetArgs {
     /// The most keys to return (0 = all).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
     pub limit: i64,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct PutArgs {
+    /// The key (a path such as /sigilgate/users/7/status).
     pub key: String,
     /// The value; `-` reads standard input (as is, no newline stripped).
     pub value: String,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct DelArgs {
+    /// The key, or with --prefix the prefix, to delete.
     pub key: String,
     /// Delete every key that starts with KEY (bytewise: end it with / to stay inside
     /// one segment). More than 10 keys are shown and must be confirmed.
@@ -56,6 +62,7 @@ pub struct DelArgs {
     /// --prefix matches more than 10 keys).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
@@ -65,6 +72,7 @@ pub struct LsArgs {
     /// The prefix to list (a trailing `/` is implied).
     #[arg(default_value = "/")]
     pub prefix: String,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
@@ -102,20 +110,24 @@ pub struct Expect {
 
 #[derive(Debug, Args)]
 pub struct CasArgs {
+    /// The key (a path such as /sigilgate/users/7/status).
     pub key: String,
     /// The new value; `-` reads standard input.
     pub value: String,
     #[command(flatten)]
     pub expect: Expect,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct CadArgs {
+    /// The key (a path such as /sigilgate/users/7/status).
     pub key: String,
     #[command(flatten)]
     pub expect: Expect,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
@@ -124,27 +136,34 @@ pub struct CadArgs {
 pub struct TxnArgs {
     /// The transaction file, or `-` for standard input.
     pub file: PathBuf,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
+    /// The key (a path such as /sigilgate/users/7/status).
     pub key: String,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Watch every key that starts with this prefix.
-    pub prefix: String,
+    /// The key to watch (with --prefix: every key that starts with it).
+    pub key: String,
+    /// Watch every key that starts with KEY.
+    #[arg(long)]
+    pub prefix: bool,
     /// Replay changes from this revision before following live ones.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
     pub from_rev: Option<i64>,
     /// Stop after this many events (default: run until interrupted).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
@@ -156,6 +175,7 @@ pub struct CompactArgs {
     /// Compact without asking (required when standard input is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
@@ -182,6 +202,7 @@ pub struct LoadArgs {
     /// Keys per transaction (default and upper bound: the backend's limit).
     #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub batch: Option<usize>,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
@@ -213,6 +234,7 @@ pub struct CopyArgs {
     /// Delete keys in the target's copied prefixes that the source does not have.
     #[arg(long)]
     pub delete_extra: bool,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
@@ -243,6 +265,27 @@ pub struct MirrorArgs {
 pub struct DiffArgs {
     #[command(flatten)]
     pub endpoints: Endpoints,
+    /// The output format: text for people, json for scripts.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The key whose value to edit.
+    pub key: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write strata.1 and one strata-COMMAND.1 per command here instead of printing
+    /// the main page.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }

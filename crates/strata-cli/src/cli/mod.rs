@@ -2,6 +2,7 @@
 //! file holds the top level (global options, the store and its connection flags, the
 //! command list); `keys` and `jobs` hold each command's arguments.
 
+pub mod help;
 mod jobs;
 mod keys;
 
@@ -334,9 +335,20 @@ pub enum Command {
     Txn(TxnArgs),
     /// Every change of a key still held (up to the last compaction).
     History(HistoryArgs),
-    /// Follow changes under a prefix; with --from-rev, replay from that revision
-    /// first.
+    /// Follow the changes of a key, or with --prefix of every key under it; with
+    /// --from-rev, replay from that revision first.
     Watch(WatchArgs),
+    /// Edit a value in $VISUAL or $EDITOR (else vi), then write it back only if the
+    /// key has not changed since it was read (compare-and-swap on its revision).
+    ///
+    /// A missing key starts empty and is created only if still absent. An unchanged
+    /// file writes nothing. On a conflict (exit 3) your edit is kept in a file whose
+    /// path is printed, and the store is left as the other writer made it.
+    Edit(EditArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a folder.
+    Man(ManArgs),
     /// Drop history older than a revision (reads and watches before it then fail).
     ///
     /// Says how many revisions of history go and asks; --yes in scripts.

@@ -3,6 +3,8 @@
 //! SQLite file) and names the store in every error of a command that opened it.
 
 mod backup;
+mod docs;
+mod edit;
 mod import;
 mod kv;
 mod migrate;
@@ -29,7 +31,8 @@ fn writes(command: &Command) -> bool {
         | Command::Cad(_)
         | Command::Txn(_)
         | Command::Compact(_)
-        | Command::Load(_) => true,
+        | Command::Load(_)
+        | Command::Edit(_) => true,
         Command::Import(args) => {
             args.out.is_none()
                 && !matches!(args.output, Some(crate::cli::FormatOrPath::Path(_)))
@@ -62,6 +65,8 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<Outcome> {
             format,
         }) => migrate::new(&dir.dir, &area, &name, format),
         Command::Status(args) => status::status(opts, args).await,
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
         other => {
             let store = open(opts).await?;
             on_store(&store, other)
@@ -90,9 +95,12 @@ async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome>
         | Command::Diff(_)
         | Command::Import(_)
         | Command::Status(_)
+        | Command::Completions(_)
+        | Command::Man(_)
         | Command::Backup(_) => {
-            anyhow::bail!("copy, mirror, diff and import open their stores themselves")
+            anyhow::bail!("copy, mirror, diff, import, status, backup, completions and man open their stores themselves, if any")
         }
+        Command::Edit(args) => edit::edit(store, args).await,
         Command::Get(args) => kv::get(store, args).await,
         Command::Put(args) => kv::put(store, args).await,
         Command::Del(args) => kv::del(store, args).await,

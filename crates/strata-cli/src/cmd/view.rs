@@ -165,8 +165,31 @@ async fn tree_json(store: &AnyStore, prefix: &str) -> anyhow::Result<Outcome> {
 }
 
 pub async fn watch(store: &AnyStore, args: WatchArgs) -> anyhow::Result<Outcome> {
+    let prefix = args.prefix || args.key.ends_with('/');
+    if prefix && !args.prefix {
+        // Before this release `watch P` always meant a prefix.
+        eprintln!(
+            "warning: watching {} as a prefix because it ends with /; say `strata watch \
+             --prefix {}` (without --prefix, watch follows one key from the next release)",
+            args.key, args.key
+        );
+    }
+    let span = if prefix {
+        KeySpan::prefix(args.key.as_bytes())
+    } else {
+        KeySpan::key(args.key.as_bytes())
+    };
+    if let Some(from) = args.from_rev {
+        let current = current_revision(store).await?;
+        if from > current + 1 {
+            note!(
+                "revision {from} is beyond the store's current revision {current}: nothing to \
+                 replay; waiting for revision {from} and the changes after it"
+            );
+        }
+    }
     let req = WatchRequest {
-        span: KeySpan::prefix(args.prefix.as_bytes()),
+        span,
         start_revision: args.from_rev.unwrap_or(0),
     };
     let mut watcher = store.watch(req).await?;
@@ -211,4 +234,10 @@ pub async fn watch(store: &AnyStore, args: WatchArgs) -> anyhow::Result<Outcome>
         // Flush per batch so a pipe reader sees changes as they happen.
         out.flush()?;
     }
+}
+
+/// The store's current revision (one count-only read).
+pub(super) async fn current_revision(store: &AnyStore) -> anyhow::Result<i64> {
+    let probe = strata_core::RangeRequest::new(KeySpan::key(b"/".to_vec())).count_only();
+    Ok(store.range(probe).await?.revision)
 }
