@@ -116,11 +116,26 @@ fn new_writes_the_next_file_of_an_area_from_the_template() {
         err.contains(&format!("strata migrate plan --dir {d} --area users")),
         "{err}"
     );
-    // As written it has no steps: plan says what to add, naming the file.
-    let (_, err) = s.expect(1, &["--create", "migrate", "plan", "--dir", d]);
+    // As written it has no steps: status lists it as a draft (exit 0: files and
+    // store agree), plan and up say what to add, naming the file, and apply nothing.
+    let (status, _) = s.expect(0, &["--create", "migrate", "status", "--dir", d]);
     assert!(
-        err.contains("0001_add_region.toml") && err.contains("[[steps]]"),
-        "{err}"
+        status.contains("draft: ") && status.contains("0001_add_region.toml"),
+        "{status}"
+    );
+    for args in [
+        &["migrate", "plan", "--dir", d][..],
+        &["migrate", "up", "--dir", d, "--yes"],
+    ] {
+        let (_, err) = s.expect(1, args);
+        assert!(
+            err.contains("0001_add_region.toml") && err.contains("[[steps]]"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        s.ok(&["get", "--prefix", "/_strata/migrations/", "--keys-only"]),
+        ""
     );
     let second = s.ok(&["migrate", "new", "users", "set_currency", "--dir", d]);
     assert!(

@@ -163,6 +163,9 @@ pub struct AreaStatus {
     pub in_progress: Option<InProgress>,
     pub lock: Option<LockRecord>,
     pub problems: Vec<String>,
+    /// Pending files without steps yet (`migrate new`'s template): what to do with
+    /// each. Not a problem of the store, but `plan` and `up` refuse them.
+    pub drafts: Vec<String>,
 }
 
 /// The state of every area, local or recorded.
@@ -182,7 +185,13 @@ pub async fn status<S: Store>(store: &S, areas: &Areas) -> Result<Vec<AreaStatus
             .filter(|m| m.version > current)
             .map(Migration::label)
             .collect();
+        let drafts = migrations
+            .iter()
+            .filter(|m| m.is_draft() && m.version > current)
+            .map(|m| format!("{}: {}", m.path.display(), runner::DRAFT))
+            .collect();
         out.push(AreaStatus {
+            drafts,
             local: migrations.len(),
             current,
             applied: recorded.applied.values().cloned().collect(),

@@ -121,7 +121,7 @@ async fn plan_raw<S: Store>(
     opts: &UpOptions,
 ) -> Result<Vec<PlannedMigration>, Error> {
     let mut out = Vec::new();
-    for (area, migrations) in select(areas, opts.area.as_deref())? {
+    for (area, migrations) in select(areas, opts)? {
         let recorded = state::read(store, area).await?;
         let problems = validate(area, migrations, &recorded);
         if !problems.is_empty() {

@@ -18,21 +18,38 @@ use crate::state::{self, applied_key, progress_key, Applied, Counts, InProgress}
 use crate::{validate, Areas, Error};
 
 /// The areas a run selects; an unknown `--area` is an error.
+/// The areas `up` and `plan` work on. A selected migration without steps (the
+/// template `migrate new` wrote, not yet edited) stops both before anything runs.
 pub(crate) fn select<'a>(
     areas: &'a Areas,
-    only: Option<&str>,
+    opts: &UpOptions,
 ) -> Result<Vec<(&'a String, &'a Vec<Migration>)>, Error> {
-    match only {
-        None => Ok(areas.iter().collect()),
+    let selected = match opts.area.as_deref() {
+        None => areas.iter().collect(),
         Some(a) => areas
             .get_key_value(a)
             .map(|kv| vec![kv])
             .ok_or_else(|| Error::UnknownArea {
                 area: a.to_owned(),
                 known: areas.keys().cloned().collect(),
-            }),
+            })?,
+    };
+    let draft = selected
+        .iter()
+        .flat_map(|(_, migrations)| migrations.iter())
+        .find(|m| m.is_draft() && opts.to.is_none_or(|to| m.version <= to));
+    if let Some(m) = draft {
+        return Err(Error::File {
+            path: m.path.display().to_string(),
+            reason: DRAFT.into(),
+        });
     }
+    Ok(selected)
 }
+
+/// What a migration without steps is told.
+pub(crate) const DRAFT: &str = "it has no steps yet: uncomment one of the template's \
+     [[steps]] blocks and fill it in, or delete the file";
 
 /// Applies the pending migrations of every selected area.
 pub async fn up<S: Store>(
@@ -43,7 +60,7 @@ pub async fn up<S: Store>(
 ) -> Result<Vec<MigrationReport>, Error> {
     let owner = runner_name();
     let mut reports = Vec::new();
-    for (area, migrations) in select(areas, opts.area.as_deref())? {
+    for (area, migrations) in select(areas, opts)? {
         let result = async {
             let mut lock = Lock::acquire(store, area, &owner, opts.lock_ttl, opts.wait).await?;
             let result = up_area(store, &mut lock, area, migrations, opts, on, &mut reports).await;

@@ -116,6 +116,7 @@ async fn status(store: &AnyStore, areas: &Areas, format: Format) -> anyhow::Resu
                     "area": s.area, "current": s.current, "local": s.local,
                     "applied": s.applied, "pending": s.pending,
                     "in_progress": s.in_progress, "lock": s.lock, "problems": s.problems,
+                    "drafts": s.drafts,
                 })
             })
             .collect();
@@ -163,6 +164,9 @@ async fn status(store: &AnyStore, areas: &Areas, format: Format) -> anyhow::Resu
         }
         for problem in &s.problems {
             writeln!(out, "{:<16} ! {problem}", "")?;
+        }
+        for draft in &s.drafts {
+            writeln!(out, "{:<16} draft: {draft}", "")?;
         }
     }
     out.flush()?;
