@@ -87,6 +87,12 @@ fn store(e: &strata_core::Error) -> Option<String> {
         E::Backend { .. } if text.contains("user and password the cluster accepts") => {
             Some(auth.into())
         }
+        E::Backend { .. } if text.contains("authentication is not enabled") => Some(
+            "leave out --user and --password (and unset ETCDCTL_USER, ETCDCTL_PASSWORD)".into(),
+        ),
+        E::Backend { .. } | E::Unavailable { .. } if text.contains("etcd's client port") => Some(
+            "name the client URL with --store etcd://HOST:PORT or --endpoints HOST:PORT".into(),
+        ),
         _ => None,
     }
 }

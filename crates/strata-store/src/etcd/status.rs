@@ -84,8 +84,12 @@ impl EtcdStore {
     }
 }
 
-/// The gist of a client error: a gRPC status's message, not its debug dump.
+/// The gist of a client error: what it means when that is known, else a gRPC
+/// status's message, not its debug dump.
 fn short(e: etcd_client::Error) -> String {
+    if let Some(said) = super::diagnosis(&super::chain_text(&e)) {
+        return said.short;
+    }
     match e {
         etcd_client::Error::GRpcStatus(status) => status.message().to_owned(),
         other => other.to_string(),
