@@ -211,19 +211,21 @@ pub struct CompactPlan {
     pub dropped_revisions: i64,
 }
 
+impl CompactPlan {
+    /// The store is compacted at `revision` or later already: nothing to do (a
+    /// compaction run twice, or by a cron job and by hand, is not an error).
+    pub fn is_done(&self) -> bool {
+        self.revision <= self.compact_revision
+    }
+}
+
 /// What compacting at `revision` would do, checked against the store's counters: a
-/// revision at or below the compaction point is [`strata_core::Error::Compacted`],
-/// one above the current revision [`strata_core::Error::FutureRevision`], as the
-/// compaction itself would fail. Writes nothing.
+/// revision at or below the compaction point is a plan that [`CompactPlan::is_done`]
+/// (nothing drops), one above the current revision
+/// [`strata_core::Error::FutureRevision`], as the compaction itself would fail.
+/// Writes nothing.
 pub async fn compact_plan<S: Store>(store: &S, revision: i64) -> Result<CompactPlan> {
     let status = store.status().await?;
-    if revision <= status.compact_revision {
-        return Err(StoreError::Compacted {
-            requested: revision,
-            compacted: status.compact_revision,
-        }
-        .into());
-    }
     if revision > status.revision {
         return Err(StoreError::FutureRevision {
             requested: revision,
@@ -235,7 +237,11 @@ pub async fn compact_plan<S: Store>(store: &S, revision: i64) -> Result<CompactP
         revision,
         current_revision: status.revision,
         compact_revision: status.compact_revision,
-        dropped_revisions: (revision - status.compact_revision.max(1)).max(0),
+        dropped_revisions: if revision <= status.compact_revision {
+            0
+        } else {
+            (revision - status.compact_revision.max(1)).max(0)
+        },
     })
 }
 

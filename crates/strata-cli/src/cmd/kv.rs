@@ -394,6 +394,21 @@ pub async fn history(store: &AnyStore, args: HistoryArgs) -> anyhow::Result<Outc
 
 pub async fn compact(store: &AnyStore, args: CompactArgs) -> anyhow::Result<Outcome> {
     let plan = guard::compact_plan(store, args.revision).await?;
+    if plan.is_done() {
+        match args.format {
+            Format::Json => print_json(&json!({
+                "compacted": plan.compact_revision, "dropped_revisions": 0,
+                "current_revision": plan.current_revision, "already": true,
+            }))?,
+            Format::Text => summary!(
+                "nothing to do: the store is compacted at revision {} already, so history \
+                 before {} is gone",
+                plan.compact_revision,
+                args.revision
+            ),
+        }
+        return Ok(Outcome::Ok);
+    }
     if !args.yes && plan.dropped_revisions > 0 {
         let oldest = plan.compact_revision.max(1);
         crate::output::confirm(
@@ -420,7 +435,7 @@ pub async fn compact(store: &AnyStore, args: CompactArgs) -> anyhow::Result<Outc
     match args.format {
         Format::Json => print_json(&json!({
             "compacted": args.revision, "dropped_revisions": plan.dropped_revisions,
-            "current_revision": plan.current_revision,
+            "current_revision": plan.current_revision, "already": false,
         }))?,
         Format::Text => summary!(
             "compacted: history before revision {} is gone ({} dropped)",
