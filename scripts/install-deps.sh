@@ -14,6 +14,7 @@
 #   git                        the independent checker of backup repositories (fsck, log)
 #   openssl                    makes the CA, server and client certificates of TLS tests
 #   util-linux                 setpriv: PostgreSQL refuses to run as root
+#   bsdutils                   script: runs the guard tests' commands on a terminal
 #   tar                        archives in the backup tests
 #   systemd                    systemd-analyze: checks the service units of deploy/
 # Uses apt-get (Debian/Ubuntu) as root; otherwise prints the command to run and exits 1.
@@ -106,6 +107,7 @@ if $want_test; then
     "git|check_git|git"
     "openssl|check_cmd openssl|openssl"
     "setpriv|check_cmd setpriv|util-linux"
+    "script|check_cmd script|bsdutils"
     "tar|check_cmd tar|tar"
     "systemd-analyze|check_cmd systemd-analyze|systemd"
   )

@@ -9,6 +9,7 @@
 //! whole store; `log`, `diff` and `verify` read history.
 
 pub mod backup;
+pub mod history;
 pub mod layout;
 pub mod options;
 pub mod pack;
@@ -16,17 +17,19 @@ pub mod repo;
 pub mod request;
 pub mod restore;
 pub mod secrets;
+pub mod verify;
 pub mod watch;
 
 use std::path::PathBuf;
 
 pub use backup::run;
+pub use history::{diff, log, KeyChange, LogEntry};
 pub use options::{BackupOptions, BackupReport, Identity, OnStage, Stage};
 pub use request::{BackupRequest, Writer};
 pub use restore::{
-    diff, log, restore, restore_all, verify, KeyChange, LogEntry, RestoreHow, RestoreReport,
-    VerifyReport,
+    apply_restore, plan_restore, restore, restore_all, RestoreHow, RestorePlan, RestoreReport,
 };
+pub use verify::{verify, VerifyReport};
 pub use watch::{watch, CommitPoint, WatchOptions, WatchStatus, WatchUpdate};
 
 /// The version of the file layout a commit records in its options (a change of

@@ -1,30 +1,26 @@
-//! Reading backups back: restore, log, diff, verify.
+//! Restoring from a backup.
 //!
 //! Owns turning the files of a commit into keys and values (revealing encrypted
 //! secrets with the key file; fingerprinted ones cannot be restored and are reported),
-//! restoring a key, an object or a prefix in one transaction conditioned on the
-//! revisions read, rebuilding a whole store into an empty one, a key's or object's
-//! history, the key-level difference of two commits, and the check that the last
-//! commit matches the store at the revision it records.
+//! planning and applying the restore of a key, an object or a prefix in one
+//! transaction conditioned on the revisions read, and rebuilding a whole store into an
+//! empty one. `history` reads a key's changes and `verify` checks the last commit.
 
 use std::collections::BTreeMap;
 
 use git2::Commit;
 use serde_json::Value;
 use strata_core::key::display_key;
-use strata_core::{
-    scan, Compare, CompareOp, KeySpan, MemStore, Op, OpResponse, RangeRequest, Store, Txn,
-};
-use strata_ops::transfer::Digest;
+use strata_core::{Compare, CompareOp, KeySpan, Op, OpResponse, RangeRequest, Store, Txn};
 
-use crate::layout::{file_prefix, key_of, locate, parse, SUFFIX};
+use crate::layout::{file_prefix, key_of, parse, SUFFIX};
 use crate::options::BackupOptions;
 use crate::repo::{git_err, Repo, Trailers};
 use crate::secrets::Secrets;
 use crate::Error;
 
 /// The keys of a commit under `prefix`: key → written value.
-fn written(
+pub(crate) fn written(
     repo: &Repo,
     commit: &Commit<'_>,
     prefix: &[u8],
@@ -64,7 +60,7 @@ type Snapshot = (BTreeMap<Vec<u8>, Vec<u8>>, Vec<Vec<u8>>);
 
 /// The restorable keys of a commit under `prefix`, and the keys that cannot be
 /// restored (fingerprinted secrets).
-fn snapshot(
+pub(crate) fn snapshot(
     repo: &Repo,
     commit: &Commit<'_>,
     prefix: &[u8],
@@ -123,11 +119,35 @@ pub async fn restore<S: Store>(
     at: &str,
     how: RestoreHow,
 ) -> Result<RestoreReport, Error> {
-    let RestoreHow {
-        dry_run,
-        force,
-        in_batches,
-    } = how;
+    let plan = plan_restore(store, opts, target, at).await?;
+    if how.dry_run {
+        return Ok(plan.report);
+    }
+    apply_restore(store, plan, how).await
+}
+
+/// A restore as read, before anything is written: what it will put and delete
+/// ([`RestorePlan::report`]), each write conditioned on the revision its key had
+/// when read. Applied by [`apply_restore`], it writes exactly what the report
+/// shows, or nothing of a key that changed since (a conflict): a frontend can show
+/// the plan, ask, and apply what was shown.
+#[derive(Clone, Debug)]
+pub struct RestorePlan {
+    /// What applying the plan will do (`store_revision` 0 until applied).
+    pub report: RestoreReport,
+    target: String,
+    compares: Vec<Compare>,
+    ops: Vec<Op>,
+}
+
+/// Reads the commit and the store and plans the restore of `target` as of `at`
+/// (see [`restore`]); writes nothing.
+pub async fn plan_restore<S: Store>(
+    store: &S,
+    opts: &BackupOptions,
+    target: &str,
+    at: &str,
+) -> Result<RestorePlan, Error> {
     let repo = Repo::open(&opts.repo, false, false)?;
     let commit = repo.resolve(at)?;
     let revision = Trailers::parse(commit.message().unwrap_or("")).map_or(0, |t| t.revision);
@@ -199,7 +219,32 @@ pub async fn restore<S: Store>(
         report.deleted.push(key.clone());
     }
     report.secrets_kept = secret_in_span;
-    if dry_run || ops.is_empty() {
+    Ok(RestorePlan {
+        report,
+        target: target.to_owned(),
+        compares,
+        ops,
+    })
+}
+
+/// Writes a plan of [`plan_restore`]: one transaction (or, with `in_batches`,
+/// several), each write conditioned on its key's revision in the plan unless
+/// `force`. `how.dry_run` is ignored: the plan is the dry run.
+pub async fn apply_restore<S: Store>(
+    store: &S,
+    plan: RestorePlan,
+    how: RestoreHow,
+) -> Result<RestoreReport, Error> {
+    let RestoreHow {
+        force, in_batches, ..
+    } = how;
+    let RestorePlan {
+        mut report,
+        target,
+        compares,
+        ops,
+    } = plan;
+    if ops.is_empty() {
         return Ok(report);
     }
     let limit = store.capabilities().max_txn_ops;
@@ -346,239 +391,5 @@ pub async fn restore_all<S: Store + Clone + 'static>(
         secrets_kept: secret,
         store_revision: loaded.revision,
         ..RestoreReport::default()
-    })
-}
-
-/// One change of a key (or of an object's file) in history.
-#[derive(Clone, Debug)]
-pub struct LogEntry {
-    pub commit: String,
-    pub time: i64,
-    pub revision: i64,
-    pub changes: Vec<KeyChange>,
-}
-
-/// A key's written value before and after.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KeyChange {
-    pub key: Vec<u8>,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-}
-
-fn member_diff(
-    file: &str,
-    before: &BTreeMap<String, Value>,
-    after: &BTreeMap<String, Value>,
-    only: Option<&str>,
-) -> Vec<KeyChange> {
-    let mut names: Vec<&String> = before.keys().chain(after.keys()).collect();
-    names.sort();
-    names.dedup();
-    names
-        .into_iter()
-        .filter(|m| only.is_none_or(|o| o == m.as_str()))
-        .filter_map(|m| {
-            let (b, a) = (before.get(m), after.get(m));
-            (b != a).then(|| KeyChange {
-                key: key_of(file, m).unwrap_or_else(|| m.as_bytes().to_vec()),
-                before: b.cloned(),
-                after: a.cloned(),
-            })
-        })
-        .collect()
-}
-
-fn file_at(repo: &Repo, commit: &Commit<'_>, file: &str) -> Result<BTreeMap<String, Value>, Error> {
-    let tree = commit.tree().map_err(git_err("reading a tree"))?;
-    Ok(repo
-        .file(&tree, file)?
-        .and_then(|b| parse(&b))
-        .unwrap_or_default())
-}
-
-/// Every commit where `target` changed, newest first. `target` is a key (its value),
-/// or an object path (every field in its file).
-pub fn log(repo_path: &std::path::Path, target: &str) -> Result<Vec<LogEntry>, Error> {
-    let repo = Repo::open(repo_path, false, false)?;
-    let (key_file, member) = locate(target.as_bytes());
-    let (object_file, _) = locate(format!("{target}/x").as_bytes());
-    let mut walk = repo.git.revwalk().map_err(git_err("walking history"))?;
-    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)
-        .map_err(git_err("walking history"))?;
-    if repo.head()?.is_none() {
-        return Ok(Vec::new());
-    }
-    walk.push_head().map_err(git_err("walking history"))?;
-    let mut out = Vec::new();
-    for oid in walk {
-        let commit = repo
-            .git
-            .find_commit(oid.map_err(git_err("walking history"))?)
-            .map_err(git_err("reading a commit"))?;
-        let parent = commit.parent(0).ok();
-        let mut changes = Vec::new();
-        for (file, only) in [(&key_file, Some(member.as_str())), (&object_file, None)] {
-            let after = file_at(&repo, &commit, file)?;
-            let before = match &parent {
-                Some(p) => file_at(&repo, p, file)?,
-                None => BTreeMap::new(),
-            };
-            changes.extend(member_diff(file, &before, &after, only));
-        }
-        if !changes.is_empty() {
-            out.push(LogEntry {
-                commit: commit.id().to_string(),
-                time: commit.time().seconds(),
-                revision: Trailers::parse(commit.message().unwrap_or("")).map_or(0, |t| t.revision),
-                changes,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Every key that differs between two commits (or dates).
-pub fn diff(repo_path: &std::path::Path, a: &str, b: &str) -> Result<Vec<KeyChange>, Error> {
-    let repo = Repo::open(repo_path, false, false)?;
-    let (ca, cb) = (repo.resolve(a)?, repo.resolve(b)?);
-    let (ta, tb) = (
-        ca.tree().map_err(git_err("reading a tree"))?,
-        cb.tree().map_err(git_err("reading a tree"))?,
-    );
-    let diff = repo
-        .git
-        .diff_tree_to_tree(Some(&ta), Some(&tb), None)
-        .map_err(git_err("comparing the commits"))?;
-    let mut files = Vec::new();
-    for delta in diff.deltas() {
-        for f in [delta.old_file(), delta.new_file()] {
-            if let Some(p) = f.path().and_then(|p| p.to_str()) {
-                files.push(p.to_owned());
-            }
-        }
-    }
-    files.sort();
-    files.dedup();
-    let mut out = Vec::new();
-    for file in files {
-        out.extend(member_diff(
-            &file,
-            &file_at(&repo, &ca, &file)?,
-            &file_at(&repo, &cb, &file)?,
-            None,
-        ));
-    }
-    Ok(out)
-}
-
-/// What `verify` compared.
-#[derive(Clone, Debug)]
-pub struct VerifyReport {
-    pub commit: String,
-    /// The store revision the commit records.
-    pub revision: i64,
-    /// The revision the live store was read at: `revision`, or the current one when
-    /// the store has compacted `revision` away.
-    pub compared_at: i64,
-    pub keys: u64,
-    pub digest: String,
-}
-
-/// The digest of the live store's backed-up keys at `revision` (0: now), and the
-/// revision read.
-async fn live_digest<S: Store>(
-    store: &S,
-    opts: &BackupOptions,
-    revision: i64,
-) -> strata_core::Result<(Digest, i64)> {
-    let mut live = Digest::default();
-    let mut read_at = revision;
-    for span in opts.spans() {
-        read_at = scan(store, span, read_at, |kvs| {
-            for kv in kvs.iter().filter(|kv| opts.selected(&kv.key)) {
-                let Some(written) = opts.secrets.protect(&kv.key, &kv.value) else {
-                    continue;
-                };
-                match opts.secrets.reveal(&kv.key, &written) {
-                    Ok(Some(_)) => live.add(&kv.key, &kv.value),
-                    _ => live.add(&kv.key, written.to_string().as_bytes()),
-                }
-            }
-            Ok(())
-        })
-        .await?;
-    }
-    Ok((live, read_at))
-}
-
-/// Restores the latest commit into a scratch in-memory store and compares its digest
-/// with the live store's selected keys at the revision the commit records (secrets
-/// compared in their written form). If the store has compacted that revision away
-/// (and nothing changed since, so no backup committed), it compares with the store
-/// as it is now: equal digests still prove the backup exact.
-pub async fn verify<S: Store>(store: &S, opts: &BackupOptions) -> Result<VerifyReport, Error> {
-    let repo = Repo::open(&opts.repo, false, false)?;
-    let commit = repo.head()?.ok_or_else(|| {
-        Error::NotFound(format!(
-            "{} has no backup yet: run `strata backup run`",
-            opts.repo.display()
-        ))
-    })?;
-    let t = Trailers::parse(commit.message().unwrap_or(""))
-        .ok_or_else(|| Error::NotFound("HEAD is not a strata backup commit".into()))?;
-    let scratch = MemStore::new();
-    let entries: Vec<(Vec<u8>, Vec<u8>)> = written(&repo, &commit, b"")?
-        .into_iter()
-        .map(|(key, value)| {
-            let bytes = match opts.secrets.reveal(&key, &value) {
-                Ok(Some(v)) => v,
-                _ => value.to_string().into_bytes(),
-            };
-            (key, bytes)
-        })
-        .collect();
-    strata_ops::load::load(&scratch, entries, None, &mut |_| {})
-        .await
-        .map_err(|e| Error::op("filling the scratch store", e))?;
-    let mut restored = Digest::default();
-    scan(&scratch, KeySpan::all(), 0, |kvs| {
-        kvs.iter().for_each(|kv| restored.add(&kv.key, &kv.value));
-        Ok(())
-    })
-    .await
-    .map_err(|e| Error::store("reading the scratch store", e))?;
-    let read = |revision| live_digest(store, opts, revision);
-    let (live, compared_at) = match read(t.revision).await {
-        Ok(found) => found,
-        Err(strata_core::Error::Compacted { .. }) => read(0)
-            .await
-            .map_err(|e| Error::store("reading the live store", e))?,
-        Err(e) => return Err(Error::store("reading the live store", e)),
-    };
-    if restored != live {
-        let compacted = if compared_at == t.revision {
-            String::new()
-        } else {
-            format!(
-                " (the store has compacted revision {} that the commit records, so it was read at its current revision {compared_at}: run `strata backup run` and verify again)",
-                t.revision
-            )
-        };
-        return Err(Error::Refused(format!(
-            "the backup does not match the store: commit {} holds {} keys (digest {}), the store at revision {compared_at} has {} (digest {}){compacted}",
-            commit.id(),
-            restored.keys,
-            restored.hex(),
-            live.keys,
-            live.hex()
-        )));
-    }
-    Ok(VerifyReport {
-        commit: commit.id().to_string(),
-        revision: t.revision,
-        compared_at,
-        keys: restored.keys,
-        digest: restored.hex(),
     })
 }

@@ -144,34 +144,37 @@ fn restore_is_refused_in_a_script_without_yes() {
     s.ok(&["backup", "restore", "--repo", r, "/sigilgate/"]);
 }
 
+/// `strata ARGS` on a terminal (util-linux `script`), with `answer` typed after
+/// `before_answer` ran; the terminal's output.
+fn on_terminal(s: &Sandbox, args: &str, answer: &[u8], before_answer: impl FnOnce()) -> String {
+    std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .expect("`script` (util-linux; Debian package bsdutils) runs a command on a terminal: install it");
+    let line = format!("{} {args}", util::BIN);
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(s.dir.path())
+        .env("STRATA_STORE", &s.store)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The question is up once the plan is read and printed.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    before_answer();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(answer).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// On a terminal the question is asked; `y` deletes, anything else keeps the keys.
 #[test]
 fn a_terminal_is_asked() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("no `script` (util-linux): the interactive path is not tested");
-        return;
-    }
     let s = sandbox(12);
-    let ask = |answer: &[u8]| {
-        let line = format!("{} del --prefix /sigilgate/", util::BIN);
-        let mut child = std::process::Command::new("script")
-            .args(["-qec", &line, "/dev/null"])
-            .current_dir(s.dir.path())
-            .env("STRATA_STORE", &s.store)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(answer).unwrap();
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let ask = |answer: &[u8]| on_terminal(&s, "del --prefix /sigilgate/", answer, || {});
     let out = ask(b"n\n");
     assert!(out.contains("12 keys under the prefix"), "{out}");
     assert!(out.contains("/sigilgate/k00"), "{out}");
@@ -180,4 +183,35 @@ fn a_terminal_is_asked() {
     let out = ask(b"y\n");
     assert!(out.contains("deleted 12"), "{out}");
     assert_eq!(count(&s, "/sigilgate/"), 0);
+}
+
+/// Regression: after the question, restore read the store again and applied that
+/// new plan, not the one shown. Now a key changed while the question is open is a
+/// conflict: nothing of the shown plan is written over it.
+#[test]
+fn a_restore_applies_the_plan_that_was_confirmed() {
+    let s = sandbox(3);
+    let repo = s.path("repo");
+    let r = repo.to_str().unwrap();
+    s.ok(&["backup", "run", "--repo", r]);
+    s.ok(&["put", "/sigilgate/k00", "changed"]);
+    let args = format!("backup restore --repo {r} /sigilgate/");
+    let out = on_terminal(&s, &args, b"y\n", || {
+        s.ok(&["put", "/sigilgate/k00", "changed again, while asked"]);
+    });
+    assert!(out.contains("put /sigilgate/k00"), "{out}");
+    assert!(
+        out.contains(
+            "changed in the store since they were read: /sigilgate/k00; nothing was restored"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        s.ok(&["get", "/sigilgate/k00"]).trim(),
+        "changed again, while asked"
+    );
+    // Asked again, the new plan is shown and applied.
+    let out = on_terminal(&s, &args, b"y\n", || {});
+    assert!(out.contains("restored 1 key"), "{out}");
+    assert_eq!(s.ok(&["get", "/sigilgate/k00"]).trim(), "v");
 }

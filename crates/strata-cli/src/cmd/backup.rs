@@ -178,15 +178,18 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
                     force,
                     in_batches,
                 };
-                if !dry_run && !yes {
-                    let plan = strata_backup::RestoreHow {
-                        dry_run: true,
-                        ..how
-                    };
-                    let plan = strata_backup::restore(&store, &options, &target, &at, plan).await?;
-                    confirm_restore(&target, &at, &plan)?;
+                // The plan shown is the plan applied: each write is conditioned on the
+                // revision its key had when the plan was read, so a change made while
+                // the question was open is a conflict, not a different restore.
+                let plan = strata_backup::plan_restore(&store, &options, &target, &at).await?;
+                if dry_run {
+                    plan.report
+                } else {
+                    if !yes {
+                        confirm_restore(&target, &at, &plan.report)?;
+                    }
+                    strata_backup::apply_restore(&store, plan, how).await?
                 }
-                strata_backup::restore(&store, &options, &target, &at, how).await?
             };
             if format == Format::Json {
                 let keys = |keys: &[Vec<u8>]| keys.iter().map(|k| show(k)).collect::<Vec<_>>();
