@@ -345,10 +345,6 @@ pub enum Command {
     /// file writes nothing. On a conflict (exit 3) your edit is kept in a file whose
     /// path is printed, and the store is left as the other writer made it.
     Edit(EditArgs),
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions(CompletionsArgs),
-    /// Print the manual page (roff), or write one page per command into a folder.
-    Man(ManArgs),
     /// Drop history older than a revision (reads and watches before it then fail).
     ///
     /// Says how many revisions of history go and asks; --yes in scripts.
@@ -431,6 +427,10 @@ pub enum Command {
     /// Safe to run again: a second load of the same file changes nothing, and a load
     /// that was interrupted finishes the job.
     Load(LoadArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a folder.
+    Man(ManArgs),
 }
 
 #[cfg(test)]
