@@ -106,8 +106,14 @@ fn the_units_restart_on_failure_run_hardened_and_keep_secrets_off_the_command_li
             String::from_utf8_lossy(&out.stderr)
         );
         // Every variable of the example env file is one the command reads (clap's
-        // help names each flag's variable).
-        let help = String::from_utf8_lossy(&out.stdout);
+        // help names each flag's variable; the connection options' variables are
+        // listed once, on `strata --help`).
+        let top = Command::new(BIN).arg("--help").output().unwrap();
+        let help = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&top.stdout)
+        );
         let example = read(env_file);
         let names: Vec<&str> = example
             .lines()
