@@ -1,7 +1,12 @@
 //! Which store the command uses and where its URL came from: `--store`, then
-//! `STRATA_STORE`, then `--endpoints` / `ETCDCTL_ENDPOINTS`, then the default. The
-//! source is kept so that messages and `strata status` can say it; turning an
-//! endpoint list into a store URL is `strata_store::StoreUrl::from_endpoints`'s.
+//! `STRATA_STORE`, then `--endpoints` / `ETCDCTL_ENDPOINTS`, then the config file's
+//! `default`, then `sqlite:./strata.db`. `--store` and `STRATA_STORE` take a URL or
+//! the name of a `[stores.NAME]` of the config file (found as `--config FILE`, else
+//! `STRATA_CONFIG`, else `./strata.toml`, else the user's config folder), whose
+//! connection options fill in what the command line leaves out. The source is kept so
+//! that messages and `strata status` can say it; turning an endpoint list into a
+//! store URL is `strata_store::StoreUrl::from_endpoints`'s, reading the config file
+//! `strata_store::config`'s.
 
 use clap::parser::ValueSource;
 use clap::ArgMatches;
@@ -19,6 +24,8 @@ pub enum StoreSource {
     EndpointsFlag,
     /// `ETCDCTL_ENDPOINTS`.
     EndpointsEnv,
+    /// The config file's `default = "NAME"`.
+    Config,
     /// None of them: `sqlite:./strata.db`.
     #[default]
     Default,
@@ -32,6 +39,7 @@ impl StoreSource {
             StoreSource::Env => "STRATA_STORE",
             StoreSource::EndpointsFlag => "--endpoints",
             StoreSource::EndpointsEnv => "ETCDCTL_ENDPOINTS",
+            StoreSource::Config => "the config file's default",
             StoreSource::Default => "the default",
         }
     }
@@ -41,6 +49,35 @@ impl std::fmt::Display for StoreSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The config file: `--config FILE` (or `STRATA_CONFIG`), which must exist, else
+/// `./strata.toml`, else `strata/strata.toml` in the user's config folder
+/// (`$XDG_CONFIG_HOME`, else `~/.config`), when they exist.
+pub fn find_config(given: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    if let Some(path) = given {
+        return Some(path.to_owned());
+    }
+    let here = std::path::PathBuf::from("strata.toml");
+    if here.is_file() {
+        return Some(here);
+    }
+    let home_config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config"))
+        })?;
+    let user = home_config.join("strata").join("strata.toml");
+    user.is_file().then_some(user)
+}
+
+/// Whether `--store`'s value names a store of the config file rather than a URL.
+fn is_store_name(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Settles `opts.store` and `opts.source` from what clap saw. `matches` is the
@@ -62,7 +99,66 @@ pub fn resolve(opts: &mut StoreOpts, matches: &ArgMatches) -> anyhow::Result<()>
         (_, Some(ValueSource::EnvVariable)) => from_endpoints(opts, StoreSource::EndpointsEnv)?,
         _ => opts.source = StoreSource::Default,
     }
+    // The file is read only when it is needed: a URL given outright does not depend
+    // on it (nor on a mistake in it).
+    let needed = opts.source == StoreSource::Default
+        || (matches!(opts.source, StoreSource::Flag | StoreSource::Env)
+            && is_store_name(&opts.store));
+    let path = find_config(opts.config.as_deref()).filter(|_| needed);
+    let config = match &path {
+        Some(path) => Some(strata_store::config::Config::load(path)?),
+        None => None,
+    };
+    if opts.source == StoreSource::Default {
+        if let Some(default) = config.as_ref().and_then(|c| c.default.clone()) {
+            opts.store = default;
+            opts.source = StoreSource::Config;
+        }
+    }
+    let named = matches!(
+        opts.source,
+        StoreSource::Flag | StoreSource::Env | StoreSource::Config
+    ) && is_store_name(&opts.store);
+    if named {
+        let Some(config) = &config else {
+            anyhow::bail!(
+                "{} {:?} names a store, but there is no config file (looked for ./strata.toml \
+                 and the user's strata/strata.toml; --config FILE names one); give a store URL \
+                 such as sqlite:PATH or etcd://HOST:PORT, or define [stores.{}]",
+                opts.source.name(),
+                opts.store,
+                opts.store
+            );
+        };
+        let Some(store) = config.store(&opts.store) else {
+            anyhow::bail!(
+                "{} {:?}: {} has no [stores.{}]; it has: {}",
+                opts.source.name(),
+                opts.store,
+                config.path.display(),
+                opts.store,
+                config.stores.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        };
+        apply(opts, store);
+    }
     Ok(())
+}
+
+/// A named store's URL, and its connection options where the command line gave none.
+fn apply(opts: &mut StoreOpts, store: &strata_store::config::NamedStore) {
+    let o = &store.options;
+    opts.store_name = Some(store.name.clone());
+    opts.store = store.url.clone();
+    opts.tls |= o.tls;
+    opts.user = opts.user.take().or_else(|| o.user.clone());
+    opts.password = opts.password.take().or_else(|| o.password.clone());
+    opts.cacert = opts.cacert.take().or_else(|| o.ca_cert.clone());
+    opts.cert = opts.cert.take().or_else(|| o.cert.clone());
+    opts.key_file = opts.key_file.take().or_else(|| o.key.clone());
+    opts.dial_timeout = opts.dial_timeout.or(o.dial_timeout);
+    opts.command_timeout = opts.command_timeout.or(o.request_timeout);
+    opts.max_txn_ops = opts.max_txn_ops.or(o.max_txn_ops);
 }
 
 #[cfg(test)]

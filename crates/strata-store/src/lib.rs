@@ -65,6 +65,7 @@
 //! SQLite and PostgreSQL keep one layout, whose SQL is written once in `sql`; each of
 //! the two keeps only its connection handling and what only it has.
 
+pub mod config;
 pub mod etcd;
 pub mod postgres;
 mod sql;

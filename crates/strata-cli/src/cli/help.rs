@@ -116,6 +116,8 @@ fn examples(path: &str) -> Option<&'static str> {
   strata --endpoints 10.0.0.1:2379,10.0.0.2:2379 status -o json",
         "edit" => "  strata edit /sigilgate/nodes/10.20.0.20/config
   EDITOR=nano strata edit /doc",
+        "config check" => "  strata config check                      # ./strata.toml, or the user's
+  strata --config /etc/strata/strata.toml config check -o json",
         "completions" => "  strata completions bash > ~/.local/share/bash-completion/completions/strata
   strata completions zsh > \"${fpath[1]}/_strata\"
   strata completions fish > ~/.config/fish/completions/strata.fish",

@@ -428,3 +428,16 @@ pub struct RefsArgs {
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub format: Format,
 }
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Read and check the config file (unknown keys, layers naming a missing store,
+    /// a layer nested in another on the same store, passwords that cannot be read),
+    /// ask every store for its status, and print each layer with its store and
+    /// revision. Exit 1 when a store does not answer.
+    Check {
+        /// The output format: text for people, json for scripts.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+        format: Format,
+    },
+}

@@ -69,14 +69,23 @@ pub enum LogFormat {
 pub struct StoreOpts {
     /// The store: sqlite:PATH (embedded, the default), etcd://HOST:PORT[,HOST:PORT…]
     /// (several members fail over), postgres://USER[:PASSWORD]@HOST:PORT/DB[?schema=NAME],
-    /// or mem: (in memory, for trying things out). Without --store: STRATA_STORE, then
-    /// --endpoints (ETCDCTL_ENDPOINTS), then the default.
+    /// mem: (in memory, for trying things out), or the NAME of a [stores.NAME] of the
+    /// config file. Without --store: STRATA_STORE, then --endpoints
+    /// (ETCDCTL_ENDPOINTS), then the config file's default, then sqlite:./strata.db.
     #[arg(long, global = true, env = "STRATA_STORE", default_value = strata_store::DEFAULT_STORE_URL)]
     pub store: String,
     /// Create the SQLite file if it is missing, for any command (writing commands
     /// create it anyway; reading ones otherwise fail on a missing file).
     #[arg(long, global = true)]
     pub create: bool,
+    /// The config file of named stores (default: ./strata.toml, else
+    /// strata/strata.toml in the user's config folder, when they exist).
+    #[arg(long, global = true, env = "STRATA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The config file's name of the store, when --store named one (set by
+    /// `crate::resolve`).
+    #[arg(skip)]
+    pub store_name: Option<String>,
     /// etcd endpoints as etcdctl takes them: HOST:PORT[,HOST:PORT…], each optionally
     /// http:// or https:// (TLS). Used when neither --store nor STRATA_STORE is given.
     #[arg(
@@ -160,6 +169,8 @@ impl std::fmt::Debug for StoreOpts {
         f.debug_struct("StoreOpts")
             .field("store", &strata_store::redact(&self.store))
             .field("create", &self.create)
+            .field("config", &self.config)
+            .field("store_name", &self.store_name)
             .field(
                 "endpoints",
                 &self.endpoints.as_deref().map(strata_store::redact),
@@ -195,29 +206,9 @@ impl StoreOpts {
     }
 }
 
-/// Parses `500ms`, `5s`, `2m` or a plain number of seconds.
+/// Parses `500ms`, `5s`, `2m` or a plain number of seconds (as the config file does).
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 5s or 500ms"))?;
-    let seconds = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}; use ms, s or m")),
-    };
-    if !(seconds > 0.0 && seconds.is_finite()) {
-        return Err(format!("{text:?} must be a positive duration"));
-    }
-    Duration::try_from_secs_f64(seconds)
-        .ok()
-        .filter(|d| *d <= Duration::from_secs(31_536_000))
-        .ok_or_else(|| format!("{text:?} is longer than a year; give a shorter time"))
+    strata_store::config::parse_duration(text)
 }
 
 /// A count that must be at least 1 (a usage error, not a panic later).
@@ -427,6 +418,9 @@ pub enum Command {
     /// Safe to run again: a second load of the same file changes nothing, and a load
     /// that was interrupted finishes the job.
     Load(LoadArgs),
+    /// The config file of named stores and layers (strata.toml).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Print the manual page (roff), or write one page per command into a folder.

@@ -3,6 +3,7 @@
 //! SQLite file) and names the store in every error of a command that opened it.
 
 mod backup;
+mod config;
 mod docs;
 mod edit;
 mod import;
@@ -65,6 +66,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<Outcome> {
             format,
         }) => migrate::new(&dir.dir, &area, &name, format),
         Command::Status(args) => status::status(opts, args).await,
+        Command::Config(command) => config::command(opts, command).await,
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
         other => {
@@ -97,6 +99,7 @@ async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome>
         | Command::Status(_)
         | Command::Completions(_)
         | Command::Man(_)
+        | Command::Config(_)
         | Command::Backup(_) => {
             anyhow::bail!("copy, mirror, diff, import, status, backup, completions and man open their stores themselves, if any")
         }
