@@ -1,6 +1,7 @@
 //! Which store the command uses and where its URL came from: `--store`, then
 //! `STRATA_STORE`, then `--endpoints` / `ETCDCTL_ENDPOINTS`, then the config file's
-//! `default`, then `sqlite:./strata.db`. `--store` and `STRATA_STORE` take a URL or
+//! `default` or else its layered keyspace (`layers:FILE`, when it has `[layers]`),
+//! then `sqlite:./strata.db`. `--store` and `STRATA_STORE` take a URL or
 //! the name of a `[stores.NAME]` of the config file (found as `--config FILE`, else
 //! `STRATA_CONFIG`, else `./strata.toml`, else the user's config folder), whose
 //! connection options fill in what the command line leaves out. The source is kept so
@@ -24,7 +25,7 @@ pub enum StoreSource {
     EndpointsFlag,
     /// `ETCDCTL_ENDPOINTS`.
     EndpointsEnv,
-    /// The config file's `default = "NAME"`.
+    /// The config file: its `default = "NAME"`, else its `[layers]`.
     Config,
     /// None of them: `sqlite:./strata.db`.
     #[default]
@@ -39,7 +40,7 @@ impl StoreSource {
             StoreSource::Env => "STRATA_STORE",
             StoreSource::EndpointsFlag => "--endpoints",
             StoreSource::EndpointsEnv => "ETCDCTL_ENDPOINTS",
-            StoreSource::Config => "the config file's default",
+            StoreSource::Config => "the config file",
             StoreSource::Default => "the default",
         }
     }
@@ -110,9 +111,15 @@ pub fn resolve(opts: &mut StoreOpts, matches: &ArgMatches) -> anyhow::Result<()>
         None => None,
     };
     if opts.source == StoreSource::Default {
-        if let Some(default) = config.as_ref().and_then(|c| c.default.clone()) {
-            opts.store = default;
-            opts.source = StoreSource::Config;
+        if let Some(config) = &config {
+            // The file's `default`, else its layered keyspace when it has layers.
+            if let Some(default) = config.default.clone() {
+                opts.store = default;
+                opts.source = StoreSource::Config;
+            } else if !config.layers.is_empty() {
+                opts.store = format!("layers:{}", config.path.display());
+                opts.source = StoreSource::Config;
+            }
         }
     }
     let named = matches!(

@@ -56,7 +56,7 @@ fn store_names_and_the_files_default_in_the_documented_order() {
     );
     let (out, _) = text(&run(&s, &[], &["status"]));
     assert!(
-        out.contains("(from the config file's default)") && out.contains("a.db"),
+        out.contains("(from the config file)") && out.contains("a.db"),
         "{out}"
     );
     // ETCDCTL_ENDPOINTS wins over the file's default as well.

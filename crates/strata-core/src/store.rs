@@ -38,6 +38,15 @@ pub trait Store: Send + Sync {
     /// without a request; writers size their batches from it.
     fn capabilities(&self) -> Capabilities;
 
+    /// Which part of the store holds `key`, for writers that batch: the keys of one
+    /// transaction must share it, so a batch is cut where it changes. One part (0) on
+    /// every backend but a layered keyspace, where it is the layer's store
+    /// (`usize::MAX` for a key outside every layer).
+    fn partition(&self, key: &[u8]) -> usize {
+        let _ = key;
+        0
+    }
+
     /// A range read (see [`RangeRequest`]): keys sorted bytewise, at most `limit`, with
     /// `more` set when keys were left out. A missing key or an empty span is an empty
     /// `kvs`, never an error. [`RangeResponse::revision`] is the revision read: the

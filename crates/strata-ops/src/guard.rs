@@ -150,7 +150,12 @@ pub async fn delete_planned<S: Store>(store: &S, plan: &DeletePlan) -> Result<De
         total: plan.count,
         source: Box::new(Error::Store(e)),
     };
-    for batch in plan.keys.chunks(limit) {
+    // One transaction per op limit and per partition (a layer's store).
+    let batches = plan
+        .keys
+        .chunk_by(|a, b| store.partition(&a.0) == store.partition(&b.0))
+        .flat_map(|run| run.chunks(limit));
+    for batch in batches {
         let txn = Txn::new()
             .when(
                 batch

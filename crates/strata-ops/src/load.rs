@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
+use strata_core::key::display_key;
 use strata_core::model::*;
 use strata_core::store::{scan, Store};
 
@@ -48,15 +49,18 @@ pub type OnBatch<'a> = &'a mut (dyn FnMut(&LoadReport) + Send);
 /// How long a batch keeps retrying transient errors before the load gives up.
 const RETRY_FOR: Duration = Duration::from_secs(60);
 
-/// Splits entries into batches within the backend's op and byte limits. With
-/// `groups` (the object of each entry, entries of one object adjacent), a batch never
-/// splits an object, and an object that cannot fit in one transaction is an error.
+/// Splits entries into batches within the backend's op and byte limits, and within
+/// one [`Store::partition`] (a layer's store). With `groups` (the object of each entry,
+/// entries of one object adjacent), a batch never splits an object, and an object
+/// that cannot fit in one transaction, or whose keys lie in two partitions, is an
+/// error.
 fn batches<T: Bytes>(
     entries: &[(T, T)],
     groups: Option<&[String]>,
     max_ops: usize,
     max_bytes: usize,
     backend: &str,
+    partition: &dyn Fn(&[u8]) -> usize,
 ) -> Result<Vec<Range<usize>>> {
     // Group boundaries: every index where a new group starts.
     let starts: Vec<usize> = (0..entries.len())
@@ -71,9 +75,30 @@ fn batches<T: Bytes>(
     };
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
+    let mut part = entries.first().map(|(k, _)| partition(k.as_ref()));
     for pair in starts.windows(2) {
         let (g0, g1) = (pair[0], pair[1]);
         let group_bytes = size(g0..g1);
+        let group_part = partition(entries[g0].0.as_ref());
+        if let Some((k, _)) = entries[g0..g1]
+            .iter()
+            .find(|(k, _)| partition(k.as_ref()) != group_part)
+        {
+            let name = groups.map(|g| g[g0].clone()).unwrap_or_default();
+            return Err(Error::Invalid(format!(
+                "object {name} would span two layers: {} and {} are held by different \
+                 stores; an object must lie in one layer (move the layer's prefix above the \
+                 object, or map the object under one layer)",
+                display_key(entries[g0].0.as_ref()),
+                display_key(k.as_ref())
+            )));
+        }
+        if g0 > start && part != Some(group_part) {
+            out.push(start..g0);
+            start = g0;
+            bytes = 0;
+        }
+        part = Some(group_part);
         if groups.is_some() && g1 - g0 > max_ops {
             let name = groups.map(|g| g[g0].clone()).unwrap_or_default();
             return Err(strata_core::Error::TooManyOps {
@@ -199,6 +224,7 @@ pub async fn load_objects<S: Store + Clone + 'static, T: Bytes>(
         max_ops,
         caps.max_request_bytes,
         caps.backend,
+        &|key| store.partition(key),
     ) {
         Ok(plan) => plan,
         Err(e) => return Err(interrupted(&report, e)),
@@ -522,27 +548,27 @@ mod tests {
     fn batches_respect_ops_and_bytes() {
         let e: Vec<(String, String)> = (0..10).map(|i| (format!("k{i}"), "v".repeat(8))).collect();
         assert_eq!(
-            batches(&e, None, 4, 1000, "t").unwrap(),
+            batches(&e, None, 4, 1000, "t", &|_| 0).unwrap(),
             vec![0..4, 4..8, 8..10]
         );
         // Each entry is 10 bytes: at most 2 fit in 25 bytes.
-        assert_eq!(batches(&e, None, 4, 25, "t").unwrap().len(), 5);
+        assert_eq!(batches(&e, None, 4, 25, "t", &|_| 0).unwrap().len(), 5);
         // An entry larger than the byte limit still gets a batch of its own (the
         // backend then names it in its error).
-        assert_eq!(batches(&e, None, 4, 5, "t").unwrap().len(), 10);
+        assert_eq!(batches(&e, None, 4, 5, "t", &|_| 0).unwrap().len(), 10);
         // Objects are never split; one too large for a transaction is an error.
         let objects: Vec<String> = ["a", "a", "a", "b", "b", "c", "c", "c", "d", "d"]
             .map(String::from)
             .to_vec();
         assert_eq!(
-            batches(&e, Some(&objects), 4, 1000, "t").unwrap(),
+            batches(&e, Some(&objects), 4, 1000, "t", &|_| 0).unwrap(),
             vec![0..3, 3..5, 5..8, 8..10]
         );
         assert_eq!(
-            batches(&e, Some(&objects), 6, 1000, "t").unwrap(),
+            batches(&e, Some(&objects), 6, 1000, "t", &|_| 0).unwrap(),
             vec![0..5, 5..10]
         );
-        let err = batches(&e, Some(&objects), 2, 1000, "t")
+        let err = batches(&e, Some(&objects), 2, 1000, "t", &|_| 0)
             .unwrap_err()
             .to_string();
         assert!(

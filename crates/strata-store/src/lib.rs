@@ -67,6 +67,7 @@
 
 pub mod config;
 pub mod etcd;
+pub mod layers;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -108,6 +109,8 @@ pub enum StoreUrl {
     Postgres(String),
     /// `mem:` (or `mem://`): a new, empty in-memory store.
     Mem,
+    /// `layers:PATH`: the layered keyspace of the config file at PATH.
+    Layers(PathBuf),
 }
 
 impl std::fmt::Debug for StoreUrl {
@@ -126,6 +129,12 @@ impl StoreUrl {
         };
         if url == "mem:" || url == "mem://" {
             return Ok(StoreUrl::Mem);
+        }
+        if let Some(file) = url.strip_prefix("layers:") {
+            if file.is_empty() {
+                return Err(invalid("give the config file, e.g. layers:strata.toml"));
+            }
+            return Ok(StoreUrl::Layers(PathBuf::from(file)));
         }
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
@@ -174,7 +183,7 @@ impl StoreUrl {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(invalid(&format!(
             "unknown scheme {scheme:?}; use sqlite:PATH, etcd://host:port[,host:port…], \
-             postgres://user@host:port/db or mem:"
+             postgres://user@host:port/db, layers:CONFIG.toml or mem:"
         )))
     }
 
@@ -219,6 +228,7 @@ impl StoreUrl {
             StoreUrl::Etcd { endpoints, .. } => format!("etcd://{}", endpoints.join(",")),
             StoreUrl::Postgres(url) => redact(url),
             StoreUrl::Mem => "mem:".into(),
+            StoreUrl::Layers(path) => format!("layers:{}", path.display()),
         }
     }
 }
@@ -321,6 +331,9 @@ pub async fn open_with(url: &str, opts: &ConnectOptions) -> Result<AnyStore> {
         StoreUrl::Sqlite(path) if opts.create => Ok(AnyStore::Sqlite(SqliteStore::open(path)?)),
         StoreUrl::Sqlite(path) => Ok(AnyStore::Sqlite(SqliteStore::open_existing(path)?)),
         StoreUrl::Mem => Ok(AnyStore::Mem(MemStore::new())),
+        StoreUrl::Layers(path) => Ok(AnyStore::Layered(std::sync::Arc::new(
+            Box::pin(layers::LayeredStore::open(&path, opts)).await?,
+        ))),
         StoreUrl::Postgres(url) => {
             let mut pg = PgOptions::parse(&url)?;
             pg.command_timeout = opts.request_timeout;
@@ -373,6 +386,21 @@ pub enum AnyStore {
     Postgres(PgStore),
     /// `mem:`.
     Mem(MemStore),
+    /// `layers:PATH`.
+    Layered(std::sync::Arc<layers::LayeredStore>),
+}
+
+impl AnyStore {
+    /// A revision as messages show it: the number, or for a snapshot token of a
+    /// layered keyspace each store's revision (`ops@12, comms@5`).
+    pub fn describe_revision(&self, revision: i64) -> String {
+        match self {
+            AnyStore::Layered(l) => l
+                .describe_revision(revision)
+                .unwrap_or_else(|| revision.to_string()),
+            _ => revision.to_string(),
+        }
+    }
 }
 
 macro_rules! dispatch {
@@ -382,6 +410,7 @@ macro_rules! dispatch {
             AnyStore::Etcd($s) => $body,
             AnyStore::Postgres($s) => $body,
             AnyStore::Mem($s) => $body,
+            AnyStore::Layered($s) => $body,
         }
     };
 }
@@ -389,6 +418,10 @@ macro_rules! dispatch {
 impl Store for AnyStore {
     fn capabilities(&self) -> Capabilities {
         dispatch!(self, s => s.capabilities())
+    }
+
+    fn partition(&self, key: &[u8]) -> usize {
+        dispatch!(self, s => s.partition(key))
     }
 
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {

@@ -21,6 +21,9 @@ pub struct StoreReport {
     pub error: Option<String>,
     /// The current revision.
     pub revision: Option<i64>,
+    /// The revision as messages show it: the number, or for a layered keyspace each
+    /// store's (`ops@12, comms@5`).
+    pub revision_shown: Option<String>,
     /// The compaction point (0: never compacted).
     pub compact_revision: Option<i64>,
     /// How many keys it holds (Strata's own under `/_strata/` included).
@@ -39,6 +42,7 @@ impl StoreReport {
             reachable: false,
             error: None,
             revision: None,
+            revision_shown: None,
             compact_revision: None,
             keys: None,
             version: None,
@@ -53,6 +57,7 @@ fn backend_of(store: &AnyStore) -> &'static str {
         AnyStore::Etcd(_) => "etcd",
         AnyStore::Postgres(_) => "postgres",
         AnyStore::Mem(_) => "mem",
+        AnyStore::Layered(_) => "layers",
     }
 }
 
@@ -69,6 +74,7 @@ pub async fn status_of(url: &str, opts: &ConnectOptions) -> Result<StoreReport> 
                 StoreUrl::Etcd { .. } => "etcd",
                 StoreUrl::Postgres(_) => "postgres",
                 StoreUrl::Mem => "mem",
+                StoreUrl::Layers(_) => "layers",
             };
             let mut report = StoreReport::new(parsed.redacted(), backend);
             report.error = Some(e.to_string());
@@ -99,6 +105,7 @@ pub async fn status(store: &AnyStore, url: &str) -> StoreReport {
         Ok(range) => {
             report.reachable = true;
             report.revision = Some(range.revision);
+            report.revision_shown = Some(store.describe_revision(range.revision));
             report.keys = Some(range.count);
         }
         Err(e) => note(&mut report, e),
@@ -112,6 +119,7 @@ pub async fn status(store: &AnyStore, url: &str) -> StoreReport {
             let any = report.endpoints.iter().find(|e| e.version.is_some());
             Ok(leader.or(any).and_then(|e| e.version.clone()))
         }
+        AnyStore::Layered(l) => Ok(Some(format!("({})", l.store_names().join(", ")))),
         _ => Ok(None),
     };
     match version {

@@ -30,7 +30,7 @@ pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcom
             Format::Text => note!(
                 "exported {} at revision {}",
                 plural(report.keys, "key"),
-                report.revision
+                store.describe_revision(report.revision)
             ),
         }
         return Ok(Outcome::Ok);
@@ -46,7 +46,7 @@ pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcom
         Format::Text => summary!(
             "exported {} at revision {} to {}",
             plural(report.keys, "key"),
-            report.revision,
+            store.describe_revision(report.revision),
             path.display()
         ),
     }

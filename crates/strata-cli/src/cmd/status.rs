@@ -43,7 +43,8 @@ fn to_json(r: &StoreReport, source: &str) -> serde_json::Value {
         .collect();
     json!({
         "store": r.url, "source": source, "backend": r.backend, "reachable": r.reachable,
-        "revision": r.revision, "compact_revision": r.compact_revision, "keys": r.keys,
+        "revision": r.revision, "revision_shown": r.revision_shown,
+        "compact_revision": r.compact_revision, "keys": r.keys,
         "version": r.version, "error": r.error, "endpoints": endpoints,
     })
 }
@@ -54,7 +55,7 @@ fn print_text(r: &StoreReport, source: &str) -> anyhow::Result<()> {
     writeln!(out, "store:     {} (from {source})", r.url)?;
     // Why not is on stderr, with the exit code.
     writeln!(out, "reachable: {}", if r.reachable { "yes" } else { "no" })?;
-    if let Some(revision) = r.revision {
+    if let Some(revision) = &r.revision_shown {
         let compacted = match r.compact_revision {
             Some(c) if c > 0 => format!(" (compacted up to {c})"),
             _ => String::new(),
