@@ -177,7 +177,7 @@ async fn stale<S: Store>(
     };
     let set: HashSet<String> = objects.iter().cloned().collect();
     let keep: HashSet<Vec<u8>> = prepared.entries.iter().map(|(k, _)| k.clone()).collect();
-    Ok(load::stale_fields(store, &set, &keep).await?)
+    Ok(strata_ops::prune::stale_fields(store, &set, &keep).await?)
 }
 
 /// What writing `prepared` would change in `store`; writes nothing.
@@ -245,7 +245,7 @@ pub async fn write<S: Store + Clone + 'static>(
     )
     .await?;
     let (pruned, left) = if req.prune {
-        (load::delete_fields(store, &stale).await?, 0)
+        (strata_ops::prune::delete_fields(store, &stale).await?, 0)
     } else {
         (0, stale.len())
     };

@@ -1,9 +1,10 @@
 //! Strata's operations on any [`strata_core::Store`]: the flat snapshot format
-//! ([`snapshot`]), the batched, resumable loader ([`load`]), copy and diff between two
-//! stores ([`transfer`]) and the mirror that keeps a target current ([`mirror`]), `ls`
-//! and `tree` views ([`listing`]), the JSON form of a transaction ([`txn_json`]), and
-//! the plans that guard destructive commands ([`guard`]: a prefix delete that deletes
-//! only the keys it showed, a compaction's reach).
+//! ([`snapshot`]), the batched, resumable loader ([`load`]) and the pruning of an
+//! import ([`prune`]), copy and diff between two stores ([`transfer`]) and the mirror
+//! that keeps a target current ([`mirror`]), `ls` and `tree` views ([`listing`]), the
+//! JSON form of a transaction ([`txn_json`]), and the plans that guard destructive
+//! commands ([`guard`]: a prefix delete that deletes only the keys it showed, a
+//! compaction's reach).
 //!
 //! This crate owns what is done with stores; the model it works on (keys, the `Store`
 //! contract, transactions) is `strata-core`, the backends are `strata-store`. Its
@@ -17,6 +18,7 @@ pub mod guard;
 pub mod listing;
 pub mod load;
 pub mod mirror;
+pub mod prune;
 pub mod snapshot;
 pub mod transfer;
 pub mod txn_json;
