@@ -74,7 +74,7 @@ pub fn find_config(given: Option<&std::path::Path>) -> Option<std::path::PathBuf
 }
 
 /// Whether `--store`'s value names a store of the config file rather than a URL.
-fn is_store_name(value: &str) -> bool {
+pub fn is_store_name(value: &str) -> bool {
     !value.is_empty()
         && value
             .chars()
@@ -150,6 +150,46 @@ pub fn resolve(opts: &mut StoreOpts, matches: &ArgMatches) -> anyhow::Result<()>
         apply(opts, store);
     }
     Ok(())
+}
+
+/// The options for a second store given as `--from`/`--to` (`value`: a URL or a
+/// store name of the config file). A name brings its own URL and options; the
+/// command line's connection flags still win, unless they are `--store NAME`'s.
+pub fn other_store(opts: &StoreOpts, value: &str, given_by: &str) -> anyhow::Result<StoreOpts> {
+    let mut other = opts.clone();
+    other.store = value.to_owned();
+    other.store_name = None;
+    if !is_store_name(value) {
+        return Ok(other);
+    }
+    let path = find_config(opts.config.as_deref()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{given_by} {value:?} names a store, but there is no config file (looked for \
+             ./strata.toml and the user's strata/strata.toml; --config FILE names one)"
+        )
+    })?;
+    let config = strata_store::config::Config::load(&path)?;
+    let store = config.store(value).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{given_by} {value:?}: {} has no [stores.{value}]; it has: {}",
+            config.path.display(),
+            config.stores.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    if opts.store_name.is_some() {
+        // The flags were filled from --store's entry: none of them is this store's.
+        other.user = None;
+        other.password = None;
+        other.cacert = None;
+        other.cert = None;
+        other.key_file = None;
+        other.dial_timeout = None;
+        other.command_timeout = None;
+        other.max_txn_ops = None;
+        other.tls = false;
+    }
+    apply(&mut other, store);
+    Ok(other)
 }
 
 /// A named store's URL, and its connection options where the command line gave none.

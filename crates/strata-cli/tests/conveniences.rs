@@ -31,7 +31,7 @@ fn help_has_examples_and_shows_the_connection_options_only_at_the_top() {
     // Copy works on --from and --to: --store is not offered there.
     let copy = s.ok(&["copy", "--help"]);
     assert!(!copy.contains("--store <STORE>"), "{copy}");
-    assert!(copy.contains("--from <URL>"), "{copy}");
+    assert!(copy.contains("--from <STORE>"), "{copy}");
     // Hidden is not gone: the options still work after the command.
     let (_, err) = s.expect(
         1,

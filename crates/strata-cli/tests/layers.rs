@@ -212,3 +212,207 @@ fn a_stopped_layer_fails_only_what_needs_it() {
     let out = run(&s, &["export"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("the store comms"));
 }
+
+/// The example's two areas on different stores: `users` (its keys under
+/// /sigilgate/users/) on an edge etcd, `nodes` (/sigilgate/nodes/ and the
+/// /sigilgate/paths/ it splits into) on a cloud etcd. Four runners at once apply
+/// each migration once, each area's record and lock in its own store.
+#[test]
+fn areas_on_different_stores_migrate_each_in_its_store_once() {
+    let (edge, cloud) = (EtcdCluster::start(1), EtcdCluster::start(1));
+    let s = Sandbox::new();
+    std::fs::write(
+        s.path("strata.toml"),
+        format!(
+            "[stores.edge]\nurl = \"{}\"\n[stores.cloud]\nurl = \"{}\"\n[stores.local]\nurl = \"sqlite:local.db\"\n\
+             [layers]\n\"/sigilgate/users/\" = \"edge\"\n\"/sigilgate/\" = \"cloud\"\n\"/\" = \"local\"\n",
+            edge.url(),
+            cloud.url()
+        ),
+    )
+    .unwrap();
+    let snapshot = examples().join("sigilgate/expected.json");
+    ok(&s, &["load", snapshot.to_str().unwrap()]);
+    let dir = examples().join("sigilgate/migrations");
+    let dir = dir.to_str().unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            s.command(&["migrate", "up", "--dir", dir, "--yes", "--wait", "60"])
+                .env_remove("STRATA_STORE")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        applied.extend(
+            stdout
+                .lines()
+                .filter(|l| l.starts_with("applied"))
+                .map(|l| l.split(':').next().unwrap().to_owned()),
+        );
+    }
+    applied.sort();
+    assert_eq!(
+        applied,
+        [
+            "applied nodes 0001_paths",
+            "applied nodes 0002_domain_default",
+            "applied users 0001_billing"
+        ],
+        "each migration is applied by exactly one runner"
+    );
+    // Each area's record lives in its own store.
+    let records = |c: &EtcdCluster, area: &str| {
+        etcdctl(
+            c,
+            &[
+                "get",
+                "--prefix",
+                &format!("/_strata/migrations/{area}/applied/"),
+                "--keys-only",
+            ],
+        )
+        .lines()
+        .filter(|l| !l.is_empty())
+        .count()
+    };
+    assert_eq!((records(&edge, "users"), records(&edge, "nodes")), (1, 0));
+    assert_eq!((records(&cloud, "nodes"), records(&cloud, "users")), (2, 0));
+    // The data is what one run on one store makes.
+    let reference = Sandbox::new();
+    reference.ok(&["load", snapshot.to_str().unwrap()]);
+    reference.ok(&["migrate", "up", "--dir", dir, "--yes"]);
+    let one_store: serde_json::Value =
+        serde_json::from_str(&reference.ok(&["export", "--prefix", "/sigilgate/"])).unwrap();
+    let layered: serde_json::Value =
+        serde_json::from_str(&ok(&s, &["export", "--prefix", "/sigilgate/"])).unwrap();
+    assert_eq!(layered, one_store);
+    assert!(etcdctl(
+        &edge,
+        &["get", "--prefix", "/sigilgate/paths/", "--keys-only"]
+    )
+    .trim()
+    .is_empty());
+    let status = ok(&s, &["migrate", "status", "--dir", dir]);
+    assert!(
+        status.contains("users") && status.contains("nodes") && !status.contains("pending"),
+        "{status}"
+    );
+    ok(&s, &["migrate", "verify", "--dir", dir]);
+}
+
+/// Moving /public/ to a cluster of its own while a writer keeps changing it: copy,
+/// mirror until diff is empty, point the layer at the new store.
+#[test]
+fn moving_a_layer_to_another_store_while_it_is_written() {
+    let (old, new) = (EtcdCluster::start(1), EtcdCluster::start(1));
+    let s = Sandbox::new();
+    let config = |public: &str| {
+        format!(
+            "[stores.old]\nurl = \"{}\"\n[stores.new]\nurl = \"{}\"\n[stores.local]\nurl = \"sqlite:local.db\"\n\
+             [layers]\n\"/public/\" = \"{public}\"\n\"/\" = \"local\"\n",
+            old.url(),
+            new.url()
+        )
+    };
+    std::fs::write(s.path("strata.toml"), config("old")).unwrap();
+    let snapshot = examples().join("sigilgate/expected.json");
+    ok(&s, &["load", snapshot.to_str().unwrap()]);
+    // The writer: the application, still on the old store.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, bin, url) = (stop.clone(), util::BIN, old.url());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let status = std::process::Command::new(bin)
+                    .args([
+                        "--store",
+                        &url,
+                        "put",
+                        &format!("/public/tickets/{}", n % 7),
+                        &n.to_string(),
+                    ])
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+            n
+        })
+    };
+    ok(
+        &s,
+        &[
+            "copy", "--from", "old", "--to", "new", "--prefix", "/public/",
+        ],
+    );
+    let mut mirror = s
+        .command(&[
+            "mirror",
+            "--from",
+            "old",
+            "--to",
+            "new",
+            "--prefix",
+            "/public/",
+            "--report-every",
+            "1s",
+        ])
+        .env_remove("STRATA_STORE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let writes = writer.join().unwrap();
+    assert!(writes > 3, "the writer wrote {writes} times");
+    let diff = [
+        "diff", "--from", "old", "--to", "new", "--prefix", "/public/",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while run(&s, &diff).status.code() != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mirror never caught up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = mirror.kill();
+    mirror.wait().unwrap();
+    // Switch: the layer points at the new store, which holds all of /public/.
+    std::fs::write(s.path("strata.toml"), config("new")).unwrap();
+    let on_old: serde_json::Value = serde_json::from_str(&ok(
+        &s,
+        &["--store", "old", "export", "--prefix", "/public/"],
+    ))
+    .unwrap();
+    let layered: serde_json::Value =
+        serde_json::from_str(&ok(&s, &["export", "--prefix", "/public/"])).unwrap();
+    assert_eq!(layered, on_old);
+    let last = (writes % 7).to_string();
+    assert_eq!(
+        etcdctl(
+            &new,
+            &[
+                "get",
+                &format!("/public/tickets/{last}"),
+                "--print-value-only"
+            ]
+        )
+        .trim(),
+        writes.to_string()
+    );
+}

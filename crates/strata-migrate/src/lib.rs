@@ -205,6 +205,57 @@ pub async fn status<S: Store>(store: &S, areas: &Areas) -> Result<Vec<AreaStatus
     Ok(out)
 }
 
+/// Splits the areas by the store that holds their keys, for a keyspace whose prefixes
+/// live in several stores (layers): `route` names the stores (any ids) that hold keys
+/// under a prefix. An area's record and lock then live in its store, and areas of
+/// different stores run independently. An area whose steps reach keys in two stores
+/// (or in none) is refused, with its patterns named: its objects could not be
+/// rewritten in one transaction each.
+pub fn split_areas<K: Ord + Clone + std::fmt::Display>(
+    areas: &Areas,
+    route: impl Fn(&str) -> Vec<K>,
+) -> Result<BTreeMap<K, Areas>, Error> {
+    let mut out: BTreeMap<K, Areas> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (area, migrations) in areas {
+        let mut stores: Vec<K> = Vec::new();
+        let mut patterns: Vec<String> = Vec::new();
+        for step in migrations.iter().flat_map(|m| &m.steps) {
+            for pattern in step.patterns() {
+                for store in route(&pattern.scan_prefix()) {
+                    if !stores.contains(&store) {
+                        stores.push(store.clone());
+                    }
+                    patterns.push(format!("{} ({store})", pattern.as_str()));
+                }
+            }
+        }
+        patterns.dedup();
+        match stores.as_slice() {
+            [one] => {
+                out.entry(one.clone())
+                    .or_default()
+                    .insert(area.clone(), migrations.clone());
+            }
+            // Drafts have no steps yet: they go with nothing, and plan/up say so.
+            [] if migrations.iter().all(Migration::is_draft) => {}
+            [] => problems.push(format!(
+                "area {area}: its patterns lie outside every layer; add a layer for them"
+            )),
+            _ => problems.push(format!(
+                "area {area} reaches keys in several stores: {}; an area's migrations must \
+                 stay within one layer's store (split the area by layer)",
+                patterns.join(", ")
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Invalid { problems })
+    }
+}
+
 /// `migrate verify`: every applied migration still matches its file.
 pub async fn verify<S: Store>(store: &S, areas: &Areas) -> Result<Vec<AreaStatus>, Error> {
     let statuses = status(store, areas).await?;

@@ -209,11 +209,16 @@ pub struct LoadArgs {
 
 #[derive(Debug, Args)]
 pub struct Endpoints {
-    /// The source store URL.
-    #[arg(long, value_name = "URL", env = "STRATA_FROM", hide_env_values = true)]
+    /// The source store: a URL, or the name of a [stores.NAME] of the config file.
+    #[arg(
+        long,
+        value_name = "STORE",
+        env = "STRATA_FROM",
+        hide_env_values = true
+    )]
     pub from: String,
-    /// The target store URL.
-    #[arg(long, value_name = "URL", env = "STRATA_TO", hide_env_values = true)]
+    /// The target store: a URL, or the name of a [stores.NAME] of the config file.
+    #[arg(long, value_name = "STORE", env = "STRATA_TO", hide_env_values = true)]
     pub to: String,
     /// Only keys under this prefix (repeat for several; default: every key).
     #[arg(long = "prefix", value_name = "P")]

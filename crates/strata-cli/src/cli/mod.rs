@@ -65,7 +65,7 @@ pub enum LogFormat {
 
 /// The store and how to reach it. `Debug` shows no password (of the URL, `--user
 /// NAME:PASSWORD` or `--password`).
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct StoreOpts {
     /// The store: sqlite:PATH (embedded, the default), etcd://HOST:PORT[,HOST:PORT…]
     /// (several members fail over), postgres://USER[:PASSWORD]@HOST:PORT/DB[?schema=NAME],

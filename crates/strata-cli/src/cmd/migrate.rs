@@ -48,10 +48,18 @@ pub async fn run(store: &AnyStore, command: MigrateCommand) -> anyhow::Result<Ou
             dir,
             format,
         } => new(&dir.dir, &area, &name, format),
-        MigrateCommand::Status { dir, format } => status(store, &load(&dir.dir)?, format).await,
+        MigrateCommand::Status { dir, format } => {
+            let mut statuses = Vec::new();
+            for (store, areas) in by_store(store, load(&dir.dir)?)? {
+                statuses.extend(strata_migrate::status(&store, &areas).await?);
+            }
+            status(statuses, format)
+        }
         MigrateCommand::Verify { dir, format } => {
-            let areas = load(&dir.dir)?;
-            let statuses = strata_migrate::verify(store, &areas).await?;
+            let mut statuses = Vec::new();
+            for (store, areas) in by_store(store, load(&dir.dir)?)? {
+                statuses.extend(strata_migrate::verify(&store, &areas).await?);
+            }
             let applied: usize = statuses.iter().map(|s| s.applied.len()).sum();
             if format == Format::Json {
                 let areas: Vec<_> = statuses
@@ -74,12 +82,14 @@ pub async fn run(store: &AnyStore, command: MigrateCommand) -> anyhow::Result<Ou
             schema,
             format,
         } => {
-            let areas = load(&select.dir.dir)?;
             let schema = schema
                 .map(|path| strata_schema::Schema::load(&path))
                 .transpose()?;
-            let plans =
-                strata_migrate::plan(store, &areas, &options(&select), schema.as_ref()).await?;
+            let mut plans = Vec::new();
+            for (store, areas) in by_store(store, load(&select.dir.dir)?)? {
+                let opts = options(&select);
+                plans.extend(strata_migrate::plan(&store, &areas, &opts, schema.as_ref()).await?);
+            }
             print_plan(&plans, summary, format)?;
             Ok(Outcome::Ok)
         }
@@ -91,23 +101,56 @@ pub async fn run(store: &AnyStore, command: MigrateCommand) -> anyhow::Result<Ou
             page,
             format,
         } => {
-            let areas = load(&select.dir.dir)?;
             let opts = UpOptions {
                 wait: Duration::from_secs(wait),
                 lock_ttl: Duration::from_secs(lock_ttl.max(1)),
                 page_keys: page.max(1),
                 ..options(&select)
             };
+            let groups = by_store(store, load(&select.dir.dir)?)?;
             if !yes {
-                confirm(store, &areas, &opts).await?;
+                for (store, areas) in &groups {
+                    confirm(store, areas, &opts).await?;
+                }
             }
-            up(store, &areas, &opts, format).await
+            let mut applied = Vec::new();
+            for (store, areas) in &groups {
+                applied.extend(up(store, areas, &opts, format).await?);
+            }
+            match format {
+                Format::Json => print_json(&json!({"applied": applied}))?,
+                Format::Text if applied.is_empty() => {
+                    summary!("nothing to apply: every area is up to date")
+                }
+                Format::Text => {}
+            }
+            Ok(Outcome::Ok)
         }
     }
 }
 
-async fn status(store: &AnyStore, areas: &Areas, format: Format) -> anyhow::Result<Outcome> {
-    let statuses = strata_migrate::status(store, areas).await?;
+/// The stores to run on, each with its areas: the store itself, or for a layered
+/// keyspace each layer's store with the areas whose keys it holds (their records and
+/// locks live there; `strata_migrate::split_areas` refuses an area across stores).
+fn by_store(store: &AnyStore, areas: Areas) -> anyhow::Result<Vec<(AnyStore, Areas)>> {
+    let AnyStore::Layered(layers) = store else {
+        return Ok(vec![(store.clone(), areas)]);
+    };
+    let mut split = strata_migrate::split_areas(&areas, |prefix| {
+        layers
+            .stores_of(&strata_core::KeySpan::prefix(prefix))
+            .into_iter()
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    })?;
+    let mut out = Vec::new();
+    for (name, part) in layers.stores_of(&strata_core::KeySpan::all()) {
+        out.push((part?.clone(), split.remove(name).unwrap_or_default()));
+    }
+    Ok(out)
+}
+
+fn status(statuses: Vec<strata_migrate::AreaStatus>, format: Format) -> anyhow::Result<Outcome> {
     if format == Format::Json {
         let items: Vec<_> = statuses
             .iter()
@@ -329,12 +372,13 @@ async fn confirm(store: &AnyStore, areas: &Areas, opts: &UpOptions) -> anyhow::R
     )
 }
 
+/// Applies one store's areas, with progress; returns what was applied, as JSON.
 async fn up(
     store: &AnyStore,
     areas: &Areas,
     opts: &UpOptions,
     format: Format,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<Vec<serde_json::Value>> {
     let terminal = std::io::stderr().is_terminal() && !is_quiet();
     let mut applied = Vec::new();
     let mut bar: Option<ProgressBar> = None;
@@ -410,11 +454,6 @@ async fn up(
     if let Some(b) = bar.take() {
         b.abandon();
     }
-    let reports = reports?;
-    if format == Format::Json {
-        print_json(&json!({"applied": applied}))?;
-    } else if reports.is_empty() {
-        summary!("nothing to apply: every area is up to date");
-    }
-    Ok(Outcome::Ok)
+    reports?;
+    Ok(applied)
 }

@@ -54,8 +54,6 @@ fn refuse_layers(cli: &Cli) -> anyhow::Result<()> {
     let what = match &cli.command {
         Command::Backup(BackupCommand::Log { .. } | BackupCommand::Diff { .. }) => None,
         Command::Backup(_) if layered(&cli.store.store) => Some("backup"),
-        Command::Migrate(MigrateCommand::New { .. }) => None,
-        Command::Migrate(_) if layered(&cli.store.store) => Some("migrate"),
         Command::Mirror(args) if layered(&args.endpoints.from) || layered(&args.endpoints.to) => {
             Some("mirror")
         }
@@ -166,14 +164,16 @@ async fn open_url(url: &str, opts: &crate::cli::StoreOpts) -> anyhow::Result<Any
         .with_context(|| format!("cannot open the store {redacted}"))
 }
 
-/// Opens `url`, given by `given_by` (a flag or variable), creating a missing SQLite
-/// file only when `create`.
+/// Opens `url` (or the config file's store of that name), given by `given_by` (a
+/// flag or variable), creating a missing SQLite file only when `create`.
 async fn open_named(
     url: &str,
     given_by: &str,
     create: bool,
     opts: &crate::cli::StoreOpts,
 ) -> anyhow::Result<AnyStore> {
+    let opts = crate::resolve::other_store(opts, url, given_by)?;
+    let url = opts.store.as_str();
     let redacted = strata_store::redact(url);
     let connect = strata_store::ConnectOptions {
         create,

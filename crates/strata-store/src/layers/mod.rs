@@ -138,6 +138,16 @@ impl LayeredStore {
         self.parts.iter().map(|p| p.name.as_str()).collect()
     }
 
+    /// The stores that hold keys of `span`, by name, in part order: what a frontend
+    /// runs a per-store job on (migrations of an area live in its layer's store).
+    /// A store that could not be opened is its error.
+    pub fn stores_of(&self, span: &KeySpan) -> Vec<(&str, Result<&AnyStore>)> {
+        self.parts_of(span)
+            .into_iter()
+            .map(|p| (self.parts[p].name.as_str(), self.store(p)))
+            .collect()
+    }
+
     /// The store (its name) and layer prefix that hold `key`; `None` outside every
     /// layer.
     pub fn layer_of(&self, key: &[u8]) -> Option<(&str, &str)> {
