@@ -17,6 +17,7 @@ pub mod repo;
 pub mod request;
 pub mod restore;
 pub mod secrets;
+mod space;
 pub mod verify;
 pub mod watch;
 

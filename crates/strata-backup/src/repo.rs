@@ -321,9 +321,17 @@ impl Repo {
         let mut writer = odb.packwriter().map_err(git_err("writing a packfile"))?;
         std::io::Write::write_all(&mut writer, &buf).map_err(|e| Error::Io {
             path: self.path.display().to_string(),
-            source: e,
+            source: crate::space::explain_write(&self.path, e),
         })?;
-        writer.commit().map_err(git_err("writing a packfile"))?;
+        writer
+            .commit()
+            .map_err(|e| match crate::space::disk_full(&self.path) {
+                Some(full) => Error::Io {
+                    path: self.path.display().to_string(),
+                    source: full,
+                },
+                None => git_err("writing a packfile")(e),
+            })?;
         pack.reset()
             .map_err(git_err("clearing the in-memory objects"))?;
         crate::pack::consolidate(&self.git)?;

@@ -7,6 +7,13 @@
 
 /// A hint for the error, naming the flag or command that acts on it.
 pub fn hint(err: &anyhow::Error) -> Option<String> {
+    if err.chain().any(is_disk_full) {
+        return Some(
+            "the disk is full: free some space there, then run the same command again \
+             (what was written is whole, and a re-run finishes the job)"
+                .into(),
+        );
+    }
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<strata_migrate::Error>() {
             return migrate(e);
@@ -22,6 +29,17 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
         }
     }
     None
+}
+
+/// A full disk, however it surfaced: the OS's ENOSPC, or SQLite's SQLITE_FULL.
+fn is_disk_full(cause: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+        if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
+            return true;
+        }
+    }
+    let text = cause.to_string();
+    text.contains("No space left on device") || text.contains("database or disk is full")
 }
 
 fn migrate(e: &strata_migrate::Error) -> Option<String> {

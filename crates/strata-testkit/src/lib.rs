@@ -2,6 +2,7 @@
 //! dirs, and always stopped. A missing server binary fails the test with the command
 //! that installs it; nothing is skipped silently.
 
+pub mod disk;
 pub mod etcd;
 pub mod fixtures;
 pub mod postgres;

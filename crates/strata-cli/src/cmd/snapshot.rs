@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use strata_ops::load::{load as load_entries, LoadReport};
@@ -37,8 +38,11 @@ pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcom
     };
     // Written beside the target and renamed: the file is whole or absent, never half.
     let mut file = OutputFile::create(&path)?;
-    let report = export_snapshot(store, prefix, file.writer()).await?;
-    file.commit()?;
+    let report = export_snapshot(store, prefix, file.writer())
+        .await
+        .with_context(|| format!("cannot write {} (nothing was left there)", path.display()))?;
+    file.commit()
+        .with_context(|| format!("cannot write {} (nothing was left there)", path.display()))?;
     match format {
         Format::Json => print_json(&json!({
             "keys": report.keys, "revision": report.revision, "file": path.display().to_string(),
