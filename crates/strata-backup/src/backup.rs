@@ -18,6 +18,7 @@ use strata_core::{scan, Event, EventKind, KeySpan, Store, WatchRequest};
 use crate::layout::{locate, parse, render};
 use crate::options::{BackupOptions, BackupReport, Stage};
 use crate::repo::{git_err, Repo, Trailers};
+use crate::source::{describe, intersect, single, Part, Revisions};
 use crate::Error;
 
 /// Keys changed, with their final value (`None`: deleted).
@@ -26,57 +27,103 @@ pub(crate) type Changes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 /// One backup: incremental when the last commit was made with the same options and
 /// its revision is still in the store's history, full otherwise.
 pub async fn run<S: Store>(store: &S, opts: &BackupOptions) -> Result<BackupReport, Error> {
+    run_parts(&single(store), opts).await
+}
+
+/// [`run`] over several stores (a layered keyspace's): each part read only in its
+/// spans, at its own revision, into one commit that records every part's revision;
+/// an incremental run replays each part from its own.
+pub async fn run_parts<S: Store>(
+    parts: &[Part<'_, S>],
+    opts: &BackupOptions,
+) -> Result<BackupReport, Error> {
     let repo = Repo::open(&opts.repo, true, true)?;
     push_remote(&repo, opts)?;
-    let report = run_in(store, &repo, opts).await?;
+    let report = run_in(parts, &repo, opts).await?;
     push(&repo, opts)?;
     Ok(report)
 }
 
 pub(crate) async fn run_in<S: Store>(
-    store: &S,
+    parts: &[Part<'_, S>],
     repo: &Repo,
     opts: &BackupOptions,
 ) -> Result<BackupReport, Error> {
-    let status = store
-        .status()
-        .await
-        .map_err(|e| Error::store("reading the store's revision", e))?;
+    let mut now = Revisions::new();
+    for p in parts {
+        let status = p
+            .store
+            .status()
+            .await
+            .map_err(|e| Error::store(format!("reading the revision of {}", name_of(p)), e))?;
+        now.insert(p.name.clone(), status.revision);
+    }
     let head = repo.head()?.map(|c| c.id());
     let last = last_trailers(repo)?;
+    // Each part at or before where `later` is, with the same parts.
+    let not_after = |earlier: &Revisions, later: &Revisions| {
+        earlier.len() == later.len()
+            && earlier
+                .iter()
+                .all(|(name, r)| later.get(name).is_some_and(|l| r <= l))
+    };
     // Another store, other options, or a store whose revision went back (restored,
     // recreated): the files are rebuilt from a full read.
     let continues = |t: &Trailers| {
-        t.options == opts.digest() && t.store == opts.store_label && t.revision <= status.revision
+        t.options == opts.digest() && t.store == opts.store_label && not_after(&t.revisions, &now)
     };
     let report = 'run: {
         if let Some(t) = last.filter(continues) {
             // Where the store was last seen equal to HEAD (a run that found nothing to
-            // commit), or else the revision HEAD records.
+            // commit), or else the revisions HEAD records.
             let since = head
                 .and_then(|h| repo.seen(h))
-                .filter(|&r| r > t.revision && r <= status.revision)
-                .unwrap_or(t.revision);
-            if since >= status.revision {
+                .filter(|seen| not_after(&t.revisions, seen) && not_after(seen, &now))
+                .unwrap_or(t.revisions);
+            if not_after(&now, &since) {
                 break 'run BackupReport {
-                    revision: since,
+                    revision: since.get("").copied().unwrap_or(0),
+                    revisions: since,
                     ..BackupReport::default()
                 };
             }
-            match changes_between(store, opts, since + 1, status.revision).await {
-                Ok(changes) => {
-                    break 'run commit_changes(repo, opts, changes, status.revision).await?
+            let mut changes = Changes::new();
+            let mut compacted = false;
+            for p in parts {
+                let (from, to) = (since[&p.name], now[&p.name]);
+                if from >= to {
+                    continue;
                 }
-                Err(strata_core::Error::Compacted { .. }) => {}
-                Err(e) => return Err(Error::store("reading the changes since the last backup", e)),
+                match changes_between(p, opts, from + 1, to).await {
+                    Ok(found) => changes.extend(found),
+                    Err(strata_core::Error::Compacted { .. }) => {
+                        compacted = true;
+                        break;
+                    }
+                    Err(e) => {
+                        return Err(Error::store("reading the changes since the last backup", e))
+                    }
+                }
+            }
+            if !compacted {
+                break 'run commit_changes(repo, opts, changes, &now).await?;
             }
         }
-        full(store, repo, opts, status.revision).await?
+        full(parts, repo, opts, &now).await?
     };
     if let (None, Some(head)) = (&report.commit, head) {
-        repo.set_seen(head, report.revision)?;
+        repo.set_seen(head, &report.revisions)?;
     }
     Ok(report)
+}
+
+/// A part as messages name it.
+fn name_of<S>(p: &Part<'_, S>) -> String {
+    if p.name.is_empty() {
+        "the store".into()
+    } else {
+        format!("the store {}", p.name)
+    }
 }
 
 pub(crate) fn last_trailers(repo: &Repo) -> Result<Option<Trailers>, Error> {
@@ -93,13 +140,16 @@ pub(crate) fn record(opts: &BackupOptions, changes: &mut Changes, e: Event) {
     }
 }
 
-/// Every change of the selected keys in revisions `from..=to`, replayed by a watch.
+/// Every change of the selected keys of a part's spans in revisions `from..=to`,
+/// replayed by a watch of the part's whole store (every revision has a change, so
+/// the replay reaches `to`).
 async fn changes_between<S: Store>(
-    store: &S,
+    part: &Part<'_, S>,
     opts: &BackupOptions,
     from: i64,
     to: i64,
 ) -> Result<Changes, strata_core::Error> {
+    let store = part.store;
     let mut changes = Changes::new();
     let mut watcher = store
         .watch(WatchRequest {
@@ -125,7 +175,9 @@ async fn changes_between<S: Store>(
             if e.revision() > to {
                 return Ok(changes);
             }
-            record(opts, &mut changes, e);
+            if part.spans.iter().any(|s| s.contains(&e.kv.key)) {
+                record(opts, &mut changes, e);
+            }
         }
         if watcher.resume_revision() > to {
             return Ok(changes);
@@ -156,10 +208,10 @@ pub(crate) async fn commit_changes(
     repo: &Repo,
     opts: &BackupOptions,
     changes: Changes,
-    revision: i64,
+    revisions: &Revisions,
 ) -> Result<BackupReport, Error> {
     with_bulk(repo, |bulk, pack| {
-        apply_changes(bulk, opts, changes, revision, pack)
+        apply_changes(bulk, opts, changes, revisions, pack)
     })
 }
 
@@ -167,7 +219,7 @@ fn apply_changes(
     repo: &Repo,
     opts: &BackupOptions,
     changes: Changes,
-    revision: i64,
+    revisions: &Revisions,
     pack: &git2::Mempack<'_>,
 ) -> Result<BackupReport, Error> {
     let (head, base) = repo.head_and_tree()?;
@@ -180,7 +232,8 @@ fn apply_changes(
         by_file.entry(file).or_default().push((member, value, key));
     }
     let mut report = BackupReport {
-        revision,
+        revision: revisions.get("").copied().unwrap_or(0),
+        revisions: revisions.clone(),
         keys_read,
         ..BackupReport::default()
     };
@@ -317,15 +370,22 @@ fn finish(
     if head.is_some() && tree == base {
         return Ok(report);
     }
+    let trailers: String = report
+        .revisions
+        .iter()
+        .map(|(name, r)| match name.as_str() {
+            "" => format!("Strata-Revision: {r}\n"),
+            name => format!("Strata-Revision-{name}: {r}\n"),
+        })
+        .collect();
     let message = format!(
         "backup at revision {}: {} added, {} changed, {} removed\n\n\
-         Store: {}\nStrata-Revision: {}\nStrata-Added: {}\nStrata-Changed: {}\nStrata-Removed: {}\nStrata-Options: {}\n",
-        report.revision,
+         Store: {}\n{trailers}Strata-Added: {}\nStrata-Changed: {}\nStrata-Removed: {}\nStrata-Options: {}\n",
+        describe(&report.revisions),
         report.added,
         report.changed,
         report.removed,
         opts.store_label,
-        report.revision,
         report.added,
         report.changed,
         report.removed,
@@ -348,15 +408,24 @@ fn finish(
 /// A full backup: one consistent read of the selected keys at `revision`, every file
 /// compared by its hash with HEAD's and written only if it differs.
 async fn full<S: Store>(
-    store: &S,
+    parts: &[Part<'_, S>],
     repo: &Repo,
     opts: &BackupOptions,
-    revision: i64,
+    revisions: &Revisions,
 ) -> Result<BackupReport, Error> {
     let mut files: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     let mut keys_read = 0u64;
-    for span in opts.spans() {
-        scan(store, span, revision, |kvs| {
+    let reads = opts.spans().into_iter().flat_map(|span| {
+        parts.iter().flat_map(move |p| {
+            let span = span.clone();
+            p.spans
+                .iter()
+                .filter_map(move |held| intersect(&span, held))
+                .map(move |s| (p, s))
+        })
+    });
+    for (part, span) in reads.collect::<Vec<_>>() {
+        scan(part.store, span, revisions[&part.name], |kvs| {
             opts.progress.tell(Stage::Reading {
                 keys: keys_read + kvs.len() as u64,
             });
@@ -376,7 +445,8 @@ async fn full<S: Store>(
         .map_err(|e| Error::store("reading the store", e))?;
     }
     let report = BackupReport {
-        revision,
+        revision: revisions.get("").copied().unwrap_or(0),
+        revisions: revisions.clone(),
         full: true,
         keys_read,
         ..BackupReport::default()

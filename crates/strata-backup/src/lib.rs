@@ -17,20 +17,22 @@ pub mod repo;
 pub mod request;
 pub mod restore;
 pub mod secrets;
+pub mod source;
 mod space;
 pub mod verify;
 pub mod watch;
 
 use std::path::PathBuf;
 
-pub use backup::run;
+pub use backup::{run, run_parts};
 pub use history::{diff, log, KeyChange, LogEntry};
 pub use options::{BackupOptions, BackupReport, Identity, OnStage, Stage};
 pub use request::{BackupRequest, Writer};
 pub use restore::{
     apply_restore, plan_restore, restore, restore_all, RestoreHow, RestorePlan, RestoreReport,
 };
-pub use verify::{verify, VerifyReport};
+pub use source::{single, Part, Revisions};
+pub use verify::{verify, verify_parts, VerifyReport};
 pub use watch::{watch, CommitPoint, WatchOptions, WatchStatus, WatchUpdate};
 
 /// The version of the file layout a commit records in its options (a change of

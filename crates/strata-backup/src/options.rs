@@ -90,7 +90,11 @@ pub enum Stage {
 pub struct BackupReport {
     /// The commit made, `None` when nothing changed.
     pub commit: Option<String>,
+    /// The store's revision the backup holds (0 for a layered keyspace: see
+    /// `revisions`).
     pub revision: i64,
+    /// Each part's revision (one entry, `""`, for a backup of one store).
+    pub revisions: crate::Revisions,
     pub full: bool,
     pub added: u64,
     pub changed: u64,

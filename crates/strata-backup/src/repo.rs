@@ -37,7 +37,11 @@ impl std::fmt::Debug for Repo {
 /// What a commit records about the backup it holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Trailers {
+    /// The store's revision (`Strata-Revision`; 0 for a layered keyspace).
     pub revision: i64,
+    /// Every part's revision: `""` for `Strata-Revision`, `NAME` for
+    /// `Strata-Revision-NAME` (a layered keyspace's stores).
+    pub revisions: crate::Revisions,
     /// A digest of the options that shape the files (prefixes, schema, secrets mode):
     /// an incremental backup continues only a commit made with the same options.
     pub options: String,
@@ -51,6 +55,13 @@ impl Trailers {
         for line in message.lines() {
             if let Some(v) = line.strip_prefix("Strata-Revision: ") {
                 t.revision = v.trim().parse().ok()?;
+                t.revisions.insert(String::new(), t.revision);
+                found = true;
+            } else if let Some((name, v)) = line
+                .strip_prefix("Strata-Revision-")
+                .and_then(|rest| rest.split_once(": "))
+            {
+                t.revisions.insert(name.to_owned(), v.trim().parse().ok()?);
                 found = true;
             } else if let Some(v) = line.strip_prefix("Strata-Options: ") {
                 t.options = v.trim().to_owned();
@@ -139,20 +150,38 @@ impl Repo {
     /// records). Kept in the Git folder (`strata/seen`, never committed), so the next
     /// run starts there rather than at `head`'s revision, which the store may have
     /// compacted meanwhile. `None` if the note is about another commit.
-    pub fn seen(&self, head: Oid) -> Option<i64> {
+    pub fn seen(&self, head: Oid) -> Option<crate::Revisions> {
         let text = std::fs::read_to_string(self.git.path().join("strata/seen")).ok()?;
-        let (commit, revision) = text.trim().split_once(' ')?;
+        let (commit, revisions) = text.trim().split_once(' ')?;
         if commit != head.to_string() {
             return None;
         }
-        revision.parse().ok()
+        // `12` for one store, `comms=5,ops=12` for the stores of a layered keyspace.
+        let mut out = crate::Revisions::new();
+        for item in revisions.split(',') {
+            match item.split_once('=') {
+                Some((name, r)) => out.insert(name.to_owned(), r.parse().ok()?),
+                None => out.insert(String::new(), item.parse().ok()?),
+            };
+        }
+        Some(out)
     }
 
-    /// Notes that the store at `revision` equals commit `head` (see [`Repo::seen`]).
-    pub fn set_seen(&self, head: Oid, revision: i64) -> Result<(), Error> {
+    /// Notes that the store at `revisions` equals commit `head` (see [`Repo::seen`]).
+    pub fn set_seen(&self, head: Oid, revisions: &crate::Revisions) -> Result<(), Error> {
+        let text: Vec<String> = revisions
+            .iter()
+            .map(|(name, r)| {
+                if name.is_empty() {
+                    r.to_string()
+                } else {
+                    format!("{name}={r}")
+                }
+            })
+            .collect();
         write_git_file(
             &self.git.path().join("strata/seen"),
-            &format!("{head} {revision}\n"),
+            &format!("{head} {}\n", text.join(",")),
         )
     }
 

@@ -7,6 +7,7 @@ use strata_ops::transfer::Digest;
 use crate::options::BackupOptions;
 use crate::repo::{Repo, Trailers};
 use crate::restore::written;
+use crate::source::{describe, intersect, Part, Revisions};
 use crate::Error;
 
 /// What `verify` compared.
@@ -18,21 +19,40 @@ pub struct VerifyReport {
     /// The revision the live store was read at: `revision`, or the current one when
     /// the store has compacted `revision` away.
     pub compared_at: i64,
+    /// Each part's revision the commit records, and the one it was compared at
+    /// (a layered keyspace's stores; one entry, `""`, for one store).
+    pub revisions: Revisions,
+    pub compared: Revisions,
     pub keys: u64,
     pub digest: String,
 }
 
-/// The digest of the live store's backed-up keys at `revision` (0: now), and the
-/// revision read.
+/// The digest of the live store's backed-up keys, each part read at its revision in
+/// `at` (0: now), in key order; and the revisions read.
 async fn live_digest<S: Store>(
-    store: &S,
+    parts: &[Part<'_, S>],
     opts: &BackupOptions,
-    revision: i64,
-) -> strata_core::Result<(Digest, i64)> {
+    at: &Revisions,
+) -> strata_core::Result<(Digest, Revisions)> {
     let mut live = Digest::default();
-    let mut read_at = revision;
-    for span in opts.spans() {
-        read_at = scan(store, span, read_at, |kvs| {
+    let mut read_at = at.clone();
+    // The parts' spans are disjoint: read in the order of their first keys.
+    let mut reads: Vec<(&Part<'_, S>, KeySpan)> = opts
+        .spans()
+        .iter()
+        .flat_map(|span| {
+            parts.iter().flat_map(move |p| {
+                p.spans
+                    .iter()
+                    .filter_map(move |held| intersect(span, held))
+                    .map(move |s| (p, s))
+            })
+        })
+        .collect();
+    reads.sort_by(|a, b| a.1.bounds().0.cmp(&b.1.bounds().0));
+    for (part, span) in reads {
+        let revision = read_at.get(&part.name).copied().unwrap_or(0);
+        let read = scan(part.store, span, revision, |kvs| {
             for kv in kvs.iter().filter(|kv| opts.selected(&kv.key)) {
                 let Some(written) = opts.secrets.protect(&kv.key, &kv.value) else {
                     continue;
@@ -45,6 +65,7 @@ async fn live_digest<S: Store>(
             Ok(())
         })
         .await?;
+        read_at.insert(part.name.clone(), read);
     }
     Ok((live, read_at))
 }
@@ -55,6 +76,15 @@ async fn live_digest<S: Store>(
 /// (and nothing changed since, so no backup committed), it compares with the store
 /// as it is now: equal digests still prove the backup exact.
 pub async fn verify<S: Store>(store: &S, opts: &BackupOptions) -> Result<VerifyReport, Error> {
+    verify_parts(&crate::source::single(store), opts).await
+}
+
+/// [`verify`] over several stores (a layered keyspace's), each part compared at the
+/// revision the commit records for it.
+pub async fn verify_parts<S: Store>(
+    parts: &[Part<'_, S>],
+    opts: &BackupOptions,
+) -> Result<VerifyReport, Error> {
     let repo = Repo::open(&opts.repo, false, false)?;
     let commit = repo.head()?.ok_or_else(|| {
         Error::NotFound(format!(
@@ -85,16 +115,17 @@ pub async fn verify<S: Store>(store: &S, opts: &BackupOptions) -> Result<VerifyR
     })
     .await
     .map_err(|e| Error::store("reading the scratch store", e))?;
-    let read = |revision| live_digest(store, opts, revision);
-    let (live, compared_at) = match read(t.revision).await {
+    let now: Revisions = t.revisions.keys().map(|k| (k.clone(), 0)).collect();
+    let (live, compared) = match live_digest(parts, opts, &t.revisions).await {
         Ok(found) => found,
-        Err(strata_core::Error::Compacted { .. }) => read(0)
+        Err(strata_core::Error::Compacted { .. }) => live_digest(parts, opts, &now)
             .await
             .map_err(|e| Error::store("reading the live store", e))?,
         Err(e) => return Err(Error::store("reading the live store", e)),
     };
+    let compared_at = compared.get("").copied().unwrap_or(0);
     if restored != live {
-        let compacted = if compared_at == t.revision {
+        let compacted = if compared == t.revisions {
             String::new()
         } else {
             format!(
@@ -102,6 +133,7 @@ pub async fn verify<S: Store>(store: &S, opts: &BackupOptions) -> Result<VerifyR
                 t.revision
             )
         };
+        let compared_at = describe(&compared);
         return Err(Error::Refused(format!(
             "the backup does not match the store: commit {} holds {} keys (digest {}), the store at revision {compared_at} has {} (digest {}){compacted}",
             commit.id(),
@@ -114,6 +146,8 @@ pub async fn verify<S: Store>(store: &S, opts: &BackupOptions) -> Result<VerifyR
     Ok(VerifyReport {
         commit: commit.id().to_string(),
         revision: t.revision,
+        revisions: t.revisions,
+        compared: compared.clone(),
         compared_at,
         keys: restored.keys,
         digest: restored.hex(),

@@ -160,8 +160,9 @@ pub async fn watch<S: Store, F: Future<Output = ()>>(
     loop {
         // A backup is safe to abandon part-way: nothing moves the branch until its
         // commit is complete.
+        let parts = crate::source::single(store);
         let ran = tokio::select! {
-            ran = run_in(store, &repo, opts) => ran,
+            ran = run_in(&parts, &repo, opts) => ran,
             _ = stop.as_mut() => return Ok(w.status),
         };
         let report = match ran.and_then(|r| push(&repo, opts).map(|()| r)) {
@@ -230,7 +231,7 @@ async fn follow<S: Store>(
         tokio::select! {
             _ = stop.as_mut() => {
                 if last_revision > recorded {
-                    let report = commit_changes(repo, opts, std::mem::take(&mut pending), last_revision).await?;
+                    let report = commit_changes(repo, opts, std::mem::take(&mut pending), &crate::source::one(last_revision)).await?;
                     push(repo, opts)?;
                     w.backed_up(repo, &report)?;
                 }
@@ -238,7 +239,7 @@ async fn follow<S: Store>(
             }
             _ = ticker.tick() => w.check(store).await,
             _ = sleep => {
-                let report = commit_changes(repo, opts, std::mem::take(&mut pending), last_revision).await?;
+                let report = commit_changes(repo, opts, std::mem::take(&mut pending), &crate::source::one(last_revision)).await?;
                 push(repo, opts)?;
                 w.backed_up(repo, &report)?;
                 deadline = None;

@@ -39,14 +39,18 @@ fn nothing_listening_is_named_with_the_endpoint_and_the_client_port() {
 fn a_port_that_is_not_etcd_is_said_to_be_not_etcd() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    // Each connection answered on its own thread and kept open a moment, as a web
+    // server would: the client reads the HTTP/1 answer, not a closed socket.
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let mut stream = stream;
-            let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf);
-            let _ = stream.write_all(
-                b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found",
-            );
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = stream
+                    .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found");
+                std::thread::sleep(std::time::Duration::from_secs(3));
+            });
         }
     });
     let s = Sandbox::with_store(&format!("etcd://127.0.0.1:{port}"));
