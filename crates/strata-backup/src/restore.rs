@@ -84,6 +84,8 @@ pub(crate) fn snapshot(
 pub struct RestoreReport {
     pub commit: String,
     pub revision: i64,
+    /// Every part's revision the commit records (see [`crate::Revisions`]).
+    pub revisions: crate::Revisions,
     /// Keys written (missing or different), and deleted (not in the backup).
     pub put: Vec<Vec<u8>>,
     pub deleted: Vec<Vec<u8>>,
@@ -150,7 +152,8 @@ pub async fn plan_restore<S: Store>(
 ) -> Result<RestorePlan, Error> {
     let repo = Repo::open(&opts.repo, false, false)?;
     let commit = repo.resolve(at)?;
-    let revision = Trailers::parse(commit.message().unwrap_or("")).map_or(0, |t| t.revision);
+    let trailers = Trailers::parse(commit.message().unwrap_or("")).unwrap_or_default();
+    let (revision, revisions) = (trailers.revision, trailers.revisions);
     let t = target.as_bytes();
     let spans: Vec<KeySpan> = if target.ends_with('/') {
         vec![KeySpan::prefix(t)]
@@ -187,6 +190,7 @@ pub async fn plan_restore<S: Store>(
     let mut report = RestoreReport {
         commit: commit.id().to_string(),
         revision,
+        revisions: revisions.clone(),
         ..RestoreReport::default()
     };
     let mut compares = Vec::new();
@@ -307,7 +311,8 @@ pub async fn restore_all<S: Store + Clone + 'static>(
 ) -> Result<RestoreReport, Error> {
     let repo = Repo::open(&opts.repo, false, false)?;
     let commit = repo.resolve(at)?;
-    let revision = Trailers::parse(commit.message().unwrap_or("")).map_or(0, |t| t.revision);
+    let trailers = Trailers::parse(commit.message().unwrap_or("")).unwrap_or_default();
+    let (revision, revisions) = (trailers.revision, trailers.revisions);
     let count = |span: KeySpan| async move {
         target
             .range(RangeRequest::new(span).count_only())
@@ -355,6 +360,7 @@ pub async fn restore_all<S: Store + Clone + 'static>(
                     return Ok(RestoreReport {
                         commit: id,
                         revision,
+                        revisions,
                         unchanged: held.len() as u64,
                         secrets_kept: secret,
                         store_revision: target
@@ -387,6 +393,7 @@ pub async fn restore_all<S: Store + Clone + 'static>(
     Ok(RestoreReport {
         commit: id,
         revision,
+        revisions,
         put: keys,
         secrets_kept: secret,
         store_revision: loaded.revision,

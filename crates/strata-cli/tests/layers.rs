@@ -416,3 +416,139 @@ fn moving_a_layer_to_another_store_while_it_is_written() {
         writes.to_string()
     );
 }
+
+/// One repository for the layered keyspace: a full run, a change in each layer, an
+/// incremental run that records each store's revision, a restore of one key in each
+/// layer, and a rebuild of the whole backup into an empty layered keyspace.
+#[test]
+fn a_layered_keyspace_backs_up_into_one_repository() {
+    let Layers { s, ops, comms } = layers();
+    let snapshot = examples().join("sigilgate/expected.json");
+    ok(&s, &["load", snapshot.to_str().unwrap()]);
+    let repo = s.path("repo.git");
+    let r = repo.to_str().unwrap();
+    let first = ok(&s, &["backup", "run", "--repo", r]);
+    assert!(first.contains("full backup"), "{first}");
+    ok(&s, &["put", "/sigilgate/users/129/status", "blocked"]);
+    ok(
+        &s,
+        &[
+            "put",
+            "/public/contacts/bob@example.org/newsletter",
+            "false",
+        ],
+    );
+    let second = ok(&s, &["backup", "run", "--repo", r, "-o", "json"]);
+    let second: serde_json::Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(
+        (second["full"].clone(), second["changed"].clone()),
+        (false.into(), 2.into()),
+        "{second}"
+    );
+    // The commit records each store's revision, as etcd itself counts it.
+    let (_, message) = strata_testkit::git_try(&repo, &["log", "-1", "--format=%B"]);
+    let revision_of = |c: &EtcdCluster| -> i64 {
+        let out = etcdctl(c, &["get", "/", "-w", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["header"]["revision"].as_i64().unwrap()
+    };
+    assert!(
+        message.contains(&format!("Strata-Revision-ops: {}", revision_of(&ops))),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("Strata-Revision-comms: {}", revision_of(&comms))),
+        "{message}"
+    );
+    let (fsck, text) = strata_testkit::git_try(&repo, &["fsck", "--strict"]);
+    assert!(fsck, "{text}");
+    ok(&s, &["backup", "verify", "--repo", r]);
+    // Nothing changed: no commit.
+    assert!(ok(&s, &["backup", "run", "--repo", r]).starts_with("nothing changed"));
+    // One key restored in each layer, written back to its layer's store.
+    ok(
+        &s,
+        &[
+            "backup",
+            "restore",
+            "/sigilgate/users/129",
+            "--repo",
+            r,
+            "--at",
+            "HEAD~1",
+            "--yes",
+        ],
+    );
+    ok(
+        &s,
+        &[
+            "backup",
+            "restore",
+            "/public/contacts/bob@example.org",
+            "--repo",
+            r,
+            "--at",
+            "HEAD~1",
+            "--yes",
+        ],
+    );
+    assert_eq!(
+        etcdctl(
+            &ops,
+            &["get", "/sigilgate/users/129/status", "--print-value-only"]
+        )
+        .trim(),
+        "active"
+    );
+    assert_eq!(
+        etcdctl(
+            &comms,
+            &[
+                "get",
+                "/public/contacts/bob@example.org/newsletter",
+                "--print-value-only"
+            ]
+        )
+        .trim(),
+        "true"
+    );
+    // The whole backup into an empty layered keyspace (three new SQLite stores).
+    std::fs::write(
+        s.path("empty.toml"),
+        "[stores.a]\nurl = \"sqlite:a.db\"\n[stores.b]\nurl = \"sqlite:b.db\"\n[stores.c]\nurl = \"sqlite:c.db\"\n\
+         [layers]\n\"/sigilgate/\" = \"a\"\n\"/public/\" = \"b\"\n\"/\" = \"c\"\n",
+    )
+    .unwrap();
+    ok(
+        &s,
+        &[
+            "backup",
+            "restore",
+            "--all",
+            "--repo",
+            r,
+            "--at",
+            "HEAD~1",
+            "--to",
+            "layers:empty.toml",
+        ],
+    );
+    let source = ok(&s, &["export"]);
+    let rebuilt = ok(&s, &["--store", "layers:empty.toml", "export"]);
+    assert_eq!(source, rebuilt);
+    let only_sigilgate = ok(
+        &s,
+        &[
+            "--store",
+            "sqlite:a.db",
+            "get",
+            "--prefix",
+            "/",
+            "--keys-only",
+        ],
+    );
+    assert!(
+        only_sigilgate.lines().all(|k| k.starts_with("/sigilgate/")),
+        "{only_sigilgate}"
+    );
+}

@@ -10,6 +10,7 @@ use strata_backup::{
     BackupOptions, BackupReport, BackupRequest, Identity, KeyChange, WatchUpdate, Writer,
 };
 use strata_core::clock::format_rfc3339;
+use strata_store::AnyStore;
 
 use super::{open, open_url};
 use crate::cli::{BackupCommand, BackupShape, BackupWriteArgs, Format, StoreOpts};
@@ -45,6 +46,23 @@ fn options(
     .resolve()?)
 }
 
+/// What a backup reads: the store, or each layer's store of a layered keyspace with
+/// the keys it holds (each read at its own revision).
+fn parts(store: &AnyStore) -> anyhow::Result<Vec<strata_backup::Part<'_, AnyStore>>> {
+    let AnyStore::Layered(layers) = store else {
+        return Ok(strata_backup::single(store));
+    };
+    let mut out = Vec::new();
+    for (name, part, spans) in layers.parts() {
+        out.push(strata_backup::Part {
+            name: name.to_owned(),
+            store: part?,
+            spans,
+        });
+    }
+    Ok(out)
+}
+
 /// Progress of a long full backup on stderr: a line every few seconds.
 fn progress() -> strata_backup::OnStage {
     let last = std::sync::Mutex::new(std::time::Instant::now());
@@ -68,18 +86,18 @@ fn progress() -> strata_backup::OnStage {
 }
 
 fn report_line(r: &BackupReport) -> String {
+    let revision = strata_backup::source::describe(&r.revisions);
     match &r.commit {
         Some(c) => format!(
-            "committed {} at revision {}: {} added, {} changed, {} removed ({} written{})",
+            "committed {} at revision {revision}: {} added, {} changed, {} removed ({} written{})",
             &c[..12],
-            r.revision,
             r.added,
             r.changed,
             r.removed,
             plural(r.files_written, "file"),
             if r.full { ", full backup" } else { "" }
         ),
-        None => format!("nothing changed up to revision {}: no commit", r.revision),
+        None => format!("nothing changed up to revision {revision}: no commit"),
     }
 }
 
@@ -99,7 +117,7 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
         BackupCommand::Run { args, format } => {
             let store = open(opts).await?;
             let options = options(&opts.store, &args.shape, Some(&args))?;
-            let report = strata_backup::run(&store, &options).await?;
+            let report = strata_backup::run_parts(&parts(&store)?, &options).await?;
             match format {
                 Format::Json => print_json(&report_json(&report))?,
                 Format::Text => summary!("{}", report_line(&report)),
@@ -116,19 +134,21 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
         BackupCommand::Verify { shape, format } => {
             let store = open(opts).await?;
             let options = options(&opts.store, &shape, None)?;
-            let v = strata_backup::verify(&store, &options).await?;
-            let note = if v.compared_at == v.revision {
+            let v = strata_backup::verify_parts(&parts(&store)?, &options).await?;
+            let describe = strata_backup::source::describe;
+            let note = if v.compared == v.revisions {
                 String::new()
             } else {
                 format!(
                     "; the commit records revision {}, which the store has compacted, and no backed-up key changed since",
-                    v.revision
+                    describe(&v.revisions)
                 )
             };
             if format == Format::Json {
                 print_json(&json!({
                     "ok": true, "commit": v.commit, "revision": v.revision,
-                    "compared_at": v.compared_at, "keys": v.keys, "digest": v.digest,
+                    "revisions": v.revisions, "compared_at": v.compared_at,
+                    "compared": v.compared, "keys": v.keys, "digest": v.digest,
                 }))?;
                 return Ok(Outcome::Ok);
             }
@@ -136,7 +156,7 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
                 "ok: commit {} holds {}, the same as the store at revision {} (digest {}){note}",
                 &v.commit[..12],
                 plural(v.keys, "key"),
-                v.compared_at,
+                describe(&v.compared),
                 v.digest
             );
             Ok(Outcome::Ok)
@@ -195,6 +215,7 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
                 let keys = |keys: &[Vec<u8>]| keys.iter().map(|k| show(k)).collect::<Vec<_>>();
                 print_json(&json!({
                     "dry_run": dry_run, "commit": report.commit, "revision": report.revision,
+                    "revisions": report.revisions,
                     "put": keys(&report.put), "deleted": keys(&report.deleted),
                     "unchanged": report.unchanged, "secrets_kept": keys(&report.secrets_kept),
                     "store_revision": report.store_revision,
@@ -219,7 +240,7 @@ pub async fn command(opts: &StoreOpts, command: BackupCommand) -> anyhow::Result
                     if dry_run { "would delete" } else { "deleted" },
                     report.deleted.len(),
                     &report.commit[..12],
-                    report.revision,
+                    strata_backup::source::describe(&report.revisions),
                     report.unchanged
                 )?;
             }
@@ -271,7 +292,7 @@ fn confirm_restore(
     let what = format!(
         "restoring {target} from commit {} (revision {}, --at {at}) writes {} and deletes {}",
         &plan.commit[..12],
-        plan.revision,
+        strata_backup::source::describe(&plan.revisions),
         plural(plan.put.len(), "key"),
         plural(plan.deleted.len(), "key"),
     );
@@ -361,7 +382,8 @@ fn commit_line(r: &BackupReport) -> String {
 /// A backup run's report as `-o json` prints it (and `--log-format json` logs it).
 fn report_json(r: &BackupReport) -> Value {
     json!({
-        "commit": r.commit, "revision": r.revision, "full": r.full, "added": r.added,
+        "commit": r.commit, "revision": r.revision, "revisions": r.revisions, "full": r.full,
+        "added": r.added,
         "changed": r.changed, "removed": r.removed, "files_written": r.files_written,
         "keys_read": r.keys_read,
     })

@@ -47,13 +47,14 @@ fn writes(command: &Command) -> bool {
 }
 
 /// Commands that do not work on a layered keyspace yet (each layer's revision must be
-/// recorded and replayed on its own): refused before they start, rather than writing
-/// a backup or a mirror checkpoint whose revision means nothing the next time.
+/// followed on its own): refused before they start, rather than recording a revision
+/// that means nothing the next time.
 fn refuse_layers(cli: &Cli) -> anyhow::Result<()> {
     let layered = |url: &str| url.starts_with("layers:");
     let what = match &cli.command {
-        Command::Backup(BackupCommand::Log { .. } | BackupCommand::Diff { .. }) => None,
-        Command::Backup(_) if layered(&cli.store.store) => Some("backup"),
+        Command::Backup(BackupCommand::Watch { .. }) if layered(&cli.store.store) => {
+            Some("backup watch")
+        }
         Command::Mirror(args) if layered(&args.endpoints.from) || layered(&args.endpoints.to) => {
             Some("mirror")
         }

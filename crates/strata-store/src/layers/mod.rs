@@ -148,6 +148,26 @@ impl LayeredStore {
             .collect()
     }
 
+    /// Every store with the key ranges it holds, in part order (for jobs that read
+    /// each store on its own, at its own revision: a backup). A store that could not
+    /// be opened is its error.
+    pub fn parts(&self) -> Vec<(&str, Result<&AnyStore>, Vec<KeySpan>)> {
+        (0..self.parts.len())
+            .map(|p| {
+                let spans = self
+                    .segments
+                    .iter()
+                    .filter(|s| s.part == p)
+                    .map(|s| KeySpan::Range {
+                        start: s.start.clone(),
+                        end: s.end.clone(),
+                    })
+                    .collect();
+                (self.parts[p].name.as_str(), self.store(p), spans)
+            })
+            .collect()
+    }
+
     /// The store (its name) and layer prefix that hold `key`; `None` outside every
     /// layer.
     pub fn layer_of(&self, key: &[u8]) -> Option<(&str, &str)> {
