@@ -61,15 +61,19 @@ pub struct BackupRepoArgs {
 pub struct BackupShape {
     #[command(flatten)]
     pub repo: BackupRepoArgs,
-    /// Back up only keys under this prefix (repeatable; default every key).
+    /// The keys the backup covers: only those under this prefix (repeatable; default
+    /// every key). `run` and `watch` back up only these; `restore` and `verify` take
+    /// the same prefixes as the backup was made with.
     #[arg(long = "prefix", value_name = "PREFIX")]
     pub prefixes: Vec<String>,
     /// A schema: its secret fields are never written in the clear and its
-    /// backup = false entities are left out.
+    /// backup = false entities are left out (give `restore` and `verify` the schema
+    /// the backup was made with).
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
-    /// Encrypt secrets (ChaCha20-Poly1305) with this 32-byte key file instead of
-    /// writing fingerprints, so that they can be restored.
+    /// The 32-byte key file of encrypted secrets: `run` and `watch` encrypt secrets
+    /// with it (ChaCha20-Poly1305) instead of writing fingerprints, so that they can
+    /// be restored; `restore` and `verify` decrypt with it.
     #[arg(long, value_name = "KEYFILE")]
     pub encrypt_secrets: Option<PathBuf>,
     /// The HMAC key of secret fingerprints (default: strata/fingerprint.key inside the

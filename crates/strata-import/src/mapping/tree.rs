@@ -75,7 +75,8 @@ impl Mapping {
         defects: &mut Vec<Defect>,
     ) -> BTreeMap<String, Vec<Record>> {
         let (mut files, mut odd) = (Vec::new(), Vec::new());
-        if let Err(e) = walk(root, &mut files, &mut odd) {
+        let inside = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        if let Err(e) = walk(root, &inside, &mut files, &mut odd) {
             defects.push(Defect {
                 file: root.display().to_string(),
                 problem: format!("cannot read the tree: {e}"),
@@ -92,8 +93,15 @@ impl Mapping {
         let mut records: BTreeMap<String, Vec<Record>> = BTreeMap::new();
         for file in files {
             let rel = file.strip_prefix(root).unwrap_or(&file);
-            let rel_text = rel.to_string_lossy().replace('\\', "/");
             let name = file.display().to_string();
+            // A capture from a name that is not UTF-8 would be a key nobody chose.
+            let Some(rel_text) = rel.to_str().map(|t| t.replace('\\', "/")) else {
+                defects.push(Defect {
+                    file: name,
+                    problem: "its name is not valid UTF-8 (shown with \u{fffd}); rename it".into(),
+                });
+                continue;
+            };
             let segments: Vec<&str> = rel_text.split('/').collect();
             let matched = self.collections.iter().find_map(|c| {
                 if c.segments.len() != segments.len() {
@@ -174,9 +182,12 @@ impl Mapping {
 
 /// Every file below `dir`, and the entries that are not regular files (a FIFO, a
 /// socket, a device, a dangling link): reading a FIFO would block the import forever,
-/// so they are named and refused, never opened. A link is followed to see what it is.
+/// so they are named and refused, never opened. A link is followed to see what it is,
+/// and only to a file inside the tree (`inside`, canonical): a link out of it (to
+/// `/etc/…`) would import a file nobody put in the tree.
 fn walk(
     dir: &Path,
+    inside: &Path,
     out: &mut Vec<PathBuf>,
     odd: &mut Vec<(PathBuf, &'static str)>,
 ) -> std::io::Result<()> {
@@ -185,7 +196,16 @@ fn walk(
         let path = entry.path();
         let kind = entry.file_type()?;
         if kind.is_dir() {
-            walk(&path, out, odd)?;
+            walk(&path, inside, out, odd)?;
+            continue;
+        }
+        if kind.is_symlink()
+            && std::fs::canonicalize(&path).is_ok_and(|target| !target.starts_with(inside))
+        {
+            odd.push((
+                path,
+                "a link to a file outside the tree (links out of the tree are not followed)",
+            ));
             continue;
         }
         let Ok(meta) = std::fs::metadata(&path) else {
