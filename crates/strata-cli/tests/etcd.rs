@@ -130,14 +130,15 @@ fn load_through_member_loss(kill_leader: bool) {
         .unwrap();
     // Let it write part of the data first.
     let started = Instant::now();
-    loop {
+    let written = loop {
         let count = etcdctl(
             &cluster,
             &["get", "--prefix", "/load/", "--limit=1", "-w", "json"],
         );
         let json: serde_json::Value = serde_json::from_str(&count).unwrap();
-        if json["count"].as_i64().unwrap_or(0) >= 10_000 {
-            break;
+        let written = json["count"].as_i64().unwrap_or(0);
+        if written >= 10_000 {
+            break written;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -148,7 +149,7 @@ fn load_through_member_loss(kill_leader: bool) {
             "the load ended before the fault"
         );
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
     let leader = cluster.leader().expect("a leader");
     let victim = if kill_leader {
         leader
@@ -156,6 +157,12 @@ fn load_through_member_loss(kill_leader: bool) {
         (leader + 1) % 3
     };
     cluster.kill(victim);
+    // The fault landed mid-load: some keys, not all, were written when it came.
+    assert!(
+        written < expected.len() as i64 && load.try_wait().unwrap().is_none(),
+        "the member died after the load had written {written} of {} keys",
+        expected.len()
+    );
     std::thread::sleep(Duration::from_secs(2));
     cluster.restart(victim);
     let out = load.wait_with_output().unwrap();
