@@ -187,7 +187,10 @@ pub async fn load_objects<S: Store + Clone + 'static, T: Bytes>(
         Ok(d) => d,
         Err(e) => return Err(interrupted(&report, e)),
     };
-    let known = differs.is_some();
+    // The revision the entries were compared at: a batch's first write holds only if
+    // none of its keys changed since.
+    let known = differs.as_ref().map(|(_, revision)| *revision);
+    let differs = differs.map(|(d, _)| d);
     let n = entries.len();
     let grouped = objects.is_some();
     let names: Vec<Option<String>> = match objects {
@@ -214,7 +217,7 @@ pub async fn load_objects<S: Store + Clone + 'static, T: Bytes>(
             .collect()
     });
     let todo: Vec<(T, T)> = todo.into_iter().map(|(e, _)| e).collect();
-    if known {
+    if known.is_some() {
         report.unchanged = report.total - todo.len() as u64;
         progress(&report);
     }
@@ -272,10 +275,14 @@ pub async fn load_objects<S: Store + Clone + 'static, T: Bytes>(
 const SCAN_RATIO: i64 = 4;
 
 /// For each entry, whether its key is missing or holds another value, from one paged
-/// scan of the entries' key span; `None` when the span is too crowded to scan.
-async fn differing<S: Store, T: Bytes>(store: &S, entries: &[(T, T)]) -> Result<Option<Vec<bool>>> {
+/// scan of the entries' key span, and the revision of that scan; `None` when the span
+/// is too crowded to scan.
+async fn differing<S: Store, T: Bytes>(
+    store: &S,
+    entries: &[(T, T)],
+) -> Result<Option<(Vec<bool>, i64)>> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-        return Ok(Some(Vec::new()));
+        return Ok(Some((Vec::new(), 0)));
     };
     let mut end = last.0.as_ref().to_vec();
     end.push(0);
@@ -292,7 +299,7 @@ async fn differing<S: Store, T: Bytes>(store: &S, entries: &[(T, T)]) -> Result<
     // Every entry differs until the scan finds its key with the same value.
     let mut differs = vec![true; entries.len()];
     if count.count == 0 {
-        return Ok(Some(differs));
+        return Ok(Some((differs, count.revision)));
     }
     let mut next = 0;
     scan(store, span, count.revision, |page| {
@@ -308,7 +315,7 @@ async fn differing<S: Store, T: Bytes>(store: &S, entries: &[(T, T)]) -> Result<
         Ok(())
     })
     .await?;
-    Ok(Some(differs))
+    Ok(Some((differs, count.revision)))
 }
 
 /// What a load would do to one entry.
@@ -327,7 +334,7 @@ pub enum Change {
 pub async fn plan<S: Store, T: Bytes>(store: &S, entries: &[(T, T)]) -> Result<Vec<Change>> {
     let mut out = Vec::with_capacity(entries.len());
     for chunk in entries.chunks(store.capabilities().max_txn_ops.max(1)) {
-        let existing = current_values(store, chunk).await?;
+        let (existing, _) = current_values(store, chunk).await?;
         out.extend(chunk.iter().map(|(k, v)| match existing.get(k.as_ref()) {
             None => Change::Add,
             Some(now) if now.as_slice() == v.as_ref() => Change::Same,
@@ -342,10 +349,10 @@ pub async fn plan<S: Store, T: Bytes>(store: &S, entries: &[(T, T)]) -> Result<V
 async fn current_values<S: Store, T: Bytes>(
     store: &S,
     chunk: &[(T, T)],
-) -> Result<HashMap<Vec<u8>, Vec<u8>>> {
+) -> Result<(HashMap<Vec<u8>, Vec<u8>>, i64)> {
     let gets = chunk.iter().map(|(k, _)| Op::get(KeySpan::key(k.as_ref())));
     let resp = store.txn(Txn::new().and_then(gets)).await?;
-    Ok(resp
+    let values = resp
         .responses
         .into_iter()
         .filter_map(|r| match r {
@@ -353,29 +360,46 @@ async fn current_values<S: Store, T: Bytes>(
             _ => None,
         })
         .map(|kv| (kv.key, kv.value))
-        .collect())
+        .collect();
+    Ok((values, resp.revision))
 }
 
 /// Writes one batch, retrying transient errors by re-reading and re-deciding. With
-/// `known`, the batch was compared already and its first attempt writes it directly.
+/// `known` (the revision the batch was compared at), its first attempt writes it
+/// directly.
+///
+/// Exactly once: every write is conditioned on its keys not having changed since the
+/// revision it decided at (`mod_revision` below the next one). So a write whose answer
+/// was lost but which lands later (a stalled leader forwarding it after its
+/// successor took over) finds the keys changed by the retry and does nothing, and a
+/// retry finds what landed and writes only what is still missing.
 async fn load_batch<S: Store, T: Bytes>(
     store: &S,
     chunk: &[(T, T)],
-    known: bool,
+    known: Option<i64>,
 ) -> Result<LoadReport> {
     let started = tokio::time::Instant::now();
     let mut retries = 0;
     let mut backoff = Duration::from_millis(50);
     loop {
-        let attempt = if known && retries == 0 {
-            write_all(store, chunk).await
-        } else {
-            write_missing(store, chunk).await
+        let attempt = match known {
+            Some(revision) if retries == 0 => write_all(store, chunk, revision).await,
+            _ => write_missing(store, chunk).await,
         };
         match attempt {
-            Ok(mut done) => {
+            Ok(Some(mut done)) => {
                 done.retries = retries;
                 return Ok(done);
+            }
+            // A key changed since the decision: decide again from a fresh read.
+            Ok(None) if started.elapsed() < RETRY_FOR => retries += 1,
+            Ok(None) => {
+                return Err(strata_core::Error::InvalidTxn(format!(
+                    "the keys of a batch kept changing for {} s while it was written; load \
+                     it again when the other writer is done",
+                    RETRY_FOR.as_secs()
+                ))
+                .into())
             }
             Err(e) if e.is_transient() && started.elapsed() < RETRY_FOR => {
                 retries += 1;
@@ -387,26 +411,51 @@ async fn load_batch<S: Store, T: Bytes>(
     }
 }
 
-/// Writes every entry of the batch in one transaction.
-async fn write_all<S: Store, T: Bytes>(store: &S, chunk: &[(T, T)]) -> Result<LoadReport> {
-    let puts = chunk.iter().map(|(k, v)| Op::put(k.as_ref(), v.as_ref()));
-    let revision = store.txn(Txn::new().and_then(puts)).await?.revision;
-    Ok(LoadReport {
+/// Puts each entry, if none of the keys changed after `revision`. `None` when one did.
+async fn put_unchanged_since<S: Store, T: Bytes>(
+    store: &S,
+    puts: &[&(T, T)],
+    revision: i64,
+) -> Result<Option<i64>> {
+    let txn = Txn::new()
+        .when(
+            puts.iter()
+                .map(|(k, _)| Compare::mod_revision(k.as_ref(), CompareOp::Less, revision + 1)),
+        )
+        .and_then(puts.iter().map(|(k, v)| Op::put(k.as_ref(), v.as_ref())));
+    let resp = store.txn(txn).await?;
+    Ok(resp.succeeded.then_some(resp.revision))
+}
+
+/// Writes every entry of the batch in one transaction, compared at `revision`.
+async fn write_all<S: Store, T: Bytes>(
+    store: &S,
+    chunk: &[(T, T)],
+    revision: i64,
+) -> Result<Option<LoadReport>> {
+    let puts: Vec<&(T, T)> = chunk.iter().collect();
+    let Some(revision) = put_unchanged_since(store, &puts, revision).await? else {
+        return Ok(None);
+    };
+    Ok(Some(LoadReport {
         total: chunk.len() as u64,
         changed: chunk.len() as u64,
         txns: 1,
         revision,
         ..Default::default()
-    })
+    }))
 }
 
-/// Reads the batch's keys and writes, in one transaction, those missing or different.
-async fn write_missing<S: Store, T: Bytes>(store: &S, chunk: &[(T, T)]) -> Result<LoadReport> {
-    let existing = current_values(store, chunk).await?;
-    let puts: Vec<Op> = chunk
+/// Reads the batch's keys and writes, in one transaction, those missing or different
+/// (if none of them changed since the read).
+async fn write_missing<S: Store, T: Bytes>(
+    store: &S,
+    chunk: &[(T, T)],
+) -> Result<Option<LoadReport>> {
+    let (existing, read_at) = current_values(store, chunk).await?;
+    let puts: Vec<&(T, T)> = chunk
         .iter()
         .filter(|(k, v)| existing.get(k.as_ref()).map(Vec::as_slice) != Some(v.as_ref()))
-        .map(|(k, v)| Op::put(k.as_ref(), v.as_ref()))
         .collect();
     let changed = puts.len() as u64;
     let mut done = LoadReport {
@@ -416,10 +465,13 @@ async fn write_missing<S: Store, T: Bytes>(store: &S, chunk: &[(T, T)]) -> Resul
         ..Default::default()
     };
     if changed > 0 {
-        done.revision = store.txn(Txn::new().and_then(puts)).await?.revision;
+        let Some(revision) = put_unchanged_since(store, &puts, read_at).await? else {
+            return Ok(None);
+        };
+        done.revision = revision;
         done.txns = 1;
     }
-    Ok(done)
+    Ok(Some(done))
 }
 
 #[cfg(test)]
