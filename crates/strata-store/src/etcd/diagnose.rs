@@ -112,17 +112,22 @@ pub(crate) fn diagnosis(chain: &str) -> Option<Diagnosis> {
             .take_while(char::is_ascii_digit)
             .collect::<String>()
     });
-    let not_etcd = [
+    let broken = [
         "h2 protocol error",
         "frame with invalid size",
         "invalid HTTP version",
     ];
     let what = match http_status {
         Some(code) if !code.is_empty() => format!("it answered HTTP {code}"),
-        _ if not_etcd.iter().any(|m| has(m)) => "its answer is not HTTP/2".to_owned(),
+        _ if broken.iter().any(|m| has(m)) => "its answer is not HTTP/2".to_owned(),
         _ => return None,
     };
-    Some(Diagnosis {
+    Some(not_etcd(&what))
+}
+
+/// Something that is not etcd's gRPC API answers at the endpoint; `what` says how.
+pub(crate) fn not_etcd(what: &str) -> Diagnosis {
+    Diagnosis {
         text: format!(
             "something answers there, but not etcd's gRPC API ({what}): an HTTP/1 server, a \
              proxy, or another service is on this port, or it expects TLS (https://, a CA \
@@ -131,5 +136,32 @@ pub(crate) fn diagnosis(chain: &str) -> Option<Diagnosis> {
         ),
         short: format!("not etcd ({what})"),
         transient: false,
-    })
+    }
+}
+
+/// Whether `endpoint` answers HTTP/2's connection preface in HTTP/1 (a web server or
+/// a proxy on the port, not etcd): sends the preface, reads the first bytes. For a
+/// connection that broke off at once ("operation was canceled"), which hides why.
+pub(crate) async fn http1_answer(endpoint: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = endpoint
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
+    let probe = async move {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .await
+            .ok()?;
+        let mut head = [0u8; 5];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(&head == b"HTTP/")
+    };
+    tokio::time::timeout(Duration::from_secs(1), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }

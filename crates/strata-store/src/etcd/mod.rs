@@ -148,7 +148,20 @@ impl EtcdStore {
     ) -> Result<T> {
         match tokio::time::timeout(self.opts.request_timeout, fut).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(map_error(operation, write, e)),
+            Ok(Err(e)) => {
+                let text = chain_text(&e);
+                if diagnosis(&text).is_none() && text.contains("operation was canceled") {
+                    // The connection broke off at once: see whether an HTTP/1 server
+                    // answers there rather than etcd.
+                    for endpoint in &self.opts.endpoints {
+                        if diagnose::http1_answer(endpoint).await {
+                            let said = diagnose::not_etcd("it answers HTTP/1");
+                            return Err(said.into_error(operation, write));
+                        }
+                    }
+                }
+                Err(map_error(operation, write, e))
+            }
             Err(_) => Err(Error::Unavailable {
                 backend: BACKEND.into(),
                 operation: operation.into(),

@@ -79,7 +79,7 @@ impl EtcdStore {
                 }
             }
             Err(e) => {
-                report.error = Some(match http1_answer(endpoint).await {
+                report.error = Some(match super::diagnose::http1_answer(endpoint).await {
                     // A connection that broke off at once hides why; an HTTP/1 server
                     // answering the HTTP/2 preface says it.
                     true if !e.starts_with("not etcd") => "not etcd (it answers HTTP/1)".to_owned(),
@@ -89,32 +89,6 @@ impl EtcdStore {
         }
         report
     }
-}
-
-/// Whether `endpoint` answers HTTP/2's connection preface in HTTP/1 (a web server or
-/// a proxy on the port, not etcd): sends the preface, reads the first bytes.
-async fn http1_answer(endpoint: &str) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = endpoint
-        .trim_start_matches("http://")
-        .trim_start_matches("https://")
-        .trim_end_matches('/')
-        .to_owned();
-    let probe = async move {
-        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-        stream
-            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-            .await
-            .ok()?;
-        let mut head = [0u8; 5];
-        stream.read_exact(&mut head).await.ok()?;
-        Some(&head == b"HTTP/")
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(1), probe)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
 }
 
 /// The gist of a client error: what it means when that is known, else a gRPC
