@@ -552,3 +552,106 @@ fn a_layered_keyspace_backs_up_into_one_repository() {
         "{only_sigilgate}"
     );
 }
+
+/// A mirror from one store into the layered keyspace: each key lands in its layer's
+/// store, each store keeps its own checkpoint beside the keys it guards, and a
+/// restarted mirror resumes from them without copying again.
+#[test]
+fn a_mirror_into_the_layers_keeps_a_checkpoint_in_each_store() {
+    let Layers { s, ops, comms } = layers();
+    let snapshot = examples().join("sigilgate/expected.json");
+    s.ok(&[
+        "--store",
+        "sqlite:src.db",
+        "load",
+        snapshot.to_str().unwrap(),
+    ]);
+    let start = || {
+        s.command(&[
+            "mirror",
+            "--from",
+            "sqlite:src.db",
+            "--to",
+            "layers:strata.toml",
+            "--status",
+            "--report-every",
+            "1s",
+        ])
+        .env_remove("STRATA_STORE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+    };
+    let diff = [
+        "diff",
+        "--from",
+        "sqlite:src.db",
+        "--to",
+        "layers:strata.toml",
+    ];
+    let caught_up = |what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while run(&s, &diff).status.code() != Some(0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: the mirror never caught up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    let mut mirror = start();
+    caught_up("the copy");
+    s.ok(&[
+        "--store",
+        "sqlite:src.db",
+        "put",
+        "/sigilgate/users/129/status",
+        "blocked",
+    ]);
+    s.ok(&[
+        "--store",
+        "sqlite:src.db",
+        "put",
+        "/public/contacts/bob@example.org/newsletter",
+        "false",
+    ]);
+    caught_up("the changes");
+    assert_eq!(
+        etcdctl(
+            &ops,
+            &["get", "/sigilgate/users/129/status", "--print-value-only"]
+        )
+        .trim(),
+        "blocked"
+    );
+    assert!(keys_of(&ops)
+        .iter()
+        .all(|k| k.starts_with("/sigilgate/") || k == "/_strata/parts/ops/mirror/default"));
+    assert!(keys_of(&comms).contains(&"/_strata/parts/comms/mirror/default".to_owned()));
+    mirror.kill().unwrap();
+    mirror.wait().unwrap();
+    // Changes while it is down; the restart resumes from the checkpoints.
+    s.ok(&[
+        "--store",
+        "sqlite:src.db",
+        "put",
+        "/public/contacts/bob@example.org/newsletter",
+        "true",
+    ]);
+    s.ok(&[
+        "--store",
+        "sqlite:src.db",
+        "del",
+        "/sigilgate/users/129/status",
+    ]);
+    let mut again = start();
+    caught_up("the restart");
+    again.kill().unwrap();
+    let out = again.wait_with_output().unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    let first: serde_json::Value =
+        serde_json::from_str(lines.lines().next().expect("a status line")).unwrap();
+    assert_eq!(first["copied"], 0, "the restart copied again: {first}");
+    assert_eq!(etcdctl(&ops, &["get", "/sigilgate/users/129/status"]), "");
+}

@@ -47,6 +47,21 @@ pub trait Store: Send + Sync {
         0
     }
 
+    /// How many partitions there are (see [`Store::partition`]): 1 on every backend but
+    /// a layered keyspace.
+    fn partitions(&self) -> usize {
+        1
+    }
+
+    /// A key of Strata's own, `/_strata/` followed by `name`, placed in partition
+    /// `part`: where a job keeps state that must be written in the same transaction
+    /// as that partition's keys (a mirror's checkpoint). A layered keyspace gives each
+    /// store its own (`/_strata/parts/<store>/<name>`).
+    fn own_key(&self, part: usize, name: &str) -> Vec<u8> {
+        let _ = part;
+        format!("{}{name}", crate::key::RESERVED_PREFIX).into_bytes()
+    }
+
     /// A range read (see [`RangeRequest`]): keys sorted bytewise, at most `limit`, with
     /// `more` set when keys were left out. A missing key or an empty span is an empty
     /// `kvs`, never an error. [`RangeResponse::revision`] is the revision read: the

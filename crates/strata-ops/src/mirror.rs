@@ -19,7 +19,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::transfer::{copy, CopyOptions, Selection, RESERVED_PREFIX};
+use crate::transfer::{copy, CopyOptions, Selection};
 use strata_core::model::*;
 use strata_core::store::{Store, Watcher};
 
@@ -35,11 +35,61 @@ pub struct MirrorOptions {
     pub report_every: Duration,
 }
 
-fn checkpoint_key(name: &str) -> Vec<u8> {
-    let mut key = RESERVED_PREFIX.as_bytes().to_vec();
-    key.extend_from_slice(b"mirror/");
-    key.extend_from_slice(name.as_bytes());
-    key
+/// The checkpoint keys, one per partition of the target (see
+/// `Store::own_key`): `/_strata/mirror/NAME` on one store; on a layered keyspace one
+/// in each store, so that a batch's writes and the checkpoint that guards them are in
+/// one transaction of one store.
+fn checkpoint_keys<B: Store>(to: &B, name: &str) -> Vec<Vec<u8>> {
+    (0..to.partitions().max(1))
+        .map(|p| to.own_key(p, &format!("mirror/{name}")))
+        .collect()
+}
+
+/// Every partition's checkpoint; `None` unless all are there (a copy is due).
+async fn read_checkpoints<B: Store>(to: &B, keys: &[Vec<u8>]) -> Result<Option<Vec<i64>>> {
+    let mut out = Vec::new();
+    for key in keys {
+        match read_checkpoint(to, key).await? {
+            Some(at) => out.push(at),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Applies one source revision's `ops` and moves each partition's checkpoint that
+/// has writes from `prev` to `revision`; `ops` outside every partition are refused
+/// by the store, whole. Returns the partitions moved.
+async fn apply_by_partition<B: Store>(
+    to: &B,
+    keys: &[Vec<u8>],
+    prev: &[i64],
+    revision: i64,
+    ops: &[(usize, Op)],
+) -> Result<Vec<usize>> {
+    let mut moved = Vec::new();
+    for p in 0..keys.len() {
+        let mine: Vec<Op> = ops
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, op)| op.clone())
+            .collect();
+        if mine.is_empty() || prev[p] >= revision {
+            continue;
+        }
+        set_checkpoint(to, &keys[p], Some(prev[p]), revision, mine).await?;
+        moved.push(p);
+    }
+    let outside: Vec<Op> = ops
+        .iter()
+        .filter(|(q, _)| *q >= keys.len())
+        .map(|(_, op)| op.clone())
+        .collect();
+    if !outside.is_empty() {
+        // The store says why (a key outside every layer), and writes nothing.
+        to.txn(Txn::new().and_then(outside)).await?;
+    }
+    Ok(moved)
 }
 
 async fn read_checkpoint<B: Store>(to: &B, key: &[u8]) -> Result<Option<i64>> {
@@ -74,21 +124,24 @@ where
     B: Store + Clone + 'static,
 {
     let mut stop = std::pin::pin!(stop);
-    let key = checkpoint_key(&opts.name);
+    let keys = checkpoint_keys(to, &opts.name);
     let mut t = Tracker {
         from,
         status: MirrorStatus::default(),
         behind_since: None,
         report,
     };
-    let Some(mut applied) = t
+    let Some(mut parts) = t
         .retrying("read the checkpoint", Step::Target, stop.as_mut(), || {
-            read_checkpoint(to, &key)
+            read_checkpoints(to, &keys)
         })
         .await?
     else {
         return Ok(t.finish());
     };
+    // Every change up to here is in the target: the watch resumes after the oldest
+    // partition's checkpoint, and each partition skips what it holds already.
+    let mut applied = parts.as_ref().and_then(|p| p.iter().min().copied());
     // Resuming: the target holds the source up to the checkpoint already, and a stop
     // before the first report says so (it said revision 0).
     if let Some(at) = applied {
@@ -141,15 +194,27 @@ where
                     return Ok(t.finish());
                 };
                 t.status.copied += done.load.changed;
-                let prev = applied;
-                let written = t
-                    .retrying("write the checkpoint", Step::Target, stop.as_mut(), || {
-                        set_checkpoint(to, &key, prev, done.source_revision, Vec::new())
-                    })
-                    .await?;
-                if written.is_none() {
-                    return Ok(t.finish());
+                let before: Vec<Option<i64>> = match &parts {
+                    Some(p) => p.iter().copied().map(Some).collect(),
+                    None => {
+                        let mut found = Vec::new();
+                        for key in &keys {
+                            found.push(read_checkpoint(to, key).await?);
+                        }
+                        found
+                    }
+                };
+                for (key, prev) in keys.iter().zip(before) {
+                    let written = t
+                        .retrying("write the checkpoint", Step::Target, stop.as_mut(), || {
+                            set_checkpoint(to, key, prev, done.source_revision, Vec::new())
+                        })
+                        .await?;
+                    if written.is_none() {
+                        return Ok(t.finish());
+                    }
                 }
+                parts = Some(vec![done.source_revision; keys.len()]);
                 applied = Some(done.source_revision);
                 t.applied(done.source_revision);
                 // Reported once the watch starts, right after.
@@ -197,27 +262,34 @@ where
             t.status.source_error = None;
             t.status.source_revision = t.status.source_revision.max(revision);
             t.update_lag();
-            let ops: Vec<Op> = events
+            let ops: Vec<(usize, Op)> = events
                 .iter()
                 .filter(|e| selection.includes(&e.kv.key))
                 .map(|e| {
                     let key = selection.rewrite(&e.kv.key);
-                    match e.kind {
+                    let part = to.partition(&key);
+                    let op = match e.kind {
                         EventKind::Put => Op::put(key, e.kv.value.clone()),
                         EventKind::Delete => Op::delete(KeySpan::key(key)),
-                    }
+                    };
+                    (part, op)
                 })
                 .collect();
             let count = ops.len() as u64;
             if count > 0 {
-                let prev = applied;
+                let prev = parts.clone().unwrap_or_else(|| vec![0; keys.len()]);
                 let written = t
                     .retrying("apply changes", Step::Target, stop.as_mut(), || {
-                        set_checkpoint(to, &key, prev, revision, ops.clone())
+                        apply_by_partition(to, &keys, &prev, revision, &ops)
                     })
                     .await?;
-                if written.is_none() {
+                let Some(moved) = written else {
                     return Ok(t.finish());
+                };
+                if let Some(p) = parts.as_mut() {
+                    for i in moved {
+                        p[i] = revision;
+                    }
                 }
                 t.status.changes_applied += count;
             }

@@ -424,6 +424,14 @@ impl Store for AnyStore {
         dispatch!(self, s => s.partition(key))
     }
 
+    fn partitions(&self) -> usize {
+        dispatch!(self, s => s.partitions())
+    }
+
+    fn own_key(&self, part: usize, name: &str) -> Vec<u8> {
+        dispatch!(self, s => s.own_key(part, name))
+    }
+
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
         dispatch!(self, s => s.range(req).await)
     }

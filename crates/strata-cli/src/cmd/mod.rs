@@ -55,9 +55,7 @@ fn refuse_layers(cli: &Cli) -> anyhow::Result<()> {
         Command::Backup(BackupCommand::Watch { .. }) if layered(&cli.store.store) => {
             Some("backup watch")
         }
-        Command::Mirror(args) if layered(&args.endpoints.from) || layered(&args.endpoints.to) => {
-            Some("mirror")
-        }
+        Command::Mirror(args) if layered(&args.endpoints.from) => Some("mirror from it"),
         _ => None,
     };
     match what {

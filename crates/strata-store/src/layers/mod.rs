@@ -99,7 +99,7 @@ impl LayeredStore {
                 store,
             });
         }
-        let layers: Vec<(String, usize)> = config
+        let mut layers: Vec<(String, usize)> = config
             .layers
             .iter()
             .map(|l| {
@@ -107,6 +107,11 @@ impl LayeredStore {
                 (l.prefix.clone(), part)
             })
             .collect();
+        // Each store's own corner of Strata's keys, for state kept beside that store's
+        // keys (see `Store::own_key`): routed like a layer of its own.
+        for (i, p) in parts.iter().enumerate() {
+            layers.push((own_prefix(&p.name), i));
+        }
         Ok(LayeredStore {
             file: path.display().to_string(),
             segments: segments(&layers),
@@ -273,6 +278,7 @@ impl LayeredStore {
         let layers: Vec<String> = self
             .segments
             .iter()
+            .filter(|s| !s.layer.starts_with(strata_core::key::RESERVED_PREFIX))
             .map(|s| format!("{} ({})", s.layer, self.parts[s.part].name))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
@@ -285,6 +291,11 @@ impl LayeredStore {
             layers.join(", ")
         ))
     }
+}
+
+/// Where a store's own keys of Strata live: `/_strata/parts/<store>/`.
+fn own_prefix(store: &str) -> String {
+    format!("{}parts/{store}/", strata_core::key::RESERVED_PREFIX)
 }
 
 /// An error of one part's store, naming the layer's store and its URL.

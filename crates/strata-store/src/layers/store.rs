@@ -143,6 +143,15 @@ impl Store for LayeredStore {
         self.segment_of(key).map_or(usize::MAX, |s| s.part)
     }
 
+    fn partitions(&self) -> usize {
+        self.parts.len()
+    }
+
+    fn own_key(&self, part: usize, name: &str) -> Vec<u8> {
+        let store = self.parts.get(part).map_or("", |p| p.name.as_str());
+        format!("{}{name}", super::own_prefix(store)).into_bytes()
+    }
+
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
         let cuts = self.cut(&req.span);
         let parts = self.parts_of(&req.span);
