@@ -17,6 +17,7 @@
 #   bsdutils                   script: runs the guard tests' commands on a terminal
 #   tar                        archives in the backup tests
 #   systemd                    systemd-analyze: checks the service units of deploy/
+#   g++                        a C++ compiler and libstdc++: libFuzzer, for the fuzz targets
 # Uses apt-get (Debian/Ubuntu) as root; otherwise prints the command to run and exits 1.
 set -euo pipefail
 
@@ -51,6 +52,16 @@ check_cc() {
   dir=$(mktemp -d)
   printf '#include <stdio.h>\nint main(void){return 0;}\n' >"$dir/p.c"
   cc "$dir/p.c" -o "$dir/p" 2>/dev/null || { echo "cc cannot compile a C file that includes <stdio.h>"; rc=1; }
+  rm -rf "$dir"
+  return $rc
+}
+
+check_cxx() {
+  command -v c++ >/dev/null 2>&1 || { echo "no C++ compiler (c++) on PATH"; return 1; }
+  local dir rc=0
+  dir=$(mktemp -d)
+  printf '#include <vector>\nint main(){std::vector<int> v{1};return v[0]-1;}\n' >"$dir/p.cc"
+  c++ "$dir/p.cc" -o "$dir/p" 2>/dev/null || { echo "c++ cannot compile and link a C++ file that uses <vector>"; rc=1; }
   rm -rf "$dir"
   return $rc
 }
@@ -110,6 +121,7 @@ if $want_test; then
     "script|check_cmd script|bsdutils"
     "tar|check_cmd tar|tar"
     "systemd-analyze|check_cmd systemd-analyze|systemd"
+    "C++ compiler|check_cxx|g++"
   )
 fi
 

@@ -260,6 +260,10 @@ fn validate_encoded_segment(segment: &str) -> std::result::Result<(), String> {
                         byte
                     ));
                 }
+                // One spelling per key: `%1a` and `%1A` would be two keys for one name.
+                if bytes[i + 1..i + 3].iter().any(u8::is_ascii_lowercase) {
+                    return Err(format!("write the escape in upper case, as `%{byte:02X}`"));
+                }
                 i += 3;
             }
             b if (b as char).is_ascii_control() => {
@@ -334,6 +338,16 @@ mod tests {
             KeyPath::parse("/a/b%2Fc").unwrap().segments(),
             vec!["a", "b/c"]
         );
+    }
+
+    #[test]
+    fn lower_case_escapes_are_refused_so_a_name_has_one_key() {
+        // Found by the key_path fuzz target: `/a%1a` parsed, and was another key than
+        // the `/a%1A` its segments encode to.
+        let err = KeyPath::parse("/a%1a").unwrap_err().to_string();
+        assert!(err.contains("`%1A`"), "{err}");
+        let path = KeyPath::parse("/a%1A").unwrap();
+        assert_eq!(KeyPath::from_segments(path.segments()), path);
     }
 
     #[test]

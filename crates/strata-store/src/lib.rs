@@ -161,9 +161,24 @@ impl StoreUrl {
                 .map(str::to_owned)
                 .collect();
             for endpoint in &endpoints {
+                // A host name, an IPv4 address, or an IPv6 one in brackets: never a
+                // second scheme, path or user (`etcd://a@b://c:1` is a typo, not a host).
+                let host_ok = |host: &str| match host.strip_prefix('[') {
+                    Some(v6) => v6.strip_suffix(']').is_some_and(|a| {
+                        !a.is_empty()
+                            && a.chars()
+                                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+                    }),
+                    None => {
+                        !host.is_empty()
+                            && host.chars().all(|c| {
+                                c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'
+                            })
+                    }
+                };
                 let valid = endpoint
                     .rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+                    .is_some_and(|(host, port)| host_ok(host) && port.parse::<u16>().is_ok());
                 if !valid {
                     return Err(invalid(&format!(
                         "{endpoint:?} is not host:port; write etcd://127.0.0.1:2379[,host:port…]"

@@ -110,3 +110,23 @@ fn parses_urls() {
     assert!(err.contains("unknown scheme \"redis\""), "{err}");
     assert!(StoreUrl::parse("sqlite:").is_err());
 }
+
+/// Found by the store_url fuzz target: `etcd://root:secret@10tcd://root:secret.1:2379`
+/// parsed, with a "host" holding a second scheme and the password's text.
+#[test]
+fn an_etcd_endpoint_is_a_host_and_a_port_only() {
+    for bad in [
+        "etcd://root:secret@10tcd://root:secret.1:2379",
+        "etcd://h/x:2379",
+        "etcd://[::1:2379",
+    ] {
+        assert!(StoreUrl::parse(bad).is_err(), "{bad} parsed");
+    }
+    for good in [
+        "etcd://127.0.0.1:2379",
+        "etcd://etcd-0.internal:2379,[::1]:2379",
+        "etcd://u:p@h_1:1",
+    ] {
+        assert!(StoreUrl::parse(good).is_ok(), "{good} did not parse");
+    }
+}
