@@ -15,6 +15,7 @@
 #   openssl                    makes the CA, server and client certificates of TLS tests
 #   util-linux                 setpriv: PostgreSQL refuses to run as root
 #   bsdutils                   script: runs the guard tests' commands on a terminal
+#   mount                      mount, umount: the full-disk tests mount a small tmpfs
 #   tar                        archives in the backup tests
 #   systemd                    systemd-analyze: checks the service units of deploy/
 #   g++                        a C++ compiler and libstdc++: libFuzzer, for the fuzz targets
@@ -119,6 +120,8 @@ if $want_test; then
     "openssl|check_cmd openssl|openssl"
     "setpriv|check_cmd setpriv|util-linux"
     "script|check_cmd script|bsdutils"
+    "mount|check_cmd mount|mount"
+    "umount|check_cmd umount|mount"
     "tar|check_cmd tar|tar"
     "systemd-analyze|check_cmd systemd-analyze|systemd"
     "C++ compiler|check_cxx|g++"

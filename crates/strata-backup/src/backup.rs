@@ -18,7 +18,7 @@ use strata_core::{scan, Event, EventKind, KeySpan, Store, WatchRequest};
 use crate::layout::{locate, parse, render};
 use crate::options::{BackupOptions, BackupReport, Stage};
 use crate::repo::{git_err, Repo, Trailers};
-use crate::source::{describe, intersect, single, Part, Revisions};
+use crate::source::{describe, reads, single, Part, Revisions};
 use crate::Error;
 
 /// Keys changed, with their final value (`None`: deleted).
@@ -415,16 +415,7 @@ async fn full<S: Store>(
 ) -> Result<BackupReport, Error> {
     let mut files: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     let mut keys_read = 0u64;
-    let reads = opts.spans().into_iter().flat_map(|span| {
-        parts.iter().flat_map(move |p| {
-            let span = span.clone();
-            p.spans
-                .iter()
-                .filter_map(move |held| intersect(&span, held))
-                .map(move |s| (p, s))
-        })
-    });
-    for (part, span) in reads.collect::<Vec<_>>() {
+    for (part, span) in reads(parts, &opts.spans()) {
         scan(part.store, span, revisions[&part.name], |kvs| {
             opts.progress.tell(Stage::Reading {
                 keys: keys_read + kvs.len() as u64,

@@ -46,6 +46,28 @@ pub fn describe(revisions: &Revisions) -> String {
     }
 }
 
+/// Every read a backup makes: each of `spans` (the options' prefixes) cut to what each
+/// part holds, in key order (parts hold disjoint ranges, so this is the order of the
+/// keys themselves).
+pub(crate) fn reads<'p, 'a, S>(
+    parts: &'p [Part<'a, S>],
+    spans: &[KeySpan],
+) -> Vec<(&'p Part<'a, S>, KeySpan)> {
+    let mut out: Vec<(&Part<'a, S>, KeySpan)> = spans
+        .iter()
+        .flat_map(|span| {
+            parts.iter().flat_map(move |p| {
+                p.spans
+                    .iter()
+                    .filter_map(move |held| intersect(span, held))
+                    .map(move |s| (p, s))
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.1.bounds().0.cmp(&b.1.bounds().0));
+    out
+}
+
 /// The keys in both spans, or `None` when they do not meet.
 pub(crate) fn intersect(a: &KeySpan, b: &KeySpan) -> Option<KeySpan> {
     let ((a0, a1), (b0, b1)) = (a.bounds(), b.bounds());

@@ -7,7 +7,7 @@ use strata_ops::transfer::Digest;
 use crate::options::BackupOptions;
 use crate::repo::{Repo, Trailers};
 use crate::restore::written;
-use crate::source::{describe, intersect, Part, Revisions};
+use crate::source::{describe, reads, Part, Revisions};
 use crate::Error;
 
 /// What `verify` compared.
@@ -36,21 +36,7 @@ async fn live_digest<S: Store>(
 ) -> strata_core::Result<(Digest, Revisions)> {
     let mut live = Digest::default();
     let mut read_at = at.clone();
-    // The parts' spans are disjoint: read in the order of their first keys.
-    let mut reads: Vec<(&Part<'_, S>, KeySpan)> = opts
-        .spans()
-        .iter()
-        .flat_map(|span| {
-            parts.iter().flat_map(move |p| {
-                p.spans
-                    .iter()
-                    .filter_map(move |held| intersect(span, held))
-                    .map(move |s| (p, s))
-            })
-        })
-        .collect();
-    reads.sort_by(|a, b| a.1.bounds().0.cmp(&b.1.bounds().0));
-    for (part, span) in reads {
+    for (part, span) in reads(parts, &opts.spans()) {
         let revision = read_at.get(&part.name).copied().unwrap_or(0);
         let read = scan(part.store, span, revision, |kvs| {
             for kv in kvs.iter().filter(|kv| opts.selected(&kv.key)) {

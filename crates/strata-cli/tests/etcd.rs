@@ -113,6 +113,32 @@ fn snapshot(n: usize) -> (String, BTreeMap<String, String>) {
     (serde_json::to_string(&map).unwrap(), map)
 }
 
+/// Waits until `load` has written at least `n` keys under /load/ (read with etcdctl)
+/// while still running, so that the fault that follows lands mid-load; the count seen.
+fn wait_for_keys(cluster: &EtcdCluster, load: &mut std::process::Child, n: i64) -> i64 {
+    let started = Instant::now();
+    loop {
+        let count = etcdctl(
+            cluster,
+            &["get", "--prefix", "/load/", "--limit=1", "-w", "json"],
+        );
+        let json: serde_json::Value = serde_json::from_str(&count).unwrap();
+        let written = json["count"].as_i64().unwrap_or(0);
+        if written >= n {
+            return written;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the load made no progress"
+        );
+        assert!(
+            load.try_wait().unwrap().is_none(),
+            "the load ended before the fault"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Loads 100,000 keys into a three-node cluster, kills one member part-way (the
 /// leader, or a follower), restarts it later, and checks with etcdctl that every key
 /// is there once, with its value, written exactly once (version 1: no batch applied
@@ -129,27 +155,7 @@ fn load_through_member_loss(kill_leader: bool) {
         .spawn()
         .unwrap();
     // Let it write part of the data first.
-    let started = Instant::now();
-    let written = loop {
-        let count = etcdctl(
-            &cluster,
-            &["get", "--prefix", "/load/", "--limit=1", "-w", "json"],
-        );
-        let json: serde_json::Value = serde_json::from_str(&count).unwrap();
-        let written = json["count"].as_i64().unwrap_or(0);
-        if written >= 10_000 {
-            break written;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the load made no progress"
-        );
-        assert!(
-            load.try_wait().unwrap().is_none(),
-            "the load ended before the fault"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let written = wait_for_keys(&cluster, &mut load, 10_000);
     let leader = cluster.leader().expect("a leader");
     let victim = if kill_leader {
         leader
@@ -205,23 +211,7 @@ fn load_survives_a_stalled_leader() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    let written = loop {
-        let count = etcdctl(
-            &cluster,
-            &["get", "--prefix", "/load/", "--limit=1", "-w", "json"],
-        );
-        let json: serde_json::Value = serde_json::from_str(&count).unwrap();
-        let written = json["count"].as_i64().unwrap_or(0);
-        if written >= 10_000 {
-            break written;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the load made no progress"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let written = wait_for_keys(&cluster, &mut load, 10_000);
     let leader = cluster.leader().expect("a leader");
     let pid = cluster.pid(leader).expect("the leader's pid").to_string();
     let signal = |sig: &str| {

@@ -45,16 +45,18 @@ fn checkpoint_keys<B: Store>(to: &B, name: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Every partition's checkpoint; `None` unless all are there (a copy is due).
-async fn read_checkpoints<B: Store>(to: &B, keys: &[Vec<u8>]) -> Result<Option<Vec<i64>>> {
+/// Each partition's checkpoint, `None` where it has none.
+async fn read_each<B: Store>(to: &B, keys: &[Vec<u8>]) -> Result<Vec<Option<i64>>> {
     let mut out = Vec::new();
     for key in keys {
-        match read_checkpoint(to, key).await? {
-            Some(at) => out.push(at),
-            None => return Ok(None),
-        }
+        out.push(read_checkpoint(to, key).await?);
     }
-    Ok(Some(out))
+    Ok(out)
+}
+
+/// Every partition's checkpoint; `None` unless all are there (a copy is due).
+async fn read_checkpoints<B: Store>(to: &B, keys: &[Vec<u8>]) -> Result<Option<Vec<i64>>> {
+    Ok(read_each(to, keys).await?.into_iter().collect())
 }
 
 /// Applies one source revision's `ops` and moves each partition's checkpoint that
@@ -196,13 +198,7 @@ where
                 t.status.copied += done.load.changed;
                 let before: Vec<Option<i64>> = match &parts {
                     Some(p) => p.iter().copied().map(Some).collect(),
-                    None => {
-                        let mut found = Vec::new();
-                        for key in &keys {
-                            found.push(read_checkpoint(to, key).await?);
-                        }
-                        found
-                    }
+                    None => read_each(to, &keys).await?,
                 };
                 for (key, prev) in keys.iter().zip(before) {
                     let written = t

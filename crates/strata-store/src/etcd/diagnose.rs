@@ -22,11 +22,7 @@ pub(super) async fn reachable(endpoints: &[String], timeout: Duration) -> Vec<St
     }
     let mut probes = tokio::task::JoinSet::new();
     for (i, endpoint) in endpoints.iter().enumerate() {
-        let address = endpoint
-            .trim_start_matches("http://")
-            .trim_start_matches("https://")
-            .trim_end_matches('/')
-            .to_owned();
+        let address = address(endpoint);
         probes.spawn(async move {
             let connected = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address));
             (i, matches!(connected.await, Ok(Ok(_))))
@@ -144,11 +140,7 @@ pub(crate) fn not_etcd(what: &str) -> Diagnosis {
 /// connection that broke off at once ("operation was canceled"), which hides why.
 pub(crate) async fn http1_answer(endpoint: &str) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = endpoint
-        .trim_start_matches("http://")
-        .trim_start_matches("https://")
-        .trim_end_matches('/')
-        .to_owned();
+    let address = address(endpoint);
     let probe = async move {
         let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
         stream
@@ -164,4 +156,13 @@ pub(crate) async fn http1_answer(endpoint: &str) -> bool {
         .ok()
         .flatten()
         .unwrap_or(false)
+}
+
+/// An endpoint as a socket address: `host:port`, without a scheme or a trailing `/`.
+fn address(endpoint: &str) -> String {
+    endpoint
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned()
 }
