@@ -33,7 +33,7 @@ pub use restore::{
 };
 pub use source::{single, Part, Revisions};
 pub use verify::{verify, verify_parts, VerifyReport};
-pub use watch::{watch, CommitPoint, WatchOptions, WatchStatus, WatchUpdate};
+pub use watch::{watch, watch_parts, CommitPoint, WatchOptions, WatchStatus, WatchUpdate};
 
 /// The version of the file layout a commit records in its options (a change of
 /// layout forces a full backup).

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use git2::Commit;
 use serde_json::Value;
 use strata_core::key::display_key;
-use strata_core::{Compare, CompareOp, KeySpan, Op, OpResponse, RangeRequest, Store, Txn};
+use strata_core::{Compare, CompareOp, KeySpan, Op, RangeRequest, Store, Txn};
 
 use crate::layout::{file_prefix, key_of, parse, SUFFIX};
 use crate::options::BackupOptions;
@@ -164,17 +164,17 @@ pub async fn plan_restore<S: Store>(
     };
     let (mut wanted, secret) = snapshot(&repo, &commit, t, &opts.secrets)?;
     wanted.retain(|k, _| spans.iter().any(|s| s.contains(k)));
-    let resp = store
-        .txn(Txn::new().and_then(spans.iter().map(|s| Op::get(s.clone()))))
+    // One consistent read of the spans (the later one at the revision of the first),
+    // paged; on a layered keyspace it may cross layers, which no one transaction can.
+    let mut current = BTreeMap::new();
+    let mut read_at = 0;
+    for span in &spans {
+        read_at = strata_core::store::scan(store, span.clone(), read_at, |page| {
+            current.extend(page.into_iter().map(|kv| (kv.key.clone(), kv)));
+            Ok(())
+        })
         .await
         .map_err(|e| Error::store(format!("reading {target}"), e))?;
-    let mut current = BTreeMap::new();
-    for r in resp.responses {
-        if let OpResponse::Range(range) = r {
-            for kv in range.kvs {
-                current.insert(kv.key.clone(), kv);
-            }
-        }
     }
     let in_span = |k: &Vec<u8>| spans.iter().any(|s| s.contains(k));
     if wanted.is_empty() && !secret.iter().any(in_span) && !current.keys().any(|k| opts.selected(k))
@@ -252,37 +252,55 @@ pub async fn apply_restore<S: Store>(
         return Ok(report);
     }
     let limit = store.capabilities().max_txn_ops;
-    if ops.len() > limit && !in_batches {
+    // Each write with its compare, grouped by the store that holds its key (one group
+    // unless the store is a layered keyspace and the plan spans layers).
+    let mut groups: std::collections::BTreeMap<usize, (Vec<Compare>, Vec<Op>)> = Default::default();
+    for (c, op) in compares.into_iter().zip(ops) {
+        let group = groups.entry(store.partition(&c.key)).or_default();
+        group.0.push(c);
+        group.1.push(op);
+    }
+    let total: usize = groups.values().map(|g| g.1.len()).sum();
+    if groups.len() > 1 && !in_batches {
         return Err(Error::Refused(format!(
-            "restoring {target} takes {} writes, more than one {} transaction holds ({limit}); \
+            "restoring {target} writes into {} stores of the layered keyspace, and no one \
+             transaction spans stores; pass --in-batches to restore it in one transaction per \
+             store (each conditioned on its keys; a conflict stops it part-way, and running it \
+             again finishes), or restore each layer's prefix on its own",
+            groups.len()
+        )));
+    }
+    if total > limit && !in_batches {
+        return Err(Error::Refused(format!(
+            "restoring {target} takes {total} writes, more than one {} transaction holds ({limit}); \
              pass --in-batches to restore it in transactions of {limit} (each conditioned on its \
              keys; a conflict stops it part-way, and running it again finishes), raise \
              --max-txn-ops if the server allows more, or restore a narrower prefix",
-            ops.len(),
             store.capabilities().backend
         )));
     }
-    let total = ops.len();
     let mut done = 0;
-    let mut ops = ops.into_iter();
-    for compares in compares.chunks(limit) {
-        let batch: Vec<Op> = ops.by_ref().take(compares.len()).collect();
-        let txn = Txn::new()
-            .when(if force { Vec::new() } else { compares.to_vec() })
-            .and_then(batch);
-        let resp = store
-            .txn(txn)
-            .await
-            .map_err(|e| Error::store(format!("restoring {target}"), e))?;
-        if !resp.succeeded {
-            return Err(Error::Conflict {
-                keys: moved(store, compares).await?,
-                restored: done,
-                total,
-            });
+    for (compares, ops) in groups.into_values() {
+        let mut ops = ops.into_iter();
+        for compares in compares.chunks(limit) {
+            let batch: Vec<Op> = ops.by_ref().take(compares.len()).collect();
+            let txn = Txn::new()
+                .when(if force { Vec::new() } else { compares.to_vec() })
+                .and_then(batch);
+            let resp = store
+                .txn(txn)
+                .await
+                .map_err(|e| Error::store(format!("restoring {target}"), e))?;
+            if !resp.succeeded {
+                return Err(Error::Conflict {
+                    keys: moved(store, compares).await?,
+                    restored: done,
+                    total,
+                });
+            }
+            done += compares.len();
+            report.store_revision = resp.revision;
         }
-        done += compares.len();
-        report.store_revision = resp.revision;
     }
     Ok(report)
 }

@@ -29,11 +29,6 @@ pub fn single<S>(store: &S) -> Vec<Part<'_, S>> {
     }]
 }
 
-/// One store's revision as [`Revisions`].
-pub(crate) fn one(revision: i64) -> Revisions {
-    Revisions::from([(String::new(), revision)])
-}
-
 /// Revisions as messages show them: `12`, or `comms@5, ops@12`.
 pub fn describe(revisions: &Revisions) -> String {
     match revisions.get("") {
@@ -95,7 +90,7 @@ mod tests {
         assert!(intersect(&a, &KeySpan::prefix("/b/")).is_none());
         let cut = intersect(&KeySpan::prefix("/"), &a).unwrap();
         assert!(cut.contains(b"/a/1") && !cut.contains(b"/b"));
-        assert_eq!(describe(&one(7)), "7");
+        assert_eq!(describe(&Revisions::from([(String::new(), 7)])), "7");
         let two = Revisions::from([("ops".into(), 12), ("comms".into(), 5)]);
         assert_eq!(describe(&two), "comms@5, ops@12");
     }

@@ -4,17 +4,20 @@
 //! answers, starting over from the last commit after a lost watch or a failed backup,
 //! and the status it reports ([`WatchStatus`]): every failure it retries is counted
 //! and reported rather than printed. Each commit is made by the same code as
-//! `backup run`.
+//! `backup run`. A layered keyspace is followed one watch per store, each from the
+//! revision the last commit records for it, merged into one stream of bursts.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use strata_core::{KeySpan, Store, WatchRequest};
+use strata_core::{Event, KeySpan, Store, WatchRequest};
+use tokio::sync::mpsc;
 
 use crate::backup::{commit_changes, last_trailers, push, record, run_in, Changes};
 use crate::options::{BackupOptions, BackupReport};
 use crate::repo::{Repo, Trailers};
+use crate::source::{single, Part, Revisions};
 use crate::Error;
 
 /// How `backup watch` runs.
@@ -40,8 +43,10 @@ pub struct WatchStatus {
     /// The newest commit of the branch, made by this watch or before it started.
     pub last_commit: Option<CommitPoint>,
     /// The store revision the backup holds: the last commit's, or later when the
-    /// store was seen unchanged since.
+    /// store was seen unchanged since (0 for a layered keyspace).
     pub revision: i64,
+    /// The same per store of a layered keyspace (`""` for one store).
+    pub revisions: Revisions,
     /// Commits made since the watch started.
     pub commits: u64,
     /// Failures since the watch started; each was retried.
@@ -93,6 +98,7 @@ impl Watching<'_> {
         self.status.store_error = None;
         self.status.backup_error = None;
         self.status.revision = report.revision;
+        self.status.revisions = report.revisions.clone();
         if report.commit.is_some() {
             self.status.commits += 1;
             self.status.last_commit = last_commit(repo)?;
@@ -104,14 +110,15 @@ impl Watching<'_> {
         Ok(())
     }
 
-    /// Asks the store for its revision and reports the status.
-    async fn check<S: Store>(&mut self, store: &S) {
-        match store.status().await {
-            Ok(_) => self.status.store_error = None,
-            Err(e) => {
+    /// Asks each store for its revision and reports the status.
+    async fn check<S: Store>(&mut self, parts: &[Part<'_, S>]) {
+        self.status.store_error = None;
+        for p in parts {
+            if let Err(e) = p.store.status().await {
                 self.status.errors += 1;
-                let e = Error::store("asking the store for its revision", e);
+                let e = Error::store(format!("asking {} for its revision", name_of(p)), e);
                 self.status.store_error = Some(e.to_string());
+                break;
             }
         }
         (self.tell)(WatchUpdate::Status(&self.status));
@@ -146,6 +153,19 @@ pub async fn watch<S: Store, F: Future<Output = ()>>(
     report: &mut dyn FnMut(WatchUpdate<'_>),
     stop: F,
 ) -> Result<WatchStatus, Error> {
+    watch_parts(&single(store), opts, how, report, stop).await
+}
+
+/// [`watch`] over several stores (a layered keyspace's): one watch per store from
+/// the revision the last commit records for it, each store's events kept only in
+/// the spans it holds, each commit recording every store's revision.
+pub async fn watch_parts<S: Store, F: Future<Output = ()>>(
+    parts: &[Part<'_, S>],
+    opts: &BackupOptions,
+    how: &WatchOptions,
+    report: &mut dyn FnMut(WatchUpdate<'_>),
+    stop: F,
+) -> Result<WatchStatus, Error> {
     let repo = Repo::open(&opts.repo, true, true)?;
     crate::backup::push_remote(&repo, opts)?;
     tokio::pin!(stop);
@@ -160,9 +180,8 @@ pub async fn watch<S: Store, F: Future<Output = ()>>(
     loop {
         // A backup is safe to abandon part-way: nothing moves the branch until its
         // commit is complete.
-        let parts = crate::source::single(store);
         let ran = tokio::select! {
-            ran = run_in(&parts, &repo, opts) => ran,
+            ran = run_in(parts, &repo, opts) => ran,
             _ = stop.as_mut() => return Ok(w.status),
         };
         let report = match ran.and_then(|r| push(&repo, opts).map(|()| r)) {
@@ -180,11 +199,13 @@ pub async fn watch<S: Store, F: Future<Output = ()>>(
         };
         backoff = Duration::from_millis(500);
         w.backed_up(&repo, &report)?;
-        let mut recorded = report.revision;
+        let mut recorded = report.revisions.clone();
         if report.commit.is_none() {
-            recorded = last_trailers(&repo)?.map_or(report.revision, |t| t.revision);
+            if let Some(t) = last_trailers(&repo)? {
+                recorded = t.revisions;
+            }
         }
-        match follow(store, &repo, opts, recorded, how, &mut w, stop.as_mut()).await {
+        match follow(parts, &repo, opts, recorded, how, &mut w, stop.as_mut()).await {
             Ok(true) => return Ok(w.status),
             Ok(false) => continue,
             Err(e) => {
@@ -198,26 +219,64 @@ pub async fn watch<S: Store, F: Future<Output = ()>>(
     }
 }
 
-/// Follows changes from `recorded + 1`, committing each burst. `Ok(true)` when
-/// stopped, `Ok(false)` to start over with a backup (the watch ended).
+/// A part as messages name it.
+fn name_of<S>(p: &Part<'_, S>) -> String {
+    match p.name.as_str() {
+        "" => "the store".into(),
+        name => format!("the store {name}"),
+    }
+}
+
+/// One batch of one part's watch, or `None` when that watch ended.
+type Arrival = (usize, Option<strata_core::Result<Vec<Event>>>);
+
+/// Opens one watch per part from the revision after `recorded`'s and forwards their
+/// batches, tagged with the part, into one channel; the tasks stop when the returned
+/// set is dropped.
+async fn watch_each<S: Store>(
+    parts: &[Part<'_, S>],
+    recorded: &Revisions,
+) -> Result<(mpsc::Receiver<Arrival>, tokio::task::JoinSet<()>), Error> {
+    let (tx, rx) = mpsc::channel(64);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, p) in parts.iter().enumerate() {
+        let from = recorded.get(&p.name).copied().unwrap_or(0) + 1;
+        let mut watcher = p
+            .store
+            .watch(WatchRequest {
+                span: KeySpan::all(),
+                start_revision: from,
+            })
+            .await
+            .map_err(|e| Error::store(format!("watching {}", name_of(p)), e))?;
+        let tx = tx.clone();
+        tasks.spawn(async move {
+            loop {
+                let batch = watcher.next().await;
+                let end = batch.is_none();
+                if tx.send((i, batch)).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+    }
+    Ok((rx, tasks))
+}
+
+/// Follows changes from each part's `recorded + 1`, committing each burst.
+/// `Ok(true)` when stopped, `Ok(false)` to start over with a backup (a watch ended).
 async fn follow<S: Store>(
-    store: &S,
+    parts: &[Part<'_, S>],
     repo: &Repo,
     opts: &BackupOptions,
-    recorded: i64,
+    recorded: Revisions,
     how: &WatchOptions,
     w: &mut Watching<'_>,
     mut stop: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<bool, Error> {
-    let mut watcher = store
-        .watch(WatchRequest {
-            span: KeySpan::all(),
-            start_revision: recorded + 1,
-        })
-        .await
-        .map_err(|e| Error::store("watching the store", e))?;
+    let (mut arrivals, _tasks) = watch_each(parts, &recorded).await?;
     let mut pending = Changes::new();
-    let mut last_revision = recorded;
+    let mut reached = recorded.clone();
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut ticker = tokio::time::interval(how.check_every);
     ticker.tick().await;
@@ -230,33 +289,39 @@ async fn follow<S: Store>(
         };
         tokio::select! {
             _ = stop.as_mut() => {
-                if last_revision > recorded {
-                    let report = commit_changes(repo, opts, std::mem::take(&mut pending), &crate::source::one(last_revision)).await?;
+                if reached != recorded {
+                    let report = commit_changes(repo, opts, std::mem::take(&mut pending), &reached).await?;
                     push(repo, opts)?;
                     w.backed_up(repo, &report)?;
                 }
                 return Ok(true);
             }
-            _ = ticker.tick() => w.check(store).await,
+            _ = ticker.tick() => w.check(parts).await,
             _ = sleep => {
-                let report = commit_changes(repo, opts, std::mem::take(&mut pending), &crate::source::one(last_revision)).await?;
+                let report = commit_changes(repo, opts, std::mem::take(&mut pending), &reached).await?;
                 push(repo, opts)?;
                 w.backed_up(repo, &report)?;
                 deadline = None;
             }
-            batch = watcher.next() => match batch {
-                Some(Ok(events)) => {
+            arrival = arrivals.recv() => match arrival {
+                Some((i, Some(Ok(events)))) => {
                     w.status.store_error = None;
+                    let part = &parts[i];
+                    let at = reached.entry(part.name.clone()).or_default();
                     for e in events {
-                        last_revision = last_revision.max(e.revision());
-                        record(opts, &mut pending, e);
+                        *at = (*at).max(e.revision());
+                        if part.spans.iter().any(|s| s.contains(&e.kv.key)) {
+                            record(opts, &mut pending, e);
+                        }
                     }
                     if deadline.is_none() {
                         deadline = Some(tokio::time::Instant::now() + how.debounce);
                     }
                 }
-                Some(Err(e)) => return Err(Error::store("watching the store", e)),
-                None => return Ok(false),
+                Some((i, Some(Err(e)))) => {
+                    return Err(Error::store(format!("watching {}", name_of(&parts[i])), e))
+                }
+                Some((_, None)) | None => return Ok(false),
             }
         }
     }

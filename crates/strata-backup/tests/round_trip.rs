@@ -203,17 +203,16 @@ impl Store for Meddler {
         &self,
         req: strata_core::RangeRequest,
     ) -> strata_core::Result<strata_core::RangeResponse> {
-        self.inner.range(req).await
-    }
-    async fn txn(&self, txn: Txn) -> strata_core::Result<strata_core::TxnResponse> {
-        let read_only = txn.success.iter().all(|op| matches!(op, Op::Range(_)));
-        let resp = self.inner.txn(txn).await?;
-        if read_only && self.armed.swap(false, Ordering::SeqCst) {
+        let resp = self.inner.range(req).await?;
+        if self.armed.swap(false, Ordering::SeqCst) {
             self.inner
                 .put(b"/app/users/7/status", b"blocked-by-someone-else")
                 .await?;
         }
         Ok(resp)
+    }
+    async fn txn(&self, txn: Txn) -> strata_core::Result<strata_core::TxnResponse> {
+        self.inner.txn(txn).await
     }
     async fn watch(
         &self,

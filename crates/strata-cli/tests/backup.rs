@@ -7,10 +7,10 @@ mod util;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use strata_testkit::{etcd, git};
-use util::{examples, Sandbox};
+use util::{examples, wait_for_commits, Sandbox};
 
 type Data = BTreeMap<String, String>;
 
@@ -490,29 +490,6 @@ fn a_repository_is_made_in_the_empty_folder_one_stands_in_or_by_a_relative_path(
     for repo in [here, s.path("other.git")] {
         git(&repo, &["fsck", "--strict"]);
         assert_eq!(git(&repo, &["rev-list", "--count", "main"]).trim(), "1");
-    }
-}
-
-/// The number of commits of `repo`; 0 while there is none (a reader may race the first).
-fn commits(repo: &Path) -> u32 {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["rev-list", "--count", "HEAD"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse::<u32>()
-        .unwrap_or(0)
-}
-
-/// Waits (up to 30 s) until `repo` has `n` commits.
-fn wait_for_commits(repo: &Path, n: u32) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while commits(repo) < n {
-        assert!(Instant::now() < deadline, "no commit {n} within 30 s");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

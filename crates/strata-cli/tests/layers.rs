@@ -8,61 +8,11 @@
 mod util;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Output, Stdio};
+use std::process::{Command, Stdio};
 
 use strata_testkit::etcd::{etcdctl, EtcdCluster};
+use util::layers::{keys_of, layers, ok, run, Layers};
 use util::{examples, Sandbox};
-
-struct Layers {
-    s: Sandbox,
-    ops: EtcdCluster,
-    comms: EtcdCluster,
-}
-
-fn layers() -> Layers {
-    let (ops, comms) = (EtcdCluster::start(1), EtcdCluster::start(1));
-    let s = Sandbox::new();
-    std::fs::write(
-        s.path("strata.toml"),
-        format!(
-            "[stores.ops]\nurl = \"{}\"\ndial_timeout = \"2s\"\ncommand_timeout = \"5s\"\n\
-             [stores.comms]\nurl = \"{}\"\ndial_timeout = \"2s\"\ncommand_timeout = \"5s\"\n\
-             [stores.local]\nurl = \"sqlite:local.db\"\n\
-             [layers]\n\"/sigilgate/\" = \"ops\"\n\"/public/\" = \"comms\"\n\"/\" = \"local\"\n",
-            ops.url(),
-            comms.url()
-        ),
-    )
-    .unwrap();
-    Layers { s, ops, comms }
-}
-
-/// `strata ARGS` with the config file's layered keyspace as the default store.
-fn run(s: &Sandbox, args: &[&str]) -> Output {
-    s.command(args)
-        .env_remove("STRATA_STORE")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn ok(s: &Sandbox, args: &[&str]) -> String {
-    let out = run(s, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn keys_of(cluster: &EtcdCluster) -> Vec<String> {
-    etcdctl(cluster, &["get", "--prefix", "", "--keys-only"])
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
 
 #[test]
 fn the_sigilgate_example_splits_into_its_layers() {
@@ -309,6 +259,25 @@ fn areas_on_different_stores_migrate_each_in_its_store_once() {
         "{status}"
     );
     ok(&s, &["migrate", "verify", "--dir", dir]);
+    // A new area of a draft only (no steps, so in no layer yet) is listed too.
+    let drafts = s.path("migrations");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(dir)
+        .arg(&drafts)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let drafts = drafts.to_str().unwrap();
+    ok(
+        &s,
+        &["migrate", "new", "devices", "add_owner", "--dir", drafts],
+    );
+    let status = ok(&s, &["migrate", "status", "--dir", drafts]);
+    assert!(
+        status.contains("devices") && status.contains("draft:"),
+        "{status}"
+    );
 }
 
 /// Moving /public/ to a cluster of its own while a writer keeps changing it: copy,
@@ -551,6 +520,32 @@ fn a_layered_keyspace_backs_up_into_one_repository() {
         only_sigilgate.lines().all(|k| k.starts_with("/sigilgate/")),
         "{only_sigilgate}"
     );
+    // A prefix across layers (HEAD, which the two restores above moved both layers
+    // away from): no one transaction spans stores, so it takes --in-batches, which
+    // writes one transaction per store.
+    let all_at_head = [
+        "backup", "restore", "/", "--repo", r, "--at", "HEAD", "--yes",
+    ];
+    let refused = run(&s, &all_at_head);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("stores of the layered keyspace") && err.contains("--in-batches"),
+        "{err}"
+    );
+    assert_eq!(
+        etcdctl(
+            &ops,
+            &["get", "/sigilgate/users/129/status", "--print-value-only"]
+        )
+        .trim(),
+        "active",
+        "a refused restore wrote"
+    );
+    let mut batches = all_at_head.to_vec();
+    batches.push("--in-batches");
+    ok(&s, &batches);
+    ok(&s, &["backup", "verify", "--repo", r]);
 }
 
 /// A mirror from one store into the layered keyspace: each key lands in its layer's

@@ -210,10 +210,12 @@ pub async fn status<S: Store>(store: &S, areas: &Areas) -> Result<Vec<AreaStatus
 /// under a prefix. An area's record and lock then live in its store, and areas of
 /// different stores run independently. An area whose steps reach keys in two stores
 /// (or in none) is refused, with its patterns named: its objects could not be
-/// rewritten in one transaction each.
+/// rewritten in one transaction each. An area of drafts only (no steps, so no keys
+/// yet) goes with `drafts`, so that status lists it.
 pub fn split_areas<K: Ord + Clone + std::fmt::Display>(
     areas: &Areas,
     route: impl Fn(&str) -> Vec<K>,
+    drafts: K,
 ) -> Result<BTreeMap<K, Areas>, Error> {
     let mut out: BTreeMap<K, Areas> = BTreeMap::new();
     let mut problems = Vec::new();
@@ -237,8 +239,12 @@ pub fn split_areas<K: Ord + Clone + std::fmt::Display>(
                     .or_default()
                     .insert(area.clone(), migrations.clone());
             }
-            // Drafts have no steps yet: they go with nothing, and plan/up say so.
-            [] if migrations.iter().all(Migration::is_draft) => {}
+            // Drafts have no steps yet: listed by status, refused by plan and up.
+            [] if migrations.iter().all(Migration::is_draft) => {
+                out.entry(drafts.clone())
+                    .or_default()
+                    .insert(area.clone(), migrations.clone());
+            }
             [] => problems.push(format!(
                 "area {area}: its patterns lie outside every layer; add a layer for them"
             )),

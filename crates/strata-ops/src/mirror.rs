@@ -11,8 +11,10 @@
 //! Owns the apply loop and the checkpoint. What the status says (the lag, every
 //! failure the loop retries, whether the source answers: it is asked for its revision
 //! at each report, so an unreachable source shows even while the watch quietly
-//! reconnects) is the `status` module; the first copy is [`crate::transfer::copy`].
+//! reconnects) is the `status` module; the first copy is [`crate::transfer::copy`];
+//! a source of several stores (a layered keyspace) is mirrored per store by `parts`.
 
+mod parts;
 mod status;
 
 use std::future::Future;
@@ -23,6 +25,7 @@ use crate::transfer::{copy, CopyOptions, Selection};
 use strata_core::model::*;
 use strata_core::store::{Store, Watcher};
 
+pub use parts::{mirror_parts, SourcePart};
 pub use status::MirrorStatus;
 use status::{Step, Tracker};
 
@@ -375,6 +378,7 @@ mod tests {
         let sel = Selection {
             prefixes: vec![b"/m/".to_vec()],
             rewrites: vec![Rewrite::parse("/m/=/copy/").unwrap()],
+            ..Selection::default()
         };
         let opts = MirrorOptions {
             name: "t".into(),

@@ -48,6 +48,9 @@ pub struct Selection {
     pub prefixes: Vec<Vec<u8>>,
     /// Applied in order; the first whose `from` starts the key wins.
     pub rewrites: Vec<Rewrite>,
+    /// Source keys outside these spans are left out (none: no such bound). A mirror
+    /// from one store of a layered keyspace takes only the spans that store holds.
+    pub within: Vec<KeySpan>,
 }
 
 impl Selection {
@@ -61,10 +64,11 @@ impl Selection {
     }
 
     /// Whether a source key is selected: under one of the prefixes (any, when there
-    /// are none) and not reserved.
+    /// are none), inside `within` (when given) and not reserved.
     pub fn includes(&self, key: &[u8]) -> bool {
         !key.starts_with(RESERVED_PREFIX.as_bytes())
             && (self.prefixes.is_empty() || self.prefixes.iter().any(|p| key.starts_with(p)))
+            && (self.within.is_empty() || self.within.iter().any(|s| s.contains(key)))
     }
 
     /// The key as it is written in the target: the first matching rewrite applied,
@@ -397,6 +401,7 @@ mod tests {
         let sel = Selection {
             prefixes: vec![b"/fiberlb/".to_vec(), b"/fiberlb/x/".to_vec()],
             rewrites: vec![Rewrite::parse("/fiberlb/=/metadata/fiberlb/").unwrap()],
+            ..Selection::default()
         };
         assert_eq!(sel.source_prefixes(), vec![b"/fiberlb/".to_vec()]);
         assert_eq!(sel.rewrite(b"/fiberlb/a"), b"/metadata/fiberlb/a".to_vec());
@@ -418,6 +423,7 @@ mod tests {
         let sel = Selection {
             prefixes: vec![b"/src/".to_vec()],
             rewrites: vec![Rewrite::parse("/src/=/dst/").unwrap()],
+            ..Selection::default()
         };
         let dry = copy(
             &a,

@@ -355,8 +355,8 @@ async fn watch(
         backup_error =
             log::transition(&backup_error, &status.backup_error, &backup_what, json!({}));
     };
-    let result = strata_backup::watch(
-        &store,
+    let result = strata_backup::watch_parts(
+        &parts(&store)?,
         &options,
         &how,
         &mut on_update,

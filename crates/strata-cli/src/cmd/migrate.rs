@@ -136,15 +136,23 @@ fn by_store(store: &AnyStore, areas: Areas) -> anyhow::Result<Vec<(AnyStore, Are
     let AnyStore::Layered(layers) = store else {
         return Ok(vec![(store.clone(), areas)]);
     };
-    let mut split = strata_migrate::split_areas(&areas, |prefix| {
-        layers
-            .stores_of(&strata_core::KeySpan::prefix(prefix))
-            .into_iter()
-            .map(|(name, _)| name.to_owned())
-            .collect()
-    })?;
+    let stores = layers.stores_of(&strata_core::KeySpan::all());
+    let first = stores
+        .first()
+        .map_or(String::new(), |(name, _)| (*name).to_owned());
+    let mut split = strata_migrate::split_areas(
+        &areas,
+        |prefix| {
+            layers
+                .stores_of(&strata_core::KeySpan::prefix(prefix))
+                .into_iter()
+                .map(|(name, _)| name.to_owned())
+                .collect()
+        },
+        first,
+    )?;
     let mut out = Vec::new();
-    for (name, part) in layers.stores_of(&strata_core::KeySpan::all()) {
+    for (name, part) in stores {
         out.push((part?.clone(), split.remove(name).unwrap_or_default()));
     }
     Ok(out)

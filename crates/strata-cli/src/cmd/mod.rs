@@ -46,29 +46,7 @@ fn writes(command: &Command) -> bool {
     }
 }
 
-/// Commands that do not work on a layered keyspace yet (each layer's revision must be
-/// followed on its own): refused before they start, rather than recording a revision
-/// that means nothing the next time.
-fn refuse_layers(cli: &Cli) -> anyhow::Result<()> {
-    let layered = |url: &str| url.starts_with("layers:");
-    let what = match &cli.command {
-        Command::Backup(BackupCommand::Watch { .. }) if layered(&cli.store.store) => {
-            Some("backup watch")
-        }
-        Command::Mirror(args) if layered(&args.endpoints.from) => Some("mirror from it"),
-        _ => None,
-    };
-    match what {
-        Some(what) => anyhow::bail!(
-            "{what} does not run on a layered keyspace yet: run it on each layer's store by \
-             name (--store NAME, as listed by `strata config check`)"
-        ),
-        None => Ok(()),
-    }
-}
-
 pub async fn run(mut cli: Cli) -> anyhow::Result<Outcome> {
-    refuse_layers(&cli)?;
     cli.store.create |= writes(&cli.command);
     let opts = &cli.store;
     match cli.command {

@@ -4,8 +4,11 @@ use std::io::Write;
 
 use serde_json::json;
 use strata_core::key::display_key;
-use strata_ops::mirror::{mirror as run_mirror, MirrorOptions, MirrorStatus};
+use strata_ops::mirror::{
+    mirror as run_mirror, mirror_parts, MirrorOptions, MirrorStatus, SourcePart,
+};
 use strata_ops::transfer::{copy as run_copy, diff as run_diff, CopyOptions, Rewrite, Selection};
+use strata_store::AnyStore;
 
 use super::open_named;
 use crate::cli::*;
@@ -24,6 +27,7 @@ fn selection(endpoints: &Endpoints, rewrites: &[String]) -> anyhow::Result<Selec
             .iter()
             .map(|r| Rewrite::parse(r))
             .collect::<Result<_, _>>()?,
+        within: Vec::new(),
     })
 }
 
@@ -140,8 +144,8 @@ pub async fn mirror(opts: &StoreOpts, args: MirrorArgs) -> anyhow::Result<Outcom
         last_line = Some(std::time::Instant::now());
         log::info(
             &format!(
-                "mirror: applied revision {} of {} (lag {} revisions, {:.1} s); {} changes applied, {} keys copied",
-                s.applied_revision, s.source_revision, s.lag_revisions, s.lag_seconds, s.changes_applied, s.copied
+                "mirror: applied revision {} (lag {} revisions, {:.1} s); {} changes applied, {} keys copied",
+                applied(s), s.lag_revisions, s.lag_seconds, s.changes_applied, s.copied
             ),
             status_json(s),
         );
@@ -149,16 +153,27 @@ pub async fn mirror(opts: &StoreOpts, args: MirrorArgs) -> anyhow::Result<Outcom
             println!("{}", status_json(s));
         }
     };
-    let status = run_mirror(&from, &to, &sel, &mirror_opts, &mut report, shutdown()).await;
+    let status = match &from {
+        // One mirror per store of the source, each from its own revision.
+        AnyStore::Layered(layers) => {
+            let mut parts = Vec::new();
+            for (name, store, spans) in layers.parts() {
+                parts.push(SourcePart {
+                    name: name.to_owned(),
+                    store: store?,
+                    spans,
+                });
+            }
+            mirror_parts(&parts, &to, &sel, &mirror_opts, &mut report, shutdown()).await
+        }
+        _ => run_mirror(&from, &to, &sel, &mirror_opts, &mut report, shutdown()).await,
+    };
     if let Some(server) = server {
         server.shutdown().await?;
     }
     let status = status?;
     log::info(
-        &format!(
-            "mirror stopped at source revision {}",
-            status.applied_revision
-        ),
+        &format!("mirror stopped at source revision {}", applied(&status)),
         status_json(&status),
     );
     if args.status {
@@ -167,13 +182,36 @@ pub async fn mirror(opts: &StoreOpts, args: MirrorArgs) -> anyhow::Result<Outcom
     Ok(Outcome::Ok)
 }
 
+/// Where a mirror is: `12 of 15`, or per store of a layered source
+/// `comms@5 of 5, ops@12 of 15`.
+fn applied(s: &MirrorStatus) -> String {
+    let one = |s: &MirrorStatus| format!("{} of {}", s.applied_revision, s.source_revision);
+    if s.parts.is_empty() {
+        return one(s);
+    }
+    s.parts
+        .iter()
+        .map(|(name, p)| format!("{name}@{}", one(p)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn status_json(s: &MirrorStatus) -> serde_json::Value {
-    json!({
+    let mut out = json!({
         "applied_revision": s.applied_revision, "source_revision": s.source_revision,
         "lag_revisions": s.lag_revisions, "lag_seconds": s.lag_seconds,
         "changes_applied": s.changes_applied, "copied": s.copied, "errors": s.errors,
         "source_error": s.source_error, "target_error": s.target_error,
-    })
+    });
+    if !s.parts.is_empty() {
+        out["parts"] = s
+            .parts
+            .iter()
+            .map(|(name, p)| (name.clone(), status_json(p)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    out
 }
 
 /// Completes on SIGINT or SIGTERM.

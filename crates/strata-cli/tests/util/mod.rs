@@ -3,11 +3,13 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod layers;
 pub mod migrations;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_strata");
 
@@ -127,4 +129,28 @@ pub fn random_below(n: u64) -> u64 {
             .as_nanos(),
     );
     h.finish() % n.max(1)
+}
+
+/// How many commits HEAD of a Git repository has (0 before the first, which a reader
+/// may race).
+pub fn commits(repo: &Path) -> u32 {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["rev-list", "--count", "HEAD"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<u32>()
+        .unwrap_or(0)
+}
+
+/// Waits up to 30 s for a repository to reach `n` commits.
+pub fn wait_for_commits(repo: &Path, n: u32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while commits(repo) < n {
+        assert!(Instant::now() < deadline, "no commit {n} within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

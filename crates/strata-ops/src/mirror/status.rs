@@ -37,6 +37,10 @@ pub struct MirrorStatus {
     /// Why the last write to the target (or the copy) failed; `None` once one
     /// succeeds again.
     pub target_error: Option<String>,
+    /// For a source of several stores (a layered keyspace's), each store's own
+    /// status by name; the fields above then sum (or, for the lag in seconds and the
+    /// errors, take the worst of) them, and the revisions are 0.
+    pub parts: Vec<(String, MirrorStatus)>,
 }
 
 impl MirrorStatus {
