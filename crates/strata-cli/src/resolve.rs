@@ -186,6 +186,7 @@ pub fn other_store(opts: &StoreOpts, value: &str, given_by: &str) -> anyhow::Res
         other.dial_timeout = None;
         other.command_timeout = None;
         other.max_txn_ops = None;
+        other.v2_ttl = None;
         other.tls = false;
     }
     apply(&mut other, store);
@@ -206,6 +207,9 @@ fn apply(opts: &mut StoreOpts, store: &strata_store::config::NamedStore) {
     opts.dial_timeout = opts.dial_timeout.or(o.dial_timeout);
     opts.command_timeout = opts.command_timeout.or(o.request_timeout);
     opts.max_txn_ops = opts.max_txn_ops.or(o.max_txn_ops);
+    if opts.v2_ttl.is_none() && o.v2_ttl != strata_store::V2Ttl::default() {
+        opts.v2_ttl = Some(o.v2_ttl);
+    }
 }
 
 #[cfg(test)]

@@ -160,6 +160,9 @@ where
     let mut ticker = tokio::time::interval(opts.report_every);
     ticker.tick().await;
     let mut backoff = Duration::from_millis(500);
+    // Set when the source can no longer replay from the checkpoint: the copy then also
+    // deletes what the source no longer holds, so that nothing it missed stays.
+    let mut recopy = false;
     loop {
         // Start (or resume) the watch; copy first when there is nothing to resume from.
         let watcher = match applied {
@@ -171,7 +174,10 @@ where
                 .await
             {
                 Ok(w) => Some(w),
-                Err(strata_core::Error::Compacted { .. }) => None,
+                Err(strata_core::Error::Compacted { .. }) => {
+                    recopy = true;
+                    None
+                }
                 Err(e) if e.is_transient() => {
                     t.source_failed(&e);
                     t.report();
@@ -189,7 +195,12 @@ where
         let mut watcher: Watcher = match watcher {
             Some(w) => w,
             None => {
-                let copy_opts = CopyOptions::default();
+                let copy_opts = CopyOptions {
+                    // Extras are only known without rewrites or a bound to some spans.
+                    delete_extra: recopy
+                        && (selection.rewrites.is_empty() || selection.within.is_empty()),
+                    ..CopyOptions::default()
+                };
                 let Some(done) = t
                     .retrying("copy", Step::Copy, stop.as_mut(), || async {
                         copy(from, to, selection, &copy_opts, &mut |_| {}).await
@@ -198,7 +209,11 @@ where
                 else {
                     return Ok(t.finish());
                 };
-                t.status.copied += done.load.changed;
+                t.status.copied += done.load.changed + done.deleted_extra;
+                if recopy {
+                    t.status.recopies += 1;
+                    recopy = false;
+                }
                 let before: Vec<Option<i64>> = match &parts {
                     Some(p) => p.iter().copied().map(Some).collect(),
                     None => read_each(to, &keys).await?,
@@ -240,6 +255,7 @@ where
                 Some(Ok(events)) => events,
                 Some(Err(strata_core::Error::Compacted { .. })) => {
                     applied = None;
+                    recopy = true;
                     break;
                 }
                 // The watch ended (the source went away): resume from the checkpoint.

@@ -273,6 +273,9 @@ pub async fn copy<A: Store, B: Store + Clone + 'static>(
     report.extra = before
         .iter()
         .filter(|kv| !wanted.contains(kv.key.as_slice()))
+        // Without rewrites a target key is a source key: one the selection leaves out
+        // (another store's, for a mirror of one store of a layered source) is not extra.
+        .filter(|kv| !selection.rewrites.is_empty() || selection.includes(&kv.key))
         .map(|kv| kv.key.clone())
         .collect();
     report.to_write = {

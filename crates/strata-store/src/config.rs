@@ -51,6 +51,7 @@ struct StoreSpec {
     dial_timeout: Option<String>,
     command_timeout: Option<String>,
     max_txn_ops: Option<usize>,
+    v2_ttl: Option<String>,
 }
 
 /// A parsed, checked config file.
@@ -254,6 +255,10 @@ fn resolve_store(name: &str, s: StoreSpec, base: &Path) -> Result<NamedStore, St
         dial_timeout: duration("dial_timeout", s.dial_timeout)?,
         request_timeout: duration("command_timeout", s.command_timeout)?,
         max_txn_ops: s.max_txn_ops,
+        v2_ttl: match s.v2_ttl {
+            Some(t) => crate::V2Ttl::parse(&t).map_err(|e| format!("v2_ttl: {e}"))?,
+            None => crate::V2Ttl::Copy,
+        },
     };
     Ok(NamedStore {
         name: name.to_owned(),

@@ -67,6 +67,7 @@
 
 pub mod config;
 pub mod etcd;
+pub mod etcd2;
 pub mod layers;
 pub mod postgres;
 mod sql;
@@ -82,6 +83,7 @@ use strata_core::{
 };
 
 pub use etcd::{EtcdOptions, EtcdStore};
+pub use etcd2::{Etcd2Options, Etcd2Store, V2Ttl};
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 pub use status::{status, status_of, StoreReport};
@@ -98,6 +100,16 @@ pub enum StoreUrl {
     /// `etcd://[user[:password]@]host:port[,host:port…]`.
     Etcd {
         /// `host:port` of each member; requests fail over between them.
+        endpoints: Vec<String>,
+        /// The user from the URL, if any.
+        user: Option<String>,
+        /// The password from the URL, if any.
+        password: Option<String>,
+    },
+    /// `etcd2://[user[:password]@]host:port[,host:port…]`: a running etcd v2 keyspace,
+    /// read-only.
+    Etcd2 {
+        /// `host:port` of each member.
         endpoints: Vec<String>,
         /// The user from the URL, if any.
         user: Option<String>,
@@ -143,53 +155,24 @@ impl StoreUrl {
             }
             return Ok(StoreUrl::Sqlite(path.into()));
         }
-        if let Some(rest) = url.strip_prefix("etcd://") {
-            let (credentials, hosts) = match rest.rsplit_once('@') {
-                Some((c, h)) => (Some(c), h),
-                None => (None, rest),
-            };
-            let (user, password) = match credentials {
-                Some(c) => match c.split_once(':') {
-                    Some((u, p)) => (Some(u.to_owned()), Some(p.to_owned())),
-                    None => (Some(c.to_owned()), None),
-                },
-                None => (None, None),
-            };
-            let endpoints: Vec<String> = hosts
-                .trim_end_matches('/')
-                .split(',')
-                .map(str::to_owned)
-                .collect();
-            for endpoint in &endpoints {
-                // A host name, an IPv4 address, or an IPv6 one in brackets: never a
-                // second scheme, path or user (`etcd://a@b://c:1` is a typo, not a host).
-                let host_ok = |host: &str| match host.strip_prefix('[') {
-                    Some(v6) => v6.strip_suffix(']').is_some_and(|a| {
-                        !a.is_empty()
-                            && a.chars()
-                                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-                    }),
-                    None => {
-                        !host.is_empty()
-                            && host.chars().all(|c| {
-                                c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'
-                            })
+        for (scheme, v2) in [("etcd://", false), ("etcd2://", true)] {
+            if let Some(rest) = url.strip_prefix(scheme) {
+                let (endpoints, user, password) =
+                    parse_hosts(rest, scheme).map_err(|r| invalid(&r))?;
+                return Ok(if v2 {
+                    StoreUrl::Etcd2 {
+                        endpoints,
+                        user,
+                        password,
                     }
-                };
-                let valid = endpoint
-                    .rsplit_once(':')
-                    .is_some_and(|(host, port)| host_ok(host) && port.parse::<u16>().is_ok());
-                if !valid {
-                    return Err(invalid(&format!(
-                        "{endpoint:?} is not host:port; write etcd://127.0.0.1:2379[,host:port…]"
-                    )));
-                }
+                } else {
+                    StoreUrl::Etcd {
+                        endpoints,
+                        user,
+                        password,
+                    }
+                });
             }
-            return Ok(StoreUrl::Etcd {
-                endpoints,
-                user,
-                password,
-            });
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             PgOptions::parse(url)?;
@@ -198,7 +181,8 @@ impl StoreUrl {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(invalid(&format!(
             "unknown scheme {scheme:?}; use sqlite:PATH, etcd://host:port[,host:port…], \
-             postgres://user@host:port/db, layers:CONFIG.toml or mem:"
+             postgres://user@host:port/db, etcd2://host:port (a v2 keyspace to read), \
+             layers:CONFIG.toml or mem:"
         )))
     }
 
@@ -241,11 +225,63 @@ impl StoreUrl {
         match self {
             StoreUrl::Sqlite(path) => format!("sqlite:{}", path.display()),
             StoreUrl::Etcd { endpoints, .. } => format!("etcd://{}", endpoints.join(",")),
+            StoreUrl::Etcd2 { endpoints, .. } => format!("etcd2://{}", endpoints.join(",")),
             StoreUrl::Postgres(url) => redact(url),
             StoreUrl::Mem => "mem:".into(),
             StoreUrl::Layers(path) => format!("layers:{}", path.display()),
         }
     }
+}
+
+/// `[user[:password]@]host:port[,host:port…]` of an `etcd://` or `etcd2://` URL: the
+/// endpoints, user and password, or why not.
+#[allow(clippy::type_complexity)]
+fn parse_hosts(
+    rest: &str,
+    scheme: &str,
+) -> std::result::Result<(Vec<String>, Option<String>, Option<String>), String> {
+    let (credentials, hosts) = match rest.rsplit_once('@') {
+        Some((c, h)) => (Some(c), h),
+        None => (None, rest),
+    };
+    let (user, password) = match credentials {
+        Some(c) => match c.split_once(':') {
+            Some((u, p)) => (Some(u.to_owned()), Some(p.to_owned())),
+            None => (Some(c.to_owned()), None),
+        },
+        None => (None, None),
+    };
+    let endpoints: Vec<String> = hosts
+        .trim_end_matches('/')
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    for endpoint in &endpoints {
+        // A host name, an IPv4 address, or an IPv6 one in brackets: never a
+        // second scheme, path or user (`etcd://a@b://c:1` is a typo, not a host).
+        let host_ok = |host: &str| match host.strip_prefix('[') {
+            Some(v6) => v6.strip_suffix(']').is_some_and(|a| {
+                !a.is_empty()
+                    && a.chars()
+                        .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+            }),
+            None => {
+                !host.is_empty()
+                    && host
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+            }
+        };
+        let valid = endpoint
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| host_ok(host) && port.parse::<u16>().is_ok());
+        if !valid {
+            return Err(format!(
+                "{endpoint:?} is not host:port; write {scheme}127.0.0.1:2379[,host:port…]"
+            ));
+        }
+    }
+    Ok((endpoints, user, password))
 }
 
 /// A URL with any credentials removed, for messages (defined in `strata_core`, so that
@@ -282,6 +318,8 @@ pub struct ConnectOptions {
     pub request_timeout: Option<Duration>,
     /// etcd: the server's `--max-txn-ops`, when it is not the default 128.
     pub max_txn_ops: Option<usize>,
+    /// etcd v2 source: what to do with keys that have a TTL.
+    pub v2_ttl: V2Ttl,
 }
 
 impl Default for ConnectOptions {
@@ -297,6 +335,7 @@ impl Default for ConnectOptions {
             dial_timeout: None,
             request_timeout: None,
             max_txn_ops: None,
+            v2_ttl: V2Ttl::Copy,
         }
     }
 }
@@ -354,21 +393,32 @@ pub async fn open_with(url: &str, opts: &ConnectOptions) -> Result<AnyStore> {
             pg.command_timeout = opts.request_timeout;
             Ok(AnyStore::Postgres(PgStore::connect(pg).await?))
         }
+        StoreUrl::Etcd2 {
+            endpoints,
+            user,
+            password,
+        } => {
+            let (user, password) = user_and_password(opts, user, password);
+            Ok(AnyStore::Etcd2(Etcd2Store::new(Etcd2Options {
+                endpoints,
+                user,
+                password,
+                tls: opts.tls,
+                ca_cert: opts.ca_cert.clone(),
+                cert: opts.cert.clone(),
+                key: opts.key.clone(),
+                dial_timeout: opts.dial_timeout,
+                request_timeout: opts.request_timeout,
+                ttl: opts.v2_ttl,
+            })?))
+        }
         StoreUrl::Etcd {
             endpoints,
             user,
             password,
         } => {
             let mut etcd = EtcdOptions::new(endpoints);
-            etcd.user = opts.user.clone().or(user);
-            etcd.password = opts.password.clone().or(password);
-            // `--user name:password`, as etcdctl takes it.
-            if let (Some(u), None) = (&etcd.user, &etcd.password) {
-                if let Some((name, pass)) = u.split_once(':') {
-                    etcd.password = Some(pass.to_owned());
-                    etcd.user = Some(name.to_owned());
-                }
-            }
+            (etcd.user, etcd.password) = user_and_password(opts, user, password);
             etcd.ca_cert = opts.ca_cert.clone();
             etcd.cert = opts.cert.clone();
             etcd.key = opts.key.clone();
@@ -387,6 +437,24 @@ pub async fn open_with(url: &str, opts: &ConnectOptions) -> Result<AnyStore> {
     }
 }
 
+/// The user and password: the options' over the URL's, and `--user name:password` as
+/// etcdctl takes it split in two.
+fn user_and_password(
+    opts: &ConnectOptions,
+    user: Option<String>,
+    password: Option<String>,
+) -> (Option<String>, Option<String>) {
+    let user = opts.user.clone().or(user);
+    let password = opts.password.clone().or(password);
+    match (user, password) {
+        (Some(u), None) => match u.split_once(':') {
+            Some((name, pass)) => (Some(name.to_owned()), Some(pass.to_owned())),
+            None => (Some(u), None),
+        },
+        other => other,
+    }
+}
+
 /// Any backend, chosen at run time: what [`open`] returns. It implements [`Store`] by
 /// passing each call to its backend (native async traits are not object-safe, so this
 /// enum stands in for `dyn Store`). Cloning is cheap and shares the connection (for
@@ -399,6 +467,8 @@ pub enum AnyStore {
     Etcd(Box<EtcdStore>),
     /// `postgres://…`.
     Postgres(PgStore),
+    /// `etcd2://…`: read-only.
+    Etcd2(Etcd2Store),
     /// `mem:`.
     Mem(MemStore),
     /// `layers:PATH`.
@@ -424,6 +494,7 @@ macro_rules! dispatch {
             AnyStore::Sqlite($s) => $body,
             AnyStore::Etcd($s) => $body,
             AnyStore::Postgres($s) => $body,
+            AnyStore::Etcd2($s) => $body,
             AnyStore::Mem($s) => $body,
             AnyStore::Layered($s) => $body,
         }

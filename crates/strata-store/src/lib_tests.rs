@@ -76,6 +76,20 @@ fn parses_urls() {
         err.contains("not host:port") && !err.contains("s3cret"),
         "{err}"
     );
+    let v2 = StoreUrl::parse("etcd2://root:s3cret@10.0.0.1:2379").unwrap();
+    assert_eq!(
+        v2,
+        StoreUrl::Etcd2 {
+            endpoints: vec!["10.0.0.1:2379".into()],
+            user: Some("root".into()),
+            password: Some("s3cret".into()),
+        }
+    );
+    assert_eq!(v2.redacted(), "etcd2://10.0.0.1:2379");
+    assert!(!format!("{v2:?}").contains("s3cret"));
+    let err = StoreUrl::parse("etcd2://h:x").unwrap_err().to_string();
+    assert!(err.contains("write etcd2://"), "{err}");
+    assert!(!crate::redact("etcd2://root:s3cret@h:1").contains("s3cret"));
     let pg = StoreUrl::parse("postgres://app:pw@127.0.0.1:5432/meta?schema=prod").unwrap();
     // The user name stays (who connects); only the password goes.
     assert_eq!(

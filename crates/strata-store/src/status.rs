@@ -56,6 +56,7 @@ fn backend_of(store: &AnyStore) -> &'static str {
         AnyStore::Sqlite(_) => "sqlite",
         AnyStore::Etcd(_) => "etcd",
         AnyStore::Postgres(_) => "postgres",
+        AnyStore::Etcd2(_) => "etcd2",
         AnyStore::Mem(_) => "mem",
         AnyStore::Layered(_) => "layers",
     }
@@ -73,6 +74,7 @@ pub async fn status_of(url: &str, opts: &ConnectOptions) -> Result<StoreReport> 
                 StoreUrl::Sqlite(_) => "sqlite",
                 StoreUrl::Etcd { .. } => "etcd",
                 StoreUrl::Postgres(_) => "postgres",
+                StoreUrl::Etcd2 { .. } => "etcd2",
                 StoreUrl::Mem => "mem",
                 StoreUrl::Layers(_) => "layers",
             };

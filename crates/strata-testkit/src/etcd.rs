@@ -117,6 +117,8 @@ pub struct EtcdCluster {
     initial_cluster: String,
     token: String,
     tls: Option<TlsFiles>,
+    /// Serves the v2 API too (`--enable-v2`, etcd 3.4).
+    v2: bool,
 }
 
 impl EtcdCluster {
@@ -131,7 +133,17 @@ impl EtcdCluster {
         Self::start_with(1, Some(tls))
     }
 
+    /// Starts one member that also serves the v2 API (`--enable-v2`, which etcd 3.4
+    /// has and 3.6 no longer does), over TLS when `tls` is given.
+    pub fn start_v2(tls: Option<TlsFiles>) -> Self {
+        Self::start_with_v2(1, tls, true)
+    }
+
     fn start_with(n: usize, tls: Option<TlsFiles>) -> Self {
+        Self::start_with_v2(n, tls, false)
+    }
+
+    fn start_with_v2(n: usize, tls: Option<TlsFiles>, v2: bool) -> Self {
         require_program("etcd", INSTALL);
         let dir = tempfile::Builder::new()
             .prefix("strata-etcd-")
@@ -161,6 +173,7 @@ impl EtcdCluster {
             initial_cluster,
             token,
             tls,
+            v2,
         };
         for i in 0..n {
             cluster.spawn(i, "new");
@@ -191,6 +204,9 @@ impl EtcdCluster {
             "--logger=zap".into(),
             "--log-level=warn".into(),
         ];
+        if self.v2 {
+            args.push("--enable-v2=true".into());
+        }
         if let Some(tls) = &self.tls {
             args.push(format!("--cert-file={}", tls.cert.display()));
             args.push(format!("--key-file={}", tls.key.display()));

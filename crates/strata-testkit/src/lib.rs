@@ -4,6 +4,7 @@
 
 pub mod disk;
 pub mod etcd;
+pub mod etcd_v2;
 pub mod fixtures;
 pub mod postgres;
 

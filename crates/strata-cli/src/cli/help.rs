@@ -16,6 +16,7 @@ const CONNECTION: &[&str] = &[
     "dial_timeout",
     "command_timeout",
     "max_txn_ops",
+    "v2_ttl",
 ];
 
 /// Commands that open their stores from `--from`/`--to`, where `--store` means nothing.

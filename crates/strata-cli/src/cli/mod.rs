@@ -162,6 +162,15 @@ pub struct StoreOpts {
         help_heading = "etcd connection"
     )]
     pub max_txn_ops: Option<usize>,
+    /// etcd v2 source (etcd2://): keys with a TTL are read without it (copy, with a
+    /// note) or left out (skip).
+    #[arg(long, global = true, value_name = "copy|skip", value_parser = parse_v2_ttl, help_heading = "etcd connection")]
+    pub v2_ttl: Option<strata_store::V2Ttl>,
+}
+
+/// `--v2-ttl copy|skip`.
+fn parse_v2_ttl(text: &str) -> Result<strata_store::V2Ttl, String> {
+    strata_store::V2Ttl::parse(text)
 }
 
 impl std::fmt::Debug for StoreOpts {
@@ -185,6 +194,7 @@ impl std::fmt::Debug for StoreOpts {
             .field("dial_timeout", &self.dial_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("max_txn_ops", &self.max_txn_ops)
+            .field("v2_ttl", &self.v2_ttl)
             .finish()
     }
 }
@@ -202,6 +212,7 @@ impl StoreOpts {
             dial_timeout: self.dial_timeout,
             request_timeout: self.command_timeout,
             max_txn_ops: self.max_txn_ops,
+            v2_ttl: self.v2_ttl.unwrap_or_default(),
         }
     }
 }

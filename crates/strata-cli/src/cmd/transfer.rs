@@ -200,7 +200,8 @@ fn status_json(s: &MirrorStatus) -> serde_json::Value {
     let mut out = json!({
         "applied_revision": s.applied_revision, "source_revision": s.source_revision,
         "lag_revisions": s.lag_revisions, "lag_seconds": s.lag_seconds,
-        "changes_applied": s.changes_applied, "copied": s.copied, "errors": s.errors,
+        "changes_applied": s.changes_applied, "copied": s.copied, "recopies": s.recopies,
+        "errors": s.errors,
         "source_error": s.source_error, "target_error": s.target_error,
     });
     if !s.parts.is_empty() {

@@ -121,6 +121,7 @@ fn merge(names: &[String], each: &[MirrorStatus]) -> MirrorStatus {
         out.lag_seconds = out.lag_seconds.max(s.lag_seconds);
         out.changes_applied += s.changes_applied;
         out.copied += s.copied;
+        out.recopies += s.recopies;
         out.errors += s.errors;
         out.source_error = out.source_error.or_else(|| named(name, &s.source_error));
         out.target_error = out.target_error.or_else(|| named(name, &s.target_error));

@@ -28,6 +28,10 @@ pub struct MirrorStatus {
     pub changes_applied: u64,
     /// Keys written by the initial copy (0 when resuming from a checkpoint).
     pub copied: u64,
+    /// How many times the source could not replay from the checkpoint (compacted, or
+    /// for an etcd v2 source its 1,000 events cleared) and the mirror copied the
+    /// difference again: every key that changed written, every key gone deleted.
+    pub recopies: u64,
     /// Failed requests since the mirror started; each was retried (or ended the
     /// mirror, which then returns the error).
     pub errors: u64,

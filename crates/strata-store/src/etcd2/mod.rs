@@ -1,0 +1,495 @@
+//! The etcd v2 source (`etcd2://host:port[,host:port…]`): a running v2 keyspace read
+//! over its HTTP API, so that `copy`, `mirror`, `diff`, `export` and the read commands
+//! take it wherever they read a store. It is read-only: every write is refused,
+//! naming the target to write to instead.
+//!
+//! Reading: v2 keeps no old versions, so a read is one recursive GET of the smallest
+//! directory that holds the span: one consistent view at its `X-Etcd-Index`, which is
+//! the read's revision. The leaves of that answer are kept (a few recent answers, by
+//! index) so that the later pages of a paged read, and a re-read to verify a copy, are
+//! served from the same view. v2 cannot read the past: a read at an older index is
+//! refused as compacted, except one at the index `status` just answered (what a
+//! reader that asks for the revision first, then reads, does), which is answered at
+//! the newest index and says so in its revision. Keys with a TTL are
+//! copied without it, with a note (or left out, `--v2-ttl skip`). Following changes
+//! is `watch.rs`; the HTTP client is `http.rs`; the answers' shapes are `node.rs`.
+
+mod http;
+mod node;
+mod watch;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use strata_core::model::*;
+use strata_core::store::{Store, StoreStatus, Watcher};
+use strata_core::{prefix_end, Error, Result};
+
+use node::{ErrorAnswer, Leaf, KEY_NOT_FOUND};
+
+pub(crate) const BACKEND: &str = "etcd2";
+
+/// What to do with keys that have a TTL in the v2 keyspace.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum V2Ttl {
+    /// Copy them without the TTL (a v3 key does not expire by itself), with a note.
+    #[default]
+    Copy,
+    /// Leave them out: not read, and a key that gains a TTL is a delete.
+    Skip,
+}
+
+impl V2Ttl {
+    /// `copy` or `skip`.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        match text {
+            "copy" => Ok(V2Ttl::Copy),
+            "skip" => Ok(V2Ttl::Skip),
+            "lease" => Err(
+                "--v2-ttl lease (a v3 lease of the remaining TTL) is not built yet: \
+                 use copy (the keys without their TTL) or skip (leave them out)"
+                    .into(),
+            ),
+            other => Err(format!("--v2-ttl {other:?}: use copy or skip")),
+        }
+    }
+}
+
+/// How to reach a v2 keyspace. `Debug` shows no password.
+#[derive(Clone, Default)]
+pub struct Etcd2Options {
+    /// `host:port` of each member.
+    pub endpoints: Vec<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// HTTPS (also implied by a CA file).
+    pub tls: bool,
+    pub ca_cert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub dial_timeout: Option<Duration>,
+    pub request_timeout: Option<Duration>,
+    pub ttl: V2Ttl,
+}
+
+impl std::fmt::Debug for Etcd2Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Etcd2Options")
+            .field("endpoints", &self.endpoints)
+            .field("user", &self.user)
+            .field("password", &crate::redacted(&self.password))
+            .field("tls", &self.tls)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+/// The leaves of one recursive GET of `dir`, at `index`.
+#[derive(Debug)]
+struct View {
+    /// The directory read, ending in `/` (`/` for the root); or a single key.
+    covers: KeySpan,
+    index: i64,
+    kvs: BTreeMap<Vec<u8>, KeyValue>,
+}
+
+/// How many recent views are kept for paged reads.
+const VIEWS_KEPT: usize = 4;
+
+#[derive(Debug)]
+struct Inner {
+    http: http::Http,
+    label: String,
+    ttl: V2Ttl,
+    views: Mutex<VecDeque<Arc<View>>>,
+    /// The last indexes `status` answered.
+    said: Mutex<VecDeque<i64>>,
+    ttl_noted: AtomicBool,
+}
+
+/// A running etcd v2 keyspace, read-only. Clones share the connections.
+#[derive(Clone, Debug)]
+pub struct Etcd2Store {
+    inner: Arc<Inner>,
+}
+
+impl Etcd2Store {
+    /// Sets up the client; nothing is dialled until the first request.
+    pub fn new(opts: Etcd2Options) -> Result<Self> {
+        let label = format!("etcd2://{}", opts.endpoints.join(","));
+        let tls = (opts.tls || opts.ca_cert.is_some()).then_some(http::TlsFiles {
+            ca_cert: opts.ca_cert.as_deref(),
+            cert: opts.cert.as_deref(),
+            key: opts.key.as_deref(),
+        });
+        let user = opts
+            .user
+            .as_deref()
+            .map(|u| (u, opts.password.as_deref().unwrap_or("")));
+        let http = http::Http::new(
+            opts.endpoints.clone(),
+            tls,
+            user,
+            opts.dial_timeout.unwrap_or(Duration::from_secs(5)),
+            opts.request_timeout.unwrap_or(Duration::from_secs(60)),
+        )?;
+        Ok(Etcd2Store {
+            inner: Arc::new(Inner {
+                http,
+                label,
+                ttl: opts.ttl,
+                views: Mutex::new(VecDeque::new()),
+                said: Mutex::new(VecDeque::new()),
+                ttl_noted: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    fn read_only(&self) -> Error {
+        Error::InvalidTxn(format!(
+            "{} is an etcd v2 keyspace, which Strata reads as a source only: copy or mirror \
+             it into a v3 store (`strata copy --from {0} --to etcd://…`) and write there",
+            self.inner.label
+        ))
+    }
+
+    /// A failed answer as an error, naming the request.
+    fn answer_error(&self, what: &str, a: &http::Answer) -> Error {
+        let detail = serde_json::from_slice::<ErrorAnswer>(&a.body)
+            .map(|e| format!("{} ({}{})", e.message, e.code, cause(&e.cause)))
+            .unwrap_or_else(|_| String::from_utf8_lossy(&a.body).trim().to_owned());
+        let hint = match a.status {
+            401 | 403 => "; give a v2 user with --user NAME[:PASSWORD] (the v2 API's own users)",
+            404 => "; is the v2 API on (etcd 3.4 and older: --enable-v2)?",
+            _ => "",
+        };
+        Error::Backend {
+            backend: BACKEND.into(),
+            operation: what.to_owned(),
+            source: format!(
+                "{} answered HTTP {}: {detail}{hint}",
+                self.inner.label, a.status
+            )
+            .into(),
+        }
+    }
+
+    /// The current index: from a GET of a key that cannot exist (hidden and
+    /// Strata's), which answers "not found" with the index.
+    async fn index(&self) -> Result<i64> {
+        let a = self.inner.http.get("/v2/keys/_strata/index", false).await?;
+        match (a.status, a.index) {
+            (200 | 404, Some(index)) => Ok(index),
+            _ => Err(self.answer_error("reading the index", &a)),
+        }
+    }
+
+    /// A fresh view of what holds `span`: a GET of the key for a single key, else a
+    /// recursive GET of the directory that holds the whole span.
+    async fn read(&self, span: &KeySpan) -> Result<Arc<View>> {
+        let (start, end) = span.bounds();
+        let single = end
+            .as_ref()
+            .is_some_and(|e| *e == [start.as_slice(), &[0]].concat());
+        let (path, covers) = if single {
+            let key = String::from_utf8_lossy(&start).into_owned();
+            (key.clone(), KeySpan::key(start.clone()))
+        } else {
+            let dir = holding_dir(&start, end.as_deref());
+            // The root holds every key, not only those under `/`.
+            let covers = if dir == "/" {
+                KeySpan::all()
+            } else {
+                KeySpan::prefix(dir.clone().into_bytes())
+            };
+            (dir.trim_end_matches('/').to_owned(), covers)
+        };
+        let url = format!(
+            "/v2/keys{}?recursive=true&sorted=true",
+            node::escape_path(if path.is_empty() { "/" } else { &path })
+        );
+        let a = self.inner.http.get(&url, false).await?;
+        let mut leaves = Vec::new();
+        let index = match a.status {
+            200 => {
+                let answer: node::Answer =
+                    serde_json::from_slice(&a.body).map_err(|e| Error::Backend {
+                        backend: BACKEND.into(),
+                        operation: format!("reading {}", display(&path)),
+                        source: format!("the answer is not v2 JSON: {e}").into(),
+                    })?;
+                node::leaves(answer.node, &mut leaves);
+                a.index.unwrap_or(0)
+            }
+            404 => match serde_json::from_slice::<ErrorAnswer>(&a.body) {
+                Ok(e) if e.code == KEY_NOT_FOUND => a.index.unwrap_or(e.index),
+                _ => return Err(self.answer_error(&format!("reading {}", display(&path)), &a)),
+            },
+            _ => return Err(self.answer_error(&format!("reading {}", display(&path)), &a)),
+        };
+        let view = Arc::new(View {
+            kvs: self.keep(leaves),
+            covers,
+            index,
+        });
+        let mut views = self.inner.views.lock().unwrap_or_else(|e| e.into_inner());
+        views.push_front(view.clone());
+        views.truncate(VIEWS_KEPT);
+        Ok(view)
+    }
+
+    /// The leaves as key-values, TTL keys copied (noted once) or left out.
+    fn keep(&self, leaves: Vec<Leaf>) -> BTreeMap<Vec<u8>, KeyValue> {
+        let with_ttl = leaves.iter().filter(|l| l.ttl).count();
+        if with_ttl > 0
+            && self.inner.ttl == V2Ttl::Copy
+            && !self.inner.ttl_noted.swap(true, Ordering::Relaxed)
+        {
+            eprintln!(
+                "strata: note: {with_ttl} key(s) of {} have a TTL; they are read without it (a \
+                 v3 key does not expire by itself); --v2-ttl skip leaves them out",
+                self.inner.label
+            );
+        }
+        leaves
+            .into_iter()
+            .filter(|l| !(l.ttl && self.inner.ttl == V2Ttl::Skip))
+            .map(|l| (l.key.clone().into_bytes(), to_kv(l)))
+            .collect()
+    }
+
+    /// The view a read at `revision` is served from: a kept one at that index that
+    /// covers the span, else a fresh one (refused if the index is in the future).
+    async fn view_for(&self, span: &KeySpan, revision: i64) -> Result<Arc<View>> {
+        if revision > 0 {
+            let views = self.inner.views.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(v) = views
+                .iter()
+                .find(|v| v.index == revision && covers(&v.covers, span))
+            {
+                return Ok(v.clone());
+            }
+        }
+        let view = self.read(span).await?;
+        if revision > view.index {
+            return Err(Error::FutureRevision {
+                requested: revision,
+                current: view.index,
+            });
+        }
+        // v2 cannot read the past. A read at an index that `status` just gave (the
+        // newest then) is answered at the newest now, and its revision says so; any
+        // other older index is gone.
+        let just_said = self
+            .inner
+            .said
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&revision);
+        if revision > 0 && revision < view.index && !just_said {
+            return Err(Error::Compacted {
+                requested: revision,
+                compacted: view.index,
+            });
+        }
+        Ok(view)
+    }
+
+    fn range_in(view: &View, req: &RangeRequest) -> RangeResponse {
+        let (start, end) = req.span.bounds();
+        let upper = match &end {
+            Some(e) => std::ops::Bound::Excluded(e.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let matching = view
+            .kvs
+            .range((std::ops::Bound::Included(start), upper))
+            .map(|(_, kv)| kv);
+        let mut resp = RangeResponse {
+            revision: view.index,
+            ..RangeResponse::default()
+        };
+        if req.count_only {
+            resp.count = matching.count() as i64;
+            return resp;
+        }
+        let limit = if req.limit > 0 {
+            req.limit as usize
+        } else {
+            usize::MAX
+        };
+        let mut count = 0;
+        for kv in matching {
+            count += 1;
+            if resp.kvs.len() < limit {
+                let mut kv = kv.clone();
+                if req.keys_only {
+                    kv.value.clear();
+                }
+                resp.kvs.push(kv);
+            }
+        }
+        resp.count = count;
+        resp.more = count as usize > resp.kvs.len();
+        resp
+    }
+}
+
+fn cause(c: &str) -> String {
+    if c.is_empty() {
+        String::new()
+    } else {
+        format!(", {c}")
+    }
+}
+
+fn display(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
+fn to_kv(l: Leaf) -> KeyValue {
+    KeyValue {
+        key: l.key.into_bytes(),
+        value: l.value.into_bytes(),
+        create_revision: l.created,
+        mod_revision: l.modified,
+        // v2 counts no versions: 1 for a key never changed since it was made.
+        version: if l.created == l.modified { 1 } else { 2 },
+    }
+}
+
+/// The deepest directory (ending in `/`) that holds every key of `[start, end)`.
+fn holding_dir(start: &[u8], end: Option<&[u8]>) -> String {
+    let common: &[u8] = match end {
+        // A prefix span: its end is the prefix's end.
+        Some(e) if prefix_end(start).as_deref() == Some(e) => start,
+        Some(e) => {
+            let n = start.iter().zip(e).take_while(|(a, b)| a == b).count();
+            &start[..n]
+        }
+        None => &[],
+    };
+    let cut = common.iter().rposition(|b| *b == b'/').map_or(0, |i| i + 1);
+    let dir = String::from_utf8_lossy(&common[..cut]).into_owned();
+    if dir.is_empty() {
+        "/".into()
+    } else {
+        dir
+    }
+}
+
+/// Whether every key of `inner` is in `outer`.
+fn covers(outer: &KeySpan, inner: &KeySpan) -> bool {
+    let ((o0, o1), (i0, i1)) = (outer.bounds(), inner.bounds());
+    o0 <= i0
+        && match (o1, i1) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(o), Some(i)) => i <= o,
+        }
+}
+
+impl Store for Etcd2Store {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            backend: BACKEND,
+            max_txn_ops: 128,
+            max_value_bytes: 1 << 20,
+            max_request_bytes: 1 << 20,
+            range_page_size: 10_000,
+            max_in_flight: 1,
+            leases: false,
+        }
+    }
+
+    async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
+        let view = self.view_for(&req.span, req.revision).await?;
+        Ok(Self::range_in(&view, &req))
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        // Reads only, with no compares: answered from one view of the root.
+        let reads: Option<Vec<RangeRequest>> = txn
+            .success
+            .iter()
+            .map(|op| match op {
+                Op::Range(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        match reads {
+            Some(reads) if txn.compares.is_empty() => {
+                let view = self.read(&KeySpan::all()).await?;
+                Ok(TxnResponse {
+                    revision: view.index,
+                    succeeded: true,
+                    responses: reads
+                        .iter()
+                        .map(|r| OpResponse::Range(Self::range_in(&view, r)))
+                        .collect(),
+                })
+            }
+            _ => Err(self.read_only()),
+        }
+    }
+
+    async fn watch(&self, req: WatchRequest) -> Result<Watcher> {
+        watch::start(self.clone(), req).await
+    }
+
+    async fn compact(&self, _revision: i64) -> Result<()> {
+        Err(self.read_only())
+    }
+
+    async fn history(&self, key: &[u8]) -> Result<Vec<Event>> {
+        // v2 keeps no versions: the history is the current one, if any.
+        let view = self.read(&KeySpan::key(key.to_vec())).await?;
+        Ok(view
+            .kvs
+            .values()
+            .map(|kv| Event {
+                kind: EventKind::Put,
+                kv: kv.clone(),
+            })
+            .collect())
+    }
+
+    async fn status(&self) -> Result<StoreStatus> {
+        let revision = self.index().await?;
+        let mut said = self.inner.said.lock().unwrap_or_else(|e| e.into_inner());
+        said.push_front(revision);
+        said.truncate(8);
+        Ok(StoreStatus {
+            revision,
+            compact_revision: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_directory_that_holds_a_span() {
+        assert_eq!(
+            holding_dir(b"/a/b/", prefix_end(b"/a/b/").as_deref()),
+            "/a/b/"
+        );
+        assert_eq!(holding_dir(b"/a/b/c", Some(b"/a/b/d")), "/a/b/");
+        assert_eq!(holding_dir(b"/a/x", Some(b"/b")), "/");
+        assert_eq!(holding_dir(b"", None), "/");
+        assert!(covers(&KeySpan::prefix("/a/"), &KeySpan::prefix("/a/b/")));
+        assert!(!covers(&KeySpan::prefix("/a/b/"), &KeySpan::prefix("/a/")));
+        assert!(covers(&KeySpan::all(), &KeySpan::prefix("/a/")));
+        assert_eq!(V2Ttl::parse("skip"), Ok(V2Ttl::Skip));
+        assert!(V2Ttl::parse("lease").unwrap_err().contains("not built yet"));
+    }
+}
