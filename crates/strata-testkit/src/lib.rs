@@ -6,6 +6,7 @@ pub mod disk;
 pub mod etcd;
 pub mod etcd_v2;
 pub mod fixtures;
+pub mod netns;
 pub mod postgres;
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).

@@ -5,6 +5,12 @@
 //! exits and then removes the cluster's temp dir, so a server shared by a whole test
 //! binary (see [`shared`]) neither outlives it nor leaves its data behind, even though
 //! statics are never dropped.
+//!
+//! A cluster can also run in a test network of its own ([`crate::netns`]), each
+//! member on its own host, so that a member can be cut off rather than killed; the
+//! parts that differ there are `net.rs`.
+
+mod net;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -104,6 +110,8 @@ impl TlsFiles {
 #[derive(Debug)]
 struct Member {
     name: String,
+    /// Its address: 127.0.0.1, or its host's in a test network.
+    host: String,
     client_port: u16,
     peer_port: u16,
     watchdog: Option<Child>,
@@ -119,6 +127,8 @@ pub struct EtcdCluster {
     tls: Option<TlsFiles>,
     /// Serves the v2 API too (`--enable-v2`, etcd 3.4).
     v2: bool,
+    /// The test network the members run in, if any.
+    net: Option<Arc<crate::netns::Net>>,
 }
 
 impl EtcdCluster {
@@ -136,30 +146,52 @@ impl EtcdCluster {
     /// Starts one member that also serves the v2 API (`--enable-v2`, which etcd 3.4
     /// has and 3.6 no longer does), over TLS when `tls` is given.
     pub fn start_v2(tls: Option<TlsFiles>) -> Self {
-        Self::start_with_v2(1, tls, true)
+        Self::start_all(1, tls, true, None)
+    }
+
+    /// Starts `n` members, each on its own host of a new test network (whose client
+    /// host runs [`etcdctl`] and the commands under test: [`EtcdCluster::net`]).
+    pub fn start_in_net(n: usize) -> Self {
+        Self::start_all(n, None, false, Some(Arc::new(crate::netns::Net::new(n))))
     }
 
     fn start_with(n: usize, tls: Option<TlsFiles>) -> Self {
-        Self::start_with_v2(n, tls, false)
+        Self::start_all(n, tls, false, None)
     }
 
-    fn start_with_v2(n: usize, tls: Option<TlsFiles>, v2: bool) -> Self {
+    fn start_all(
+        n: usize,
+        tls: Option<TlsFiles>,
+        v2: bool,
+        net: Option<Arc<crate::netns::Net>>,
+    ) -> Self {
         require_program("etcd", INSTALL);
         let dir = tempfile::Builder::new()
             .prefix("strata-etcd-")
             .tempdir()
             .expect("temp dir");
         let members: Vec<Member> = (0..n)
-            .map(|i| Member {
-                name: format!("m{i}"),
-                client_port: free_port(),
-                peer_port: free_port(),
-                watchdog: None,
+            .map(|i| match &net {
+                // A host of its own: the ports are all free there.
+                Some(net) => Member {
+                    name: format!("m{i}"),
+                    host: net.addr(i),
+                    client_port: 2379,
+                    peer_port: 2380,
+                    watchdog: None,
+                },
+                None => Member {
+                    name: format!("m{i}"),
+                    host: "127.0.0.1".into(),
+                    client_port: free_port(),
+                    peer_port: free_port(),
+                    watchdog: None,
+                },
             })
             .collect();
         let initial_cluster = members
             .iter()
-            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .map(|m| format!("{}=http://{}:{}", m.name, m.host, m.peer_port))
             .collect::<Vec<_>>()
             .join(",");
         let token = format!(
@@ -174,6 +206,7 @@ impl EtcdCluster {
             token,
             tls,
             v2,
+            net,
         };
         for i in 0..n {
             cluster.spawn(i, "new");
@@ -188,8 +221,8 @@ impl EtcdCluster {
         let member = &self.members[i];
         let data = self.dir.path().join(&member.name);
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let client = format!("{scheme}://127.0.0.1:{}", member.client_port);
-        let peer = format!("http://127.0.0.1:{}", member.peer_port);
+        let client = format!("{scheme}://{}:{}", member.host, member.client_port);
+        let peer = format!("http://{}:{}", member.host, member.peer_port);
         let mut args: Vec<String> = vec![
             "etcd".into(),
             format!("--name={}", member.name),
@@ -206,6 +239,12 @@ impl EtcdCluster {
         ];
         if self.v2 {
             args.push("--enable-v2=true".into());
+        }
+        if let Some(net) = &self.net {
+            let mut prefixed = net.exec_prefix(i);
+            prefixed.push(require_program("etcd", INSTALL).display().to_string());
+            prefixed.extend(args.drain(1..));
+            args = prefixed;
         }
         if let Some(tls) = &self.tls {
             args.push(format!("--cert-file={}", tls.cert.display()));
@@ -260,7 +299,7 @@ impl EtcdCluster {
     pub fn endpoints(&self) -> Vec<String> {
         self.members
             .iter()
-            .map(|m| format!("127.0.0.1:{}", m.client_port))
+            .map(|m| format!("{}:{}", m.host, m.client_port))
             .collect()
     }
 
@@ -312,6 +351,9 @@ impl EtcdCluster {
 
     /// Which member is the leader now (from each member's metrics).
     pub fn leader(&self) -> Option<usize> {
+        if self.net.is_some() {
+            return self.leader_in_net();
+        }
         (0..self.members.len()).find(|&i| {
             self.members[i].watchdog.is_some()
                 && http_get(self.members[i].client_port, "/metrics")
@@ -337,6 +379,9 @@ impl EtcdCluster {
 
 impl EtcdCluster {
     fn healthy(&self, i: usize) -> bool {
+        if self.net.is_some() {
+            return self.healthy_in_net(i);
+        }
         let port = self.members[i].client_port;
         match &self.tls {
             None => http_get(port, "/health").is_some_and(|b| b.contains("\"health\":\"true\"")),
@@ -376,8 +421,8 @@ pub fn etcdctl(cluster: &EtcdCluster, args: &[&str]) -> String {
 
 /// [`etcdctl`] as an etcd user (`name:password`).
 pub fn etcdctl_as(cluster: &EtcdCluster, user: Option<&str>, args: &[&str]) -> String {
-    let program = require_program("etcdctl", INSTALL);
-    let out = Command::new(program)
+    let out = cluster
+        .etcdctl_command()
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", cluster.client_urls()))
         .args(cluster.tls().map(tls_flags).unwrap_or_default())
