@@ -19,6 +19,9 @@
 #   tar                        archives in the backup tests
 #   systemd                    systemd-analyze: checks the service units of deploy/
 #   g++                        a C++ compiler and libstdc++: libFuzzer, for the fuzz targets
+#   iproute2                   ip, ss: the partition tests put etcd members in network
+#                              namespaces and cut their links
+#   curl                       the etcd v2 tests set up v2 users and TLS keys through it
 # Uses apt-get (Debian/Ubuntu) as root; otherwise prints the command to run and exits 1.
 set -euo pipefail
 
@@ -125,6 +128,9 @@ if $want_test; then
     "tar|check_cmd tar|tar"
     "systemd-analyze|check_cmd systemd-analyze|systemd"
     "C++ compiler|check_cxx|g++"
+    "ip|check_cmd ip|iproute2"
+    "ss|check_cmd ss|iproute2"
+    "curl|check_cmd curl|curl"
   )
 fi
 

@@ -1,7 +1,8 @@
 //! A JSON file tree with what real trees hold by accident: links (a loop, one out of
 //! the tree), a FIFO, invalid UTF-8 in a body and in a file name, 100 levels of
-//! nesting, a 10 MB value. Each is a clear error naming the file, with nothing
-//! written, or works as documented; never a hang or a panic.
+//! nesting, a 10 MB value, a file and a directory without read permission, a file
+//! rewritten while the import reads it. Each is a clear error naming the file, with
+//! nothing written, or works as documented; never a hang or a panic.
 
 mod util;
 
@@ -139,4 +140,122 @@ fn deep_nesting_and_a_10_mb_value_are_imported() {
         s.ok(&["get", "/sigilgate/users/994/username"]).len(),
         10_000_001
     );
+}
+
+/// The import as root without the right to bypass file permissions (what a service
+/// account meets): a file and a directory it may not read are named, nothing written.
+fn import_without_override(spoil: impl FnOnce(&std::path::Path)) -> (Sandbox, i32, String) {
+    let s = Sandbox::new();
+    let tree = s.path("tree");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(examples().join("sigilgate/legacy"))
+        .arg(&tree)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    spoil(&tree);
+    let mapping = examples().join("sigilgate/mapping.toml");
+    // Root reads every file whatever its mode; without CAP_DAC_OVERRIDE and
+    // CAP_DAC_READ_SEARCH the mode holds (setpriv, util-linux).
+    let out = std::process::Command::new("setpriv")
+        .arg("--bounding-set=-dac_override,-dac_read_search")
+        .arg(util::BIN)
+        .args(["import", "tree", "--mapping", mapping.to_str().unwrap()])
+        .current_dir(s.dir.path())
+        .env("STRATA_STORE", &s.store)
+        .output()
+        .expect("setpriv (apt-get install -y util-linux)");
+    let code = out.status.code().expect("exited, not killed by a signal");
+    (s, code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn files_and_directories_without_read_permission_are_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let no_access = |p: &std::path::Path| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o000)).unwrap()
+    };
+    let (s, code, err) = import_without_override(|t| no_access(&t.join("users/129.json")));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("users/129.json") && err.contains("Permission denied"),
+        "{err}"
+    );
+    assert!(
+        err.contains("nothing was written") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(
+        !s.path("strata.db").exists()
+            || s.run(&["get", "/sigilgate/users/129/status"]).status.code() != Some(0)
+    );
+    let (_, code, err) = import_without_override(|t| no_access(&t.join("nodes")));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("tree/nodes") && err.contains("Permission denied"),
+        "{err}"
+    );
+}
+
+/// Documented handling: each file is read once, whole; a file rewritten while the
+/// import runs is imported as one of its versions, or (caught half-written) refused
+/// as malformed JSON naming it. Never a panic, a hang, or a mix of the two versions.
+#[test]
+fn a_file_rewritten_during_the_import_is_one_version_or_named() {
+    let s = Sandbox::new();
+    let tree = s.path("tree");
+    assert!(std::process::Command::new("cp")
+        .arg("-r")
+        .arg(examples().join("sigilgate/legacy"))
+        .arg(&tree)
+        .status()
+        .unwrap()
+        .success());
+    let file = tree.join("users/129.json");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let other = original.replace("Heidi Klum-Ng", "Heidi Klum-Ng the Second");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, file) = (stop.clone(), file.clone());
+        let bodies = [original.clone(), other.clone()];
+        std::thread::spawn(move || {
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Truncate, then write: a reader may see it empty or half-written.
+                std::fs::write(&file, &bodies[i % 2]).unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    let mapping = examples().join("sigilgate/mapping.toml");
+    let (mut imported, mut refused) = (0, 0);
+    for _ in 0..10 {
+        let out = s.run(&["import", "tree", "--mapping", mapping.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        match out.status.code() {
+            Some(0) => {
+                imported += 1;
+                let name = s.ok(&["get", "/public/contacts/ivan@example.org/display_name"]);
+                assert!(
+                    name == "Heidi Klum-Ng\n" || name == "Heidi Klum-Ng the Second\n",
+                    "{name:?}"
+                );
+            }
+            Some(1) => {
+                refused += 1;
+                assert!(err.contains("users/129.json"), "{err}");
+            }
+            other => panic!("exit {other:?}: {err}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rewrites = writer.join().unwrap();
+    assert!(
+        rewrites > 10,
+        "the file was rewritten only {rewrites} times"
+    );
+    assert_eq!(imported + refused, 10);
 }

@@ -150,7 +150,23 @@ pub fn load_file(path: &Path, area: &str) -> Result<Migration, Error> {
         fail("the file name must be <version>_<name>.toml, e.g. 0001_move_plan.toml".into())
     })?;
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
-    let spec: FileSpec = toml::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    parse_file(&text, path, version, name, area)
+}
+
+/// Parses and checks the text of a migration file (`path`, whose name gave `version`
+/// and `name`, names it in errors).
+pub fn parse_file(
+    text: &str,
+    path: &Path,
+    version: u64,
+    name: &str,
+    area: &str,
+) -> Result<Migration, Error> {
+    let fail = |reason: String| Error::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let spec: FileSpec = toml::from_str(text).map_err(|e| fail(e.to_string()))?;
     let mut steps = Vec::new();
     for (i, s) in spec.steps.iter().enumerate() {
         steps.push(Step::from_spec(s).map_err(|e| fail(format!("step {}: {e}", i + 1)))?);

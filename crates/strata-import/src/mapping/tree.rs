@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{text_of, Defect, Mapping, Record};
+use super::{text_of, Collection, Defect, Mapping, Record};
 
 /// One part of a path or key pattern segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,10 +76,10 @@ impl Mapping {
     ) -> BTreeMap<String, Vec<Record>> {
         let (mut files, mut odd) = (Vec::new(), Vec::new());
         let inside = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
-        if let Err(e) = walk(root, &inside, &mut files, &mut odd) {
+        if let Err((dir, e)) = walk(root, &inside, &mut files, &mut odd) {
             defects.push(Defect {
-                file: root.display().to_string(),
-                problem: format!("cannot read the tree: {e}"),
+                file: dir.display().to_string(),
+                problem: format!("cannot read this directory of the tree: {e}"),
             });
         }
         odd.sort();
@@ -102,8 +102,51 @@ impl Mapping {
                 });
                 continue;
             };
-            let segments: Vec<&str> = rel_text.split('/').collect();
-            let matched = self.collections.iter().find_map(|c| {
+            let text = match self.record_file(&rel_text) {
+                Err(problem) => {
+                    defects.push(Defect {
+                        file: name,
+                        problem,
+                    });
+                    continue;
+                }
+                Ok(_) => match std::fs::read_to_string(&file) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        defects.push(Defect {
+                            file: name,
+                            problem: format!("cannot read it: {e}"),
+                        });
+                        continue;
+                    }
+                },
+            };
+            match self.read_record(&rel_text, &text) {
+                Ok((collection, value)) => records
+                    .entry(collection)
+                    .or_default()
+                    .push(Record { file: name, value }),
+                Err(problems) => defects.extend(problems.into_iter().map(|problem| Defect {
+                    file: name.clone(),
+                    problem,
+                })),
+            }
+        }
+        records
+    }
+}
+
+/// What a path pattern captured: `(variable, text)` in order.
+type Captures = Vec<(String, String)>;
+
+impl Mapping {
+    /// The collection whose path pattern a file (its path relative to the tree's
+    /// root, `/`-separated) matches, and what the pattern captured from the path.
+    fn record_file(&self, rel: &str) -> Result<(&Collection, Captures), String> {
+        let segments: Vec<&str> = rel.split('/').collect();
+        self.collections
+            .iter()
+            .find_map(|c| {
                 if c.segments.len() != segments.len() {
                     return None;
                 }
@@ -113,70 +156,47 @@ impl Mapping {
                     .zip(&segments)
                     .all(|(parts, text)| match_segment(parts, text, &mut caps))
                     .then_some((c, caps))
-            });
-            let Some((collection, caps)) = matched else {
-                defects.push(Defect {
-                    file: name,
-                    problem: "matches no collection of the mapping; add one (it may emit nothing) or remove the file".into(),
-                });
-                continue;
-            };
-            let text = match std::fs::read_to_string(&file) {
-                Ok(t) => t,
-                Err(e) => {
-                    defects.push(Defect {
-                        file: name,
-                        problem: format!("cannot read it: {e}"),
-                    });
-                    continue;
+            })
+            .ok_or_else(|| {
+                "matches no collection of the mapping; add one (it may emit nothing) or remove \
+                 the file"
+                    .into()
+            })
+    }
+
+    /// What one file of the tree becomes: its collection and its record (the JSON
+    /// object, with what its path captured filled in), or every problem with it (not
+    /// an object, malformed, a path that disagrees with the body). The file is named
+    /// by its path relative to the tree's root.
+    pub fn read_record(&self, rel: &str, text: &str) -> Result<(String, Value), Vec<String>> {
+        let (collection, caps) = self.record_file(rel).map_err(|p| vec![p])?;
+        // A UTF-8 byte order mark (left by some editors) is not part of the JSON.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut value: Value = match serde_json::from_str(text) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => return Err(vec!["is not a JSON object".into()]),
+            Err(e) => return Err(vec![format!("malformed JSON: {e}")]),
+        };
+        let object = value.as_object_mut().expect("checked above");
+        let mut problems = Vec::new();
+        for (cap, captured) in caps {
+            match object.get(&cap) {
+                Some(body) if text_of(body).as_deref() != Some(captured.as_str()) => {
+                    problems.push(format!(
+                        "the file name says {cap} {captured:?} but the body says {body}: the primary key disagrees"
+                    ));
                 }
-            };
-            // A UTF-8 byte order mark (left by some editors) is not part of the JSON.
-            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-            let mut value: Value = match serde_json::from_str(text) {
-                Ok(v @ Value::Object(_)) => v,
-                Ok(_) => {
-                    defects.push(Defect {
-                        file: name,
-                        problem: "is not a JSON object".into(),
-                    });
-                    continue;
+                Some(_) => {}
+                None => {
+                    object.insert(cap, Value::String(captured));
                 }
-                Err(e) => {
-                    defects.push(Defect {
-                        file: name,
-                        problem: format!("malformed JSON: {e}"),
-                    });
-                    continue;
-                }
-            };
-            let object = value.as_object_mut().expect("checked above");
-            let mut ok = true;
-            for (cap, captured) in caps {
-                match object.get(&cap) {
-                    Some(body) if text_of(body).as_deref() != Some(captured.as_str()) => {
-                        defects.push(Defect {
-                            file: name.clone(),
-                            problem: format!(
-                                "the file name says {cap} {captured:?} but the body says {body}: the primary key disagrees"
-                            ),
-                        });
-                        ok = false;
-                    }
-                    Some(_) => {}
-                    None => {
-                        object.insert(cap, Value::String(captured));
-                    }
-                }
-            }
-            if ok {
-                records
-                    .entry(collection.name.clone())
-                    .or_default()
-                    .push(Record { file: name, value });
             }
         }
-        records
+        if problems.is_empty() {
+            Ok((collection.name.clone(), value))
+        } else {
+            Err(problems)
+        }
     }
 }
 
@@ -184,17 +204,19 @@ impl Mapping {
 /// socket, a device, a dangling link): reading a FIFO would block the import forever,
 /// so they are named and refused, never opened. A link is followed to see what it is,
 /// and only to a file inside the tree (`inside`, canonical): a link out of it (to
-/// `/etc/…`) would import a file nobody put in the tree.
+/// `/etc/…`) would import a file nobody put in the tree. A directory that cannot be
+/// listed ends the walk, named.
 fn walk(
     dir: &Path,
     inside: &Path,
     out: &mut Vec<PathBuf>,
     odd: &mut Vec<(PathBuf, &'static str)>,
-) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+) -> Result<(), (PathBuf, std::io::Error)> {
+    let named = |e| (dir.to_owned(), e);
+    for entry in std::fs::read_dir(dir).map_err(named)? {
+        let entry = entry.map_err(named)?;
         let path = entry.path();
-        let kind = entry.file_type()?;
+        let kind = entry.file_type().map_err(named)?;
         if kind.is_dir() {
             walk(&path, inside, out, odd)?;
             continue;
