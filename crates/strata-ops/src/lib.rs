@@ -20,6 +20,7 @@ pub mod load;
 pub mod mirror;
 pub mod prune;
 pub mod snapshot;
+pub mod snapshot_stream;
 pub mod transfer;
 pub mod txn_json;
 

@@ -3,7 +3,8 @@
 //! `strata load` reads it; `import -o` produces it.
 //!
 //! Owns the format (reading with errors that name the line or key, streaming writing,
-//! export from a store at one revision); loading into a store is [`crate::load`].
+//! export from a store at one revision); reading a file as a stream is
+//! [`crate::snapshot_stream`]; loading into a store is [`crate::load`].
 
 use std::io::Write;
 
@@ -28,7 +29,11 @@ pub fn parse_snapshot(text: &str, source: &str) -> Result<SnapshotEntries> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let parsed: Result<SnapshotEntries, serde_json::Error> = (|| {
         let mut de = serde_json::Deserializer::from_str(text);
-        let entries = de.deserialize_map(SnapshotVisitor)?;
+        let mut entries = Vec::new();
+        de.deserialize_map(each_entry(&mut |key, value| {
+            entries.push((key, value));
+            Ok(())
+        }))?;
         de.end()?;
         Ok(entries)
     })();
@@ -57,24 +62,32 @@ pub fn parse_snapshot(text: &str, source: &str) -> Result<SnapshotEntries> {
     Ok(entries)
 }
 
-/// Reads `{key: "value", …}` straight into entries, without an intermediate map.
-struct SnapshotVisitor;
+/// A visitor of `{key: "value", …}` that hands each entry to `each` as it is read
+/// (nothing else is kept), with the wording of every value that is not a string; an
+/// error of `each` becomes the input's.
+pub(crate) fn each_entry<'f>(
+    each: &'f mut dyn FnMut(String, String) -> std::result::Result<(), String>,
+) -> EachEntry<'f> {
+    EachEntry(each)
+}
 
-impl<'de> serde::de::Visitor<'de> for SnapshotVisitor {
-    type Value = SnapshotEntries;
+pub(crate) struct EachEntry<'f>(
+    &'f mut dyn FnMut(String, String) -> std::result::Result<(), String>,
+);
+
+impl<'de> serde::de::Visitor<'de> for EachEntry<'_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a snapshot: one JSON object {\"/key\": \"value\", …}")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> Result<SnapshotEntries, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
             match map.next_value::<serde_json::Value>()? {
-                serde_json::Value::String(value) => entries.push((key, value)),
+                serde_json::Value::String(value) => {
+                    (self.0)(key, value).map_err(serde::de::Error::custom)?
+                }
                 // Never the value itself when it is a document: it may hold secrets
                 // (an etcd v2 dump given to `load` has every value under "node").
                 other @ (serde_json::Value::Object(_) | serde_json::Value::Array(_)) => {
@@ -96,7 +109,7 @@ impl<'de> serde::de::Visitor<'de> for SnapshotVisitor {
                 }
             }
         }
-        Ok(entries)
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use strata_ops::load::{load as load_entries, LoadReport};
 use strata_ops::snapshot::{export as export_snapshot, read_snapshot};
+use strata_ops::snapshot_stream::{check_file, read_chunks};
 use strata_store::AnyStore;
 
 use crate::cli::*;
@@ -58,12 +59,18 @@ pub async fn export(store: &AnyStore, args: ExportArgs) -> anyhow::Result<Outcom
 }
 
 pub async fn load(store: &AnyStore, args: LoadArgs) -> anyhow::Result<Outcome> {
-    let entries = read_snapshot(&args.file)?;
-    let total = entries.len() as u64;
-    let mut progress = LoadBar::new(total);
-    let report = load_entries(store, entries, args.batch, &mut |r| progress.update(r)).await;
-    progress.finish();
-    let report = report?;
+    let report = if args.file.as_os_str() == "-" {
+        load_whole(store, read_snapshot(&args.file)?, args.batch).await?
+    } else {
+        // Checked whole first, so that bad input writes nothing; then, in key order
+        // (as export writes it), streamed in chunks.
+        let checked = check_file(&args.file)?;
+        if checked.in_order {
+            load_streamed(store, &args.file, checked.entries, args.batch).await?
+        } else {
+            load_whole(store, read_snapshot(&args.file)?, args.batch).await?
+        }
+    };
     match args.format {
         Format::Json => print_json(&json!({
             "total": report.total, "changed": report.changed, "unchanged": report.unchanged,
@@ -102,6 +109,68 @@ pub async fn load(store: &AnyStore, args: LoadArgs) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// Loads entries held in memory.
+async fn load_whole(
+    store: &AnyStore,
+    entries: Vec<(String, String)>,
+    batch: Option<usize>,
+) -> anyhow::Result<LoadReport> {
+    let mut progress = LoadBar::new(entries.len() as u64);
+    let report = load_entries(store, entries, batch, &mut |r| progress.update(r)).await;
+    progress.finish();
+    Ok(report?)
+}
+
+/// Entries of a snapshot file in key order, read on a thread of their own in chunks
+/// of [`CHUNK`] (two in hand at most) and loaded chunk by chunk: memory stays bounded
+/// whatever the file's size.
+async fn load_streamed(
+    store: &AnyStore,
+    path: &std::path::Path,
+    total: u64,
+    batch: Option<usize>,
+) -> anyhow::Result<LoadReport> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let path = path.to_owned();
+    let reader = tokio::task::spawn_blocking(move || {
+        read_chunks(&path, CHUNK, &mut |chunk| tx.blocking_send(chunk).is_ok())
+    });
+    let mut progress = LoadBar::new(total);
+    let mut sum = LoadReport::default();
+    while let Some(chunk) = rx.recv().await {
+        let before = sum;
+        let report = load_entries(store, chunk, batch, &mut |r| {
+            progress.update(&add(&before, r, total));
+        })
+        .await;
+        match report {
+            Ok(r) => sum = add(&before, &r, total),
+            Err(e) => {
+                progress.finish();
+                return Err(e.into());
+            }
+        }
+    }
+    progress.finish();
+    reader.await??;
+    Ok(sum)
+}
+
+/// Entries per chunk of a streamed load.
+const CHUNK: usize = 100_000;
+
+/// The report of the chunks before and the one in hand, as one load of `total`.
+fn add(before: &LoadReport, now: &LoadReport, total: u64) -> LoadReport {
+    LoadReport {
+        total,
+        changed: before.changed + now.changed,
+        unchanged: before.unchanged + now.unchanged,
+        txns: before.txns + now.txns,
+        retries: before.retries + now.retries,
+        revision: before.revision.max(now.revision),
+    }
 }
 
 /// A progress bar with keys/s and ETA on a terminal; plain lines every few seconds

@@ -241,6 +241,15 @@ impl Etcd2Store {
         Ok(view)
     }
 
+    /// A kept view read at `index` that holds `span`.
+    fn kept_view(&self, span: &KeySpan, index: i64) -> Option<Arc<View>> {
+        let views = self.inner.views.lock().unwrap_or_else(|e| e.into_inner());
+        views
+            .iter()
+            .find(|v| v.index == index && covers(&v.covers, span))
+            .cloned()
+    }
+
     /// The leaves as key-values, TTL keys copied (noted once) or left out.
     fn keep(&self, leaves: Vec<Leaf>) -> BTreeMap<Vec<u8>, KeyValue> {
         let with_ttl = leaves.iter().filter(|l| l.ttl).count();
@@ -264,14 +273,11 @@ impl Etcd2Store {
     /// The view a read at `revision` is served from: a kept one at that index that
     /// covers the span, else a fresh one (refused if the index is in the future).
     async fn view_for(&self, span: &KeySpan, revision: i64) -> Result<Arc<View>> {
-        if revision > 0 {
-            let views = self.inner.views.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(v) = views
-                .iter()
-                .find(|v| v.index == revision && covers(&v.covers, span))
-            {
-                return Ok(v.clone());
-            }
+        if let Some(v) = (revision > 0)
+            .then(|| self.kept_view(span, revision))
+            .flatten()
+        {
+            return Ok(v);
         }
         let view = self.read(span).await?;
         if revision > view.index {

@@ -5,7 +5,9 @@
 //! A set, create, update or compareAndSwap of a leaf is a put; a delete, expire or
 //! compareAndDelete of a leaf is a delete; of a directory, it is a delete of every key
 //! under it, which the watch knows because it keeps the keys (not the values) it has
-//! seen there: those of a read when it starts, and every key set since. v2 keeps only
+//! seen there: those of the view read at its start index (a mirror's copy), or of a
+//! read when it starts, and every key set since. A directory removed before such a
+//! later read cannot be expanded exactly, so it ends the watch as compacted too. v2 keeps only
 //! the last 1,000 events; a watch that falls further behind ends with
 //! [`Error::Compacted`], so its follower reads afresh (the mirror copies the
 //! difference) rather than skipping anything.
@@ -25,19 +27,41 @@ use super::{holding_dir, Etcd2Store, V2Ttl, BACKEND};
 pub(super) async fn start(store: Etcd2Store, req: WatchRequest) -> Result<Watcher> {
     let (start, end) = req.span.bounds();
     let dir = holding_dir(&start, end.as_deref());
-    // The keys there now, for directory deletes; and where to start.
-    let view = store
-        .read(&KeySpan::prefix(dir.clone().into_bytes()))
-        .await?;
-    let known: BTreeSet<Vec<u8>> = view.kvs.keys().cloned().collect();
+    let span = KeySpan::prefix(dir.clone().into_bytes());
+    // The keys there just before the start, for directory deletes: from the view a
+    // copy read at that index when there is one (a mirror's copy, then its watch),
+    // else from a read now, which is exact only for changes after it.
+    let kept = (req.start_revision > 0)
+        .then(|| store.kept_view(&span, req.start_revision - 1))
+        .flatten();
+    let (view, exact_after) = match kept {
+        Some(view) => (view, 0),
+        None => {
+            let view = store.read(&span).await?;
+            let after = view.index;
+            (view, after)
+        }
+    };
     let from = if req.start_revision > 0 {
         req.start_revision
     } else {
         view.index + 1
     };
+    let known = Known {
+        keys: view.kvs.keys().cloned().collect(),
+        exact_after,
+    };
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(follow(store, req.span, dir, from, known, tx));
     Ok(Watcher::new(rx, BACKEND, from))
+}
+
+/// The keys under the watched directory, kept for directory deletes; exact for the
+/// changes after `exact_after` (a read later than the watch's start cannot say which
+/// keys a directory held before it).
+struct Known {
+    keys: BTreeSet<Vec<u8>>,
+    exact_after: i64,
 }
 
 async fn follow(
@@ -45,7 +69,7 @@ async fn follow(
     span: KeySpan,
     dir: String,
     mut next: i64,
-    mut known: BTreeSet<Vec<u8>>,
+    mut known: Known,
     tx: mpsc::Sender<Result<Vec<Event>>>,
 ) {
     let path = node::escape_path(&dir);
@@ -93,8 +117,19 @@ async fn follow(
             }
         };
         let index = change.node.modified_index;
+        if change.node.dir && index <= known.exact_after && removes(&change.action) {
+            // Which keys the directory held then is not known: read afresh instead
+            // (a mirror copies the difference) rather than miss a delete.
+            let _ = tx
+                .send(Err(Error::Compacted {
+                    requested: index,
+                    compacted: known.exact_after,
+                }))
+                .await;
+            return;
+        }
         next = index.max(next) + 1;
-        let events = events_of(change, &mut known, store.inner.ttl);
+        let events = events_of(change, &mut known.keys, store.inner.ttl);
         let events: Vec<Event> = events
             .into_iter()
             .filter(|e| span.contains(&e.kv.key))
@@ -103,6 +138,11 @@ async fn follow(
             return;
         }
     }
+}
+
+/// Whether a v2 action removes what it names.
+fn removes(action: &str) -> bool {
+    matches!(action, "delete" | "expire" | "compareAndDelete")
 }
 
 /// The events of one v2 change, `known` kept up to date.
@@ -140,7 +180,7 @@ fn events_of(change: node::Answer, known: &mut BTreeSet<Vec<u8>>, ttl: V2Ttl) ->
                 },
             }]
         }
-        "delete" | "expire" | "compareAndDelete" if n.dir => {
+        action if n.dir && removes(action) => {
             let mut under = n.key.into_bytes();
             under.push(b'/');
             let gone: Vec<Vec<u8>> = known
@@ -155,7 +195,7 @@ fn events_of(change: node::Answer, known: &mut BTreeSet<Vec<u8>>, ttl: V2Ttl) ->
                 })
                 .collect()
         }
-        "delete" | "expire" | "compareAndDelete" => {
+        action if removes(action) => {
             let key = n.key.into_bytes();
             known.remove(&key);
             vec![delete(key)]
