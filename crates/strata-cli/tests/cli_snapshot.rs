@@ -165,3 +165,37 @@ fn load_killed_at_random_moments_is_completed_by_a_rerun() {
         "no load was interrupted: make the data set larger"
     );
 }
+
+/// A snapshot larger than one chunk of the streamed load (100,000 keys) loads whole;
+/// one whose last entry is bad writes nothing at all (the first pass checks the whole
+/// file before the first write); one out of key order is read whole and a key given
+/// twice there is still refused.
+#[test]
+fn a_streamed_load_checks_the_whole_file_before_writing() {
+    let s = Sandbox::new();
+    let (text, expected) = big_snapshot(250_000);
+    std::fs::write(s.path("big.json"), &text).unwrap();
+    // The same file, its last value a number: bad only at the very end.
+    let bad = format!(
+        "{},\n  \"/zzz\": 5\n}}\n",
+        text.trim_end().trim_end_matches('}').trim_end()
+    );
+    std::fs::write(s.path("bad.json"), bad).unwrap();
+    let (_, err) = s.expect(1, &["load", "bad.json"]);
+    assert!(err.contains("bad.json") && err.contains("/zzz"), "{err}");
+    assert_eq!(s.ok(&["export"]), "{}\n", "a bad file wrote keys");
+    let out = s.ok(&["load", "big.json"]);
+    assert!(
+        out.starts_with("loaded 250000 keys: 250000 changed"),
+        "{out}"
+    );
+    let done: BTreeMap<String, String> =
+        serde_json::from_str(&s.ok(&["export", "--prefix", "/crash/"])).unwrap();
+    assert_eq!(done, expected);
+    std::fs::write(s.path("twice.json"), r#"{"/b": "1", "/a": "2", "/b": "3"}"#).unwrap();
+    let (_, err) = s.expect(1, &["load", "twice.json"]);
+    assert!(err.contains("appears twice"), "{err}");
+    std::fs::write(s.path("unsorted.json"), r#"{"/u/b": "1", "/u/a": "2"}"#).unwrap();
+    s.ok(&["load", "unsorted.json"]);
+    assert_eq!(s.ok(&["get", "/u/a"]), "2\n");
+}
