@@ -8,9 +8,8 @@ mod util;
 
 use util::{examples, Sandbox};
 
-/// The sigilgate tree copied into the sandbox, changed by `spoil`; the import's exit
-/// code and stderr, with a time limit so that a hang fails the test.
-fn import(spoil: impl FnOnce(&std::path::Path)) -> (Sandbox, i32, String) {
+/// A sandbox with the sigilgate tree copied into `tree/`, changed by `spoil`.
+fn spoilt_tree(spoil: impl FnOnce(&std::path::Path)) -> Sandbox {
     let s = Sandbox::new();
     let tree = s.path("tree");
     let status = std::process::Command::new("cp")
@@ -21,6 +20,13 @@ fn import(spoil: impl FnOnce(&std::path::Path)) -> (Sandbox, i32, String) {
         .unwrap();
     assert!(status.success());
     spoil(&tree);
+    s
+}
+
+/// The sigilgate tree copied into the sandbox, changed by `spoil`; the import's exit
+/// code and stderr, with a time limit so that a hang fails the test.
+fn import(spoil: impl FnOnce(&std::path::Path)) -> (Sandbox, i32, String) {
+    let s = spoilt_tree(spoil);
     let mapping = examples().join("sigilgate/mapping.toml");
     let mut child = s
         .command(&["import", "tree", "--mapping", mapping.to_str().unwrap()])
@@ -145,16 +151,7 @@ fn deep_nesting_and_a_10_mb_value_are_imported() {
 /// The import as root without the right to bypass file permissions (what a service
 /// account meets): a file and a directory it may not read are named, nothing written.
 fn import_without_override(spoil: impl FnOnce(&std::path::Path)) -> (Sandbox, i32, String) {
-    let s = Sandbox::new();
-    let tree = s.path("tree");
-    let status = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(examples().join("sigilgate/legacy"))
-        .arg(&tree)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    spoil(&tree);
+    let s = spoilt_tree(spoil);
     let mapping = examples().join("sigilgate/mapping.toml");
     // Root reads every file whatever its mode; without CAP_DAC_OVERRIDE and
     // CAP_DAC_READ_SEARCH the mode holds (setpriv, util-linux).
@@ -203,16 +200,8 @@ fn files_and_directories_without_read_permission_are_named() {
 /// as malformed JSON naming it. Never a panic, a hang, or a mix of the two versions.
 #[test]
 fn a_file_rewritten_during_the_import_is_one_version_or_named() {
-    let s = Sandbox::new();
-    let tree = s.path("tree");
-    assert!(std::process::Command::new("cp")
-        .arg("-r")
-        .arg(examples().join("sigilgate/legacy"))
-        .arg(&tree)
-        .status()
-        .unwrap()
-        .success());
-    let file = tree.join("users/129.json");
+    let s = spoilt_tree(|_| {});
+    let file = s.path("tree").join("users/129.json");
     let original = std::fs::read_to_string(&file).unwrap();
     let other = original.replace("Heidi Klum-Ng", "Heidi Klum-Ng the Second");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

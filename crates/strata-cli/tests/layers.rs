@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use strata_testkit::etcd::{etcdctl, EtcdCluster};
-use util::layers::{keys_of, layers, ok, run, Layers};
+use util::layers::{keys_of, layers, ok, run, start_mirror, wait_caught_up, Layers};
 use util::{examples, Sandbox};
 
 #[test]
@@ -561,40 +561,8 @@ fn a_mirror_into_the_layers_keeps_a_checkpoint_in_each_store() {
         "load",
         snapshot.to_str().unwrap(),
     ]);
-    let start = || {
-        s.command(&[
-            "mirror",
-            "--from",
-            "sqlite:src.db",
-            "--to",
-            "layers:strata.toml",
-            "--status",
-            "--report-every",
-            "1s",
-        ])
-        .env_remove("STRATA_STORE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-    };
-    let diff = [
-        "diff",
-        "--from",
-        "sqlite:src.db",
-        "--to",
-        "layers:strata.toml",
-    ];
-    let caught_up = |what: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while run(&s, &diff).status.code() != Some(0) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{what}: the mirror never caught up"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    };
+    let start = || start_mirror(&s, "sqlite:src.db", "layers:strata.toml");
+    let caught_up = |what: &str| wait_caught_up(&s, "sqlite:src.db", "layers:strata.toml", what);
     let mut mirror = start();
     caught_up("the copy");
     s.ok(&[

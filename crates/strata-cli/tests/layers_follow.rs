@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use strata_testkit::etcd::etcdctl;
 use strata_testkit::git;
-use util::layers::{layers, ok, run, Layers};
+use util::layers::{layers, ok, start_mirror, wait_caught_up, Layers};
 use util::{examples, wait_for_commits};
 
 fn sigterm(child: &std::process::Child) {
@@ -122,40 +122,8 @@ fn a_mirror_from_the_layers_follows_each_store_and_resumes() {
     // mirrored.
     etcdctl(&ops, &["put", "/public/stray", "not ops's"]);
     etcdctl(&comms, &["put", "/sigilgate/stray", "not comms's"]);
-    let start = || {
-        s.command(&[
-            "mirror",
-            "--from",
-            "layers:strata.toml",
-            "--to",
-            "sqlite:copy.db",
-            "--status",
-            "--report-every",
-            "1s",
-        ])
-        .env_remove("STRATA_STORE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-    };
-    let diff = [
-        "diff",
-        "--from",
-        "layers:strata.toml",
-        "--to",
-        "sqlite:copy.db",
-    ];
-    let caught_up = |what: &str| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while run(&s, &diff).status.code() != Some(0) {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: the mirror never caught up"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
+    let start = || start_mirror(&s, "layers:strata.toml", "sqlite:copy.db");
+    let caught_up = |what: &str| wait_caught_up(&s, "layers:strata.toml", "sqlite:copy.db", what);
     let mut mirror = start();
     caught_up("the copy");
     // A writer in each layer, straight into its server.

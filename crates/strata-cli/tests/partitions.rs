@@ -12,6 +12,13 @@ use std::time::{Duration, Instant};
 use strata_testkit::etcd::{etcdctl, etcdctl_dump, EtcdCluster};
 use util::{examples, wait_for_commits, Sandbox, BIN};
 
+/// One partition test at a time: each runs three etcd members, and elections under a
+/// cut must not also compete for two cores with another test's cluster.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `strata ARGS` on the client host, in the sandbox, with the cluster as its store.
 fn strata(s: &Sandbox, cluster: &EtcdCluster, args: &[&str]) -> Command {
     let mut cmd = cluster.net().expect("a test network").client(BIN);
@@ -19,6 +26,15 @@ fn strata(s: &Sandbox, cluster: &EtcdCluster, args: &[&str]) -> Command {
         .env("STRATA_STORE", cluster.url())
         .args(args);
     cmd
+}
+
+/// [`strata`] started, its output discarded.
+fn spawn(s: &Sandbox, cluster: &EtcdCluster, args: &[&str]) -> Child {
+    strata(s, cluster, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 fn ok(s: &Sandbox, cluster: &EtcdCluster, args: &[&str]) -> String {
@@ -87,6 +103,7 @@ fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
 
 #[test]
 fn a_load_rides_out_its_leader_cut_off_for_five_seconds() {
+    let _serial = one_at_a_time();
     let cluster = EtcdCluster::start_in_net(3);
     let s = Sandbox::new();
     let n = 100_000;
@@ -155,6 +172,7 @@ fn a_load_rides_out_its_leader_cut_off_for_five_seconds() {
 
 #[test]
 fn a_mirror_fails_over_when_its_member_is_partitioned_away() {
+    let _serial = one_at_a_time();
     let cluster = EtcdCluster::start_in_net(3);
     let s = Sandbox::new();
     let snapshot = examples().join("sigilgate/expected.json");
@@ -168,7 +186,7 @@ fn a_mirror_fails_over_when_its_member_is_partitioned_away() {
             snapshot.to_str().unwrap(),
         ],
     );
-    let mut mirror = strata(
+    let mut mirror = spawn(
         &s,
         &cluster,
         &[
@@ -184,11 +202,7 @@ fn a_mirror_fails_over_when_its_member_is_partitioned_away() {
             "--dial-timeout",
             "1s",
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    );
     let diff = [
         "diff",
         "--from",
@@ -243,12 +257,13 @@ fn a_mirror_fails_over_when_its_member_is_partitioned_away() {
 
 #[test]
 fn backup_watch_misses_nothing_while_its_member_is_partitioned_away() {
+    let _serial = one_at_a_time();
     let cluster = EtcdCluster::start_in_net(3);
     let s = Sandbox::new();
     let snapshot = examples().join("sigilgate/expected.json");
     ok(&s, &cluster, &["load", snapshot.to_str().unwrap()]);
     let repo = s.path("repo");
-    let mut watch = strata(
+    let mut watch = spawn(
         &s,
         &cluster,
         &[
@@ -263,11 +278,7 @@ fn backup_watch_misses_nothing_while_its_member_is_partitioned_away() {
             "--dial-timeout",
             "1s",
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    );
     wait_for_commits(&repo, 1);
     let used = members_used_by(&cluster, &watch);
     let cut = *used
@@ -280,20 +291,21 @@ fn backup_watch_misses_nothing_while_its_member_is_partitioned_away() {
         .map(|i| format!("http://{}", cluster.endpoints()[i]))
         .collect();
     for i in 0..10 {
-        let out = cluster
-            .net()
-            .unwrap()
-            .client("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", up.join(",")))
-            .args(["put", &format!("/sigilgate/nodes/10.20.0.20/p{i}"), "seen"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // Retried while the members that are up elect a leader among themselves.
+        let key = format!("/sigilgate/nodes/10.20.0.20/p{i}");
+        eventually(30, "a put through the members that are up succeeds", || {
+            cluster
+                .net()
+                .unwrap()
+                .client("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints={}", up.join(",")))
+                .args(["put", &key, "seen"])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        });
     }
     // Each change is in a later commit, made while the member is still cut off.
     eventually(

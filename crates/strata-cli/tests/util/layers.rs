@@ -61,3 +61,35 @@ pub fn keys_of(cluster: &EtcdCluster) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// `strata mirror --from FROM --to TO --status --report-every 1s`, its status lines
+/// on a pipe (stdout), with the config file's stores.
+pub fn start_mirror(s: &Sandbox, from: &str, to: &str) -> std::process::Child {
+    s.command(&[
+        "mirror",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--status",
+        "--report-every",
+        "1s",
+    ])
+    .env_remove("STRATA_STORE")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap()
+}
+
+/// Waits up to 30 s until `strata diff --from FROM --to TO` finds nothing.
+pub fn wait_caught_up(s: &Sandbox, from: &str, to: &str, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while run(s, &["diff", "--from", from, "--to", to]).status.code() != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: the mirror never caught up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
