@@ -307,6 +307,17 @@ fn unavailable(
 
 /// Maps an etcd-client error onto the contract's errors. Compacted and future
 /// revisions carry placeholder numbers; [`EtcdStore::refine`] fills them in.
+/// Whether a request failed because the cluster was electing a leader.
+fn in_election(e: &Error) -> bool {
+    match e {
+        Error::Unavailable { source, .. } => {
+            let text = source.to_string();
+            text.contains("leader changed") || text.contains("no leader")
+        }
+        _ => false,
+    }
+}
+
 fn map_error(operation: &str, write: bool, e: etcd_client::Error) -> Error {
     use tonic::Code;
     if let Some(said) = diagnosis(&chain_text(&e)) {
@@ -519,10 +530,26 @@ impl Store for EtcdStore {
             });
         }
         let (key, opts) = get_options(&req);
-        match self
-            .call("range read", false, self.kv().get(key, Some(opts)))
-            .await
-        {
+        let mut attempt = 0;
+        let read = loop {
+            let read = self
+                .call(
+                    "range read",
+                    false,
+                    self.kv().get(key.clone(), Some(opts.clone())),
+                )
+                .await;
+            // A read is safe to send again: one that met an election (a member that
+            // rejoins after a partition often starts one) is retried a few times.
+            match read {
+                Err(e) if attempt < 4 && in_election(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(125 << attempt)).await;
+                }
+                other => break other,
+            }
+        };
+        match read {
             Ok(resp) => {
                 let header = resp.header().map_or(0, |h| h.revision());
                 Ok(range_response(&req, &resp, header))
