@@ -220,6 +220,14 @@ mod tests {
         assert_eq!(locate(b"/x/y.json/z").0, "x/y%2Ejson.json");
     }
 
+    /// Regression (fuzz: crash-08accfb3): a member holding a float in exponent form
+    /// parsed to a number that, written back, parsed to another one.
+    #[test]
+    fn a_float_in_a_member_round_trips() {
+        let members = parse(b"{\n  \"nameed\": {\"a\": [4432e77]}\n}\n").unwrap();
+        assert_eq!(parse(&render(&members)).unwrap(), members);
+    }
+
     #[test]
     fn values_are_strings_or_base64() {
         assert_eq!(encode_value(b"up"), Value::String("up".into()));
