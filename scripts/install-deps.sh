@@ -80,6 +80,31 @@ check_etcd() {
   client=$(ETCDCTL_API=3 version_of etcdctl version)
   [[ -n "$server" && "${server%.*}" == "${client%.*}" ]] ||
     { echo "etcd ($server) and etcdctl ($client) are not of one version"; return 1; }
+  # The etcd v2 source tests start etcd with the v2 API, which etcd 3.6 no longer has.
+  local help
+  help=$(etcd --help 2>&1 || true)
+  grep -q -- '--enable-v2' <<<"$help" ||
+    { echo "etcd $server has no --enable-v2 (the v2 API): the etcd v2 source tests need etcd 3.4 or 3.5"; return 1; }
+}
+
+# ip must make network namespaces and veth pairs (the partition tests), ss must list
+# sockets with their processes.
+check_netns() {
+  command -v ip >/dev/null 2>&1 || { echo "ip not found on PATH"; return 1; }
+  command -v ss >/dev/null 2>&1 || { echo "ss not found on PATH"; return 1; }
+  ip netns list >/dev/null 2>&1 || { echo "ip cannot list network namespaces (ip netns)"; return 1; }
+  local types
+  types=$(ip link help 2>&1 || true)   # `ip link help` exits non-zero by design
+  grep -q veth <<<"$types" || { echo "ip link has no veth type"; return 1; }
+  ss -tnpH >/dev/null 2>&1 || { echo "ss cannot list TCP sockets with processes (ss -tnpH)"; return 1; }
+}
+
+# curl must speak HTTPS: the etcd v2 TLS test writes through it.
+check_curl() {
+  command -v curl >/dev/null 2>&1 || { echo "curl not found on PATH"; return 1; }
+  local v
+  v=$(curl --version 2>&1 || true)
+  grep -qi '^Protocols:.* https' <<<"$v" || { echo "curl has no HTTPS"; return 1; }
 }
 
 # The directory whose initdb, pg_ctl and postgres are all present and of one version
@@ -128,9 +153,8 @@ if $want_test; then
     "tar|check_cmd tar|tar"
     "systemd-analyze|check_cmd systemd-analyze|systemd"
     "C++ compiler|check_cxx|g++"
-    "ip|check_cmd ip|iproute2"
-    "ss|check_cmd ss|iproute2"
-    "curl|check_cmd curl|curl"
+    "ip netns, ss|check_netns|iproute2"
+    "curl|check_curl|curl"
   )
 fi
 
