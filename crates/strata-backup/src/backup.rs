@@ -55,7 +55,7 @@ pub(crate) async fn run_in<S: Store>(
             .store
             .status()
             .await
-            .map_err(|e| Error::store(format!("reading the revision of {}", name_of(p)), e))?;
+            .map_err(|e| Error::store(format!("reading the revision of {}", p.label()), e))?;
         now.insert(p.name.clone(), status.revision);
     }
     let head = repo.head()?.map(|c| c.id());
@@ -115,15 +115,6 @@ pub(crate) async fn run_in<S: Store>(
         repo.set_seen(head, &report.revisions)?;
     }
     Ok(report)
-}
-
-/// A part as messages name it.
-fn name_of<S>(p: &Part<'_, S>) -> String {
-    if p.name.is_empty() {
-        "the store".into()
-    } else {
-        format!("the store {}", p.name)
-    }
 }
 
 pub(crate) fn last_trailers(repo: &Repo) -> Result<Option<Trailers>, Error> {

@@ -17,6 +17,16 @@ pub struct Part<'a, S> {
     pub spans: Vec<KeySpan>,
 }
 
+impl<S> Part<'_, S> {
+    /// The part as messages name it: `the store`, or `the store ops`.
+    pub(crate) fn label(&self) -> String {
+        match self.name.as_str() {
+            "" => "the store".into(),
+            name => format!("the store {name}"),
+        }
+    }
+}
+
 /// Each part's revision, by name (`""` for a backup of one store).
 pub type Revisions = BTreeMap<String, i64>;
 

@@ -116,7 +116,7 @@ impl Watching<'_> {
         for p in parts {
             if let Err(e) = p.store.status().await {
                 self.status.errors += 1;
-                let e = Error::store(format!("asking {} for its revision", name_of(p)), e);
+                let e = Error::store(format!("asking {} for its revision", p.label()), e);
                 self.status.store_error = Some(e.to_string());
                 break;
             }
@@ -219,14 +219,6 @@ pub async fn watch_parts<S: Store, F: Future<Output = ()>>(
     }
 }
 
-/// A part as messages name it.
-fn name_of<S>(p: &Part<'_, S>) -> String {
-    match p.name.as_str() {
-        "" => "the store".into(),
-        name => format!("the store {name}"),
-    }
-}
-
 /// One batch of one part's watch, or `None` when that watch ended.
 type Arrival = (usize, Option<strata_core::Result<Vec<Event>>>);
 
@@ -248,7 +240,7 @@ async fn watch_each<S: Store>(
                 start_revision: from,
             })
             .await
-            .map_err(|e| Error::store(format!("watching {}", name_of(p)), e))?;
+            .map_err(|e| Error::store(format!("watching {}", p.label()), e))?;
         let tx = tx.clone();
         tasks.spawn(async move {
             loop {
@@ -319,7 +311,7 @@ async fn follow<S: Store>(
                     }
                 }
                 Some((i, Some(Err(e)))) => {
-                    return Err(Error::store(format!("watching {}", name_of(&parts[i])), e))
+                    return Err(Error::store(format!("watching {}", parts[i].label()), e))
                 }
                 Some((_, None)) | None => return Ok(false),
             }
