@@ -202,17 +202,24 @@ struct Mirror {
 
 impl Mirror {
     fn start(s: &Sandbox, source: &str, target: &str) -> Mirror {
+        Mirror::start_with(s, source, target, &[])
+    }
+
+    /// [`Mirror::start`] with more flags.
+    fn start_with(s: &Sandbox, source: &str, target: &str, extra: &[&str]) -> Mirror {
+        let mut args = vec![
+            "mirror",
+            "--from",
+            source,
+            "--to",
+            target,
+            "--status",
+            "--report-every",
+            "1s",
+        ];
+        args.extend_from_slice(extra);
         let mut child = s
-            .command(&[
-                "mirror",
-                "--from",
-                source,
-                "--to",
-                target,
-                "--status",
-                "--report-every",
-                "1s",
-            ])
+            .command(&args)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(s.path("mirror.log")).unwrap())
             .spawn()
@@ -405,4 +412,110 @@ fn a_v2_keyspace_with_authentication_on() {
     let out = s.run(&["--store", &with_url, "get", "/guarded/k"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("HTTP 401") && !err.contains("wrong"), "{err}");
+}
+
+/// The lease a key of the v3 target is attached to (0: none), and that lease's TTL
+/// left, as etcdctl reports them.
+fn lease_of(v3: &EtcdCluster, key: &str) -> (i64, i64) {
+    let got: Value = serde_json::from_str(&etcdctl(v3, &["get", key, "-w", "json"])).unwrap();
+    let lease = got["kvs"][0]["lease"].as_i64().unwrap_or(0);
+    if lease == 0 {
+        return (0, 0);
+    }
+    let hex = format!("{lease:x}");
+    let ttl: Value =
+        serde_json::from_str(&etcdctl(v3, &["lease", "timetolive", &hex, "-w", "json"])).unwrap();
+    (lease, ttl["ttl"].as_i64().unwrap())
+}
+
+/// `--v2-ttl lease`: each TTL key is written into etcd v3 attached to a lease of the
+/// TTL it has left (by copy and by the mirror), so it expires there by itself; a
+/// target without leases is refused before anything is written.
+#[test]
+fn ttl_keys_are_carried_as_v3_leases() {
+    let v2 = EtcdCluster::start_v2(None);
+    let v3 = EtcdCluster::start(1);
+    let mut writer = V2Writer::new(&addr(&v2));
+    writer.set("/svc/plain", "stays", None);
+    writer.set("/svc/long", "a while", Some(120));
+    writer.set("/svc/short", "soon gone", Some(6));
+    let source = format!("etcd2://{}", addr(&v2));
+    let s = Sandbox::new();
+
+    let sqlite = format!("sqlite:{}", s.path("no-leases.db").display());
+    let out = s.run(&[
+        "--v2-ttl", "lease", "copy", "--from", &source, "--to", &sqlite,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no leases") && err.contains("--v2-ttl copy"),
+        "{err}"
+    );
+    assert_eq!(
+        export(&s, &sqlite),
+        BTreeMap::new(),
+        "written before the refusal"
+    );
+
+    let out = s.ok(&[
+        "--v2-ttl",
+        "lease",
+        "copy",
+        "--from",
+        &source,
+        "--to",
+        &v3.url(),
+    ]);
+    assert!(out.contains("2 keys written with a lease"), "{out}");
+    assert_eq!(lease_of(&v3, "/svc/plain"), (0, 0));
+    let (long, left) = lease_of(&v3, "/svc/long");
+    assert!(
+        long != 0 && left > 100 && left <= 120,
+        "lease {long}: {left} s left"
+    );
+    let (short, left) = lease_of(&v3, "/svc/short");
+    assert!(
+        short != 0 && short != long && left <= 6,
+        "lease {short}: {left} s left"
+    );
+    // Gone from the target by itself (no mirror runs), as from the source.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !etcdctl(&v3, &["get", "/svc/short"]).trim().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "/svc/short never expired in the target"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The source expires it too (v2 checks its TTLs about every half second, so it may
+    // be the later of the two).
+    while writer.request("GET", "/svc/short", "", "").0 != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "/svc/short never expired in the source"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The mirror gives a key set with a TTL later its lease too, and a refreshed
+    // key a new one.
+    let _mirror = Mirror::start_with(&s, &source, &v3.url(), &["--v2-ttl", "lease"]);
+    wait_for_no_diff(&s, &source, &v3.url(), "the copy");
+    writer.set("/svc/later", "leased", Some(60));
+    writer.set("/svc/long", "a while", Some(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (later, _) = lease_of(&v3, "/svc/later");
+        let (renewed, left) = lease_of(&v3, "/svc/long");
+        if later != 0 && renewed != 0 && left <= 30 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the mirror gave no lease to the changed keys"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(lease_of(&v3, "/svc/plain"), (0, 0));
 }

@@ -127,6 +127,16 @@ pub trait Store: Send + Sync {
         async { Ok(()) }
     }
 
+    /// How long `kv`, as last read or watched from this store, has left before the
+    /// source deletes it by itself, for a source whose keys expire without a lease a
+    /// target could share (an etcd v2 key with a TTL, read with `--v2-ttl lease`): a
+    /// writer copying it attaches it to a lease of that TTL. `None` for a key that
+    /// lives until it is deleted, which is every key on every other backend.
+    fn expiry(&self, kv: &KeyValue) -> Option<std::time::Duration> {
+        let _ = kv;
+        None
+    }
+
     /// Reads one key at the latest revision; `None` when it does not exist.
     fn get(&self, key: &[u8]) -> impl Future<Output = Result<Option<KeyValue>>> + Send {
         let req = RangeRequest::new(KeySpan::key(key));

@@ -1,6 +1,7 @@
 //! Strata's operations on any [`strata_core::Store`]: the flat snapshot format
 //! ([`snapshot`]), the batched, resumable loader ([`load`]) and the pruning of an
-//! import ([`prune`]), copy and diff between two stores ([`transfer`]) and the mirror
+//! import ([`prune`]), copy and diff between two stores ([`transfer`], keys that expire
+//! in the source given leases in the target: `leases`) and the mirror
 //! that keeps a target current ([`mirror`]), `ls` and `tree` views ([`listing`]), the
 //! JSON form of a transaction ([`txn_json`]), and the plans that guard destructive
 //! commands ([`guard`]: a prefix delete that deletes only the keys it showed, a
@@ -15,6 +16,7 @@
 
 pub mod error;
 pub mod guard;
+mod leases;
 pub mod listing;
 pub mod load;
 pub mod mirror;

@@ -277,14 +277,41 @@ where
             t.status.source_error = None;
             t.status.source_revision = t.status.source_revision.max(revision);
             t.update_lag();
+            // A put of a key that expires by itself in the source gets a lease of the
+            // time it has left.
+            let expiring: Vec<Option<u64>> = events
+                .iter()
+                .map(|e| match e.kind {
+                    EventKind::Put if selection.includes(&e.kv.key) => {
+                        from.expiry(&e.kv).map(crate::leases::ttl_secs)
+                    }
+                    _ => None,
+                })
+                .collect();
+            let secs: Vec<u64> = expiring.iter().flatten().copied().collect();
+            let leases = if secs.is_empty() {
+                Default::default()
+            } else {
+                let got = t
+                    .retrying("grant a lease", Step::Target, stop.as_mut(), || {
+                        crate::leases::grant(to, secs.clone())
+                    })
+                    .await?;
+                let Some(got) = got else {
+                    return Ok(t.finish());
+                };
+                got
+            };
             let ops: Vec<(usize, Op)> = events
                 .iter()
-                .filter(|e| selection.includes(&e.kv.key))
-                .map(|e| {
+                .zip(&expiring)
+                .filter(|(e, _)| selection.includes(&e.kv.key))
+                .map(|(e, ttl)| {
                     let key = selection.rewrite(&e.kv.key);
                     let part = to.partition(&key);
+                    let lease = ttl.map_or(0, |s| leases[&s]);
                     let op = match e.kind {
-                        EventKind::Put => Op::put(key, e.kv.value.clone()),
+                        EventKind::Put => Op::put_with_lease(key, e.kv.value.clone(), lease),
                         EventKind::Delete => Op::delete(KeySpan::key(key)),
                     };
                     (part, op)

@@ -6,7 +6,8 @@
 //! [`strata_core::scan`], writing is [`crate::load`]. Keys under [`RESERVED_PREFIX`]
 //! hold Strata's own state (a mirror's checkpoint) and are never copied or compared.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::load::{load, LoadReport, OnBatch};
@@ -165,6 +166,21 @@ pub async fn read_selection<S: Store>(
     selection: &Selection,
     revision: i64,
 ) -> Result<(i64, Vec<(Vec<u8>, Vec<u8>)>)> {
+    let (revision, entries, _) = read_expiring(store, selection, revision).await?;
+    Ok((revision, entries))
+}
+
+/// The target key and the time left of each key that expires by itself in the source
+/// ([`Store::expiry`]).
+type Expiring = HashMap<Vec<u8>, Duration>;
+
+/// [`read_selection`], also returning the keys read that expire by themselves.
+async fn read_expiring<S: Store>(
+    store: &S,
+    selection: &Selection,
+    revision: i64,
+) -> Result<(i64, Vec<(Vec<u8>, Vec<u8>)>, Expiring)> {
+    let mut expiring = Expiring::new();
     let mut revision = if revision > 0 {
         revision
     } else {
@@ -173,11 +189,16 @@ pub async fn read_selection<S: Store>(
     let mut entries = Vec::new();
     for prefix in selection.source_prefixes() {
         revision = scan(store, KeySpan::prefix(prefix), revision, |page| {
-            entries.extend(
-                page.into_iter()
-                    .filter(|kv| selection.includes(&kv.key))
-                    .map(|kv| (selection.rewrite(&kv.key), kv.value)),
-            );
+            for kv in page {
+                if !selection.includes(&kv.key) {
+                    continue;
+                }
+                let key = selection.rewrite(&kv.key);
+                if let Some(left) = store.expiry(&kv) {
+                    expiring.insert(key.clone(), left);
+                }
+                entries.push((key, kv.value));
+            }
             Ok(())
         })
         .await?;
@@ -189,7 +210,7 @@ pub async fn read_selection<S: Store>(
             display_key(&pair[0].0)
         )));
     }
-    Ok((revision, entries))
+    Ok((revision, entries, expiring))
 }
 
 /// Every key under `prefixes` (none reserved), sorted, at the latest revision.
@@ -225,6 +246,9 @@ pub struct CopyReport {
     pub extra: Vec<Vec<u8>>,
     /// Of those, deleted (`delete_extra`).
     pub deleted_extra: u64,
+    /// Keys that expire by themselves in the source, written (unless `dry_run`) each
+    /// attached to a lease of the time it has left (counted in `keys`, not in `load`).
+    pub leased: u64,
     /// The [`Digest`] of the selected keys (rewritten) and values at `source_revision`.
     pub source_digest: String,
     /// The digest of the same keys in the target after the copy (empty with `dry_run`).
@@ -258,12 +282,21 @@ pub async fn copy<A: Store, B: Store + Clone + 'static>(
     opts: &CopyOptions,
     progress: OnBatch<'_>,
 ) -> Result<CopyReport> {
-    let (source_revision, entries) = read_selection(from, selection, 0).await?;
+    let (source_revision, mut entries, expiring) = read_expiring(from, selection, 0).await?;
     let mut report = CopyReport {
         source_revision,
         keys: entries.len() as u64,
+        leased: expiring.len() as u64,
         ..Default::default()
     };
+    // Keys that expire in the source need leases: refused before anything is written
+    // when the target has none.
+    if !expiring.is_empty() && !to.capabilities().leases {
+        return Err(crate::leases::no_leases(
+            to.capabilities().backend,
+            expiring.len(),
+        ));
+    }
     let mut source_digest = Digest::default();
     entries.iter().for_each(|(k, v)| source_digest.add(k, v));
     report.source_digest = source_digest.hex();
@@ -292,7 +325,20 @@ pub async fn copy<A: Store, B: Store + Clone + 'static>(
     if opts.dry_run {
         return Ok(report);
     }
+    // Keys with a lease are written after the rest, each attached to its lease.
+    let mut leased = Vec::new();
+    if !expiring.is_empty() {
+        let mut rest = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            match expiring.get(&k) {
+                Some(left) => leased.push((k, v, *left)),
+                None => rest.push((k, v)),
+            }
+        }
+        entries = rest;
+    }
     report.load = load(to, entries, opts.batch, progress).await?;
+    report.load.txns += crate::leases::put_leased(to, leased).await?;
     if opts.delete_extra && !report.extra.is_empty() {
         let limit = to.capabilities().max_txn_ops;
         for chunk in report.extra.chunks(limit) {

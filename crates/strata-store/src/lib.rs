@@ -518,6 +518,10 @@ impl Store for AnyStore {
         dispatch!(self, s => s.own_key(part, name))
     }
 
+    fn expiry(&self, kv: &strata_core::model::KeyValue) -> Option<std::time::Duration> {
+        dispatch!(self, s => s.expiry(kv))
+    }
+
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
         dispatch!(self, s => s.range(req).await)
     }

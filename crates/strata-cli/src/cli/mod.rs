@@ -163,12 +163,13 @@ pub struct StoreOpts {
     )]
     pub max_txn_ops: Option<usize>,
     /// etcd v2 source (etcd2://): keys with a TTL are read without it (copy, with a
-    /// note) or left out (skip).
-    #[arg(long, global = true, value_name = "copy|skip", value_parser = parse_v2_ttl, help_heading = "etcd connection")]
+    /// note), left out (skip), or written into an etcd v3 target attached to a lease
+    /// of the TTL they have left (lease).
+    #[arg(long, global = true, value_name = "copy|skip|lease", value_parser = parse_v2_ttl, help_heading = "etcd connection")]
     pub v2_ttl: Option<strata_store::V2Ttl>,
 }
 
-/// `--v2-ttl copy|skip`.
+/// `--v2-ttl copy|skip|lease`.
 fn parse_v2_ttl(text: &str) -> Result<strata_store::V2Ttl, String> {
     strata_store::V2Ttl::parse(text)
 }

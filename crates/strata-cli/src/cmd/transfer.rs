@@ -55,7 +55,7 @@ pub async fn copy(opts: &StoreOpts, args: CopyArgs) -> anyhow::Result<Outcome> {
         print_json(&json!({
             "source_revision": report.source_revision, "keys": report.keys,
             "to_write": report.to_write, "written": report.load.changed,
-            "extra": extra, "deleted_extra": report.deleted_extra,
+            "extra": extra, "deleted_extra": report.deleted_extra, "leased": report.leased,
             "source_digest": report.source_digest, "target_digest": report.target_digest,
             "verified": report.verified, "dry_run": args.dry_run,
         }))?;
@@ -79,6 +79,13 @@ pub async fn copy(opts: &StoreOpts, args: CopyArgs) -> anyhow::Result<Outcome> {
                 report.load.changed,
                 report.load.unchanged
             )?;
+            if report.leased > 0 {
+                writeln!(
+                    out,
+                    "{} written with a lease of the TTL left in the source",
+                    plural(report.leased, "key")
+                )?;
+            }
             // The library refuses an unverified copy: here the digests match.
             writeln!(
                 out,

@@ -11,16 +11,16 @@
 //! refused as compacted, except one at the index `status` just answered (what a
 //! reader that asks for the revision first, then reads, does), which is answered at
 //! the newest index and says so in its revision. Keys with a TTL are
-//! copied without it, with a note (or left out, `--v2-ttl skip`). Following changes
+//! copied without it, with a note, left out, or given a lease (`ttl.rs`). Following changes
 //! is `watch.rs`; the HTTP client is `http.rs`; the answers' shapes are `node.rs`.
 
 mod http;
 mod node;
+mod ttl;
 mod watch;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,34 +29,10 @@ use strata_core::store::{Store, StoreStatus, Watcher};
 use strata_core::{prefix_end, Error, Result};
 
 use node::{ErrorAnswer, Leaf, KEY_NOT_FOUND};
+use ttl::Ttls;
+pub use ttl::V2Ttl;
 
 pub(crate) const BACKEND: &str = "etcd2";
-
-/// What to do with keys that have a TTL in the v2 keyspace.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum V2Ttl {
-    /// Copy them without the TTL (a v3 key does not expire by itself), with a note.
-    #[default]
-    Copy,
-    /// Leave them out: not read, and a key that gains a TTL is a delete.
-    Skip,
-}
-
-impl V2Ttl {
-    /// `copy` or `skip`.
-    pub fn parse(text: &str) -> std::result::Result<Self, String> {
-        match text {
-            "copy" => Ok(V2Ttl::Copy),
-            "skip" => Ok(V2Ttl::Skip),
-            "lease" => Err(
-                "--v2-ttl lease (a v3 lease of the remaining TTL) is not built yet: \
-                 use copy (the keys without their TTL) or skip (leave them out)"
-                    .into(),
-            ),
-            other => Err(format!("--v2-ttl {other:?}: use copy or skip")),
-        }
-    }
-}
 
 /// How to reach a v2 keyspace. `Debug` shows no password.
 #[derive(Clone, Default)]
@@ -103,11 +79,10 @@ const VIEWS_KEPT: usize = 4;
 struct Inner {
     http: http::Http,
     label: String,
-    ttl: V2Ttl,
+    ttls: Ttls,
     views: Mutex<VecDeque<Arc<View>>>,
     /// The last indexes `status` answered.
     said: Mutex<VecDeque<i64>>,
-    ttl_noted: AtomicBool,
 }
 
 /// A running etcd v2 keyspace, read-only. Clones share the connections.
@@ -140,10 +115,9 @@ impl Etcd2Store {
             inner: Arc::new(Inner {
                 http,
                 label,
-                ttl: opts.ttl,
+                ttls: Ttls::new(opts.ttl),
                 views: Mutex::new(VecDeque::new()),
                 said: Mutex::new(VecDeque::new()),
-                ttl_noted: AtomicBool::new(false),
             }),
         })
     }
@@ -250,23 +224,21 @@ impl Etcd2Store {
             .cloned()
     }
 
-    /// The leaves as key-values, TTL keys copied (noted once) or left out.
+    /// The leaves as key-values, TTL keys copied (noted once, their deadlines kept for
+    /// `lease`) or left out.
     fn keep(&self, leaves: Vec<Leaf>) -> BTreeMap<Vec<u8>, KeyValue> {
-        let with_ttl = leaves.iter().filter(|l| l.ttl).count();
-        if with_ttl > 0
-            && self.inner.ttl == V2Ttl::Copy
-            && !self.inner.ttl_noted.swap(true, Ordering::Relaxed)
-        {
-            eprintln!(
-                "strata: note: {with_ttl} key(s) of {} have a TTL; they are read without it (a \
-                 v3 key does not expire by itself); --v2-ttl skip leaves them out",
-                self.inner.label
-            );
-        }
+        let ttls = &self.inner.ttls;
+        ttls.note(
+            leaves.iter().filter(|l| l.ttl.is_some()).count(),
+            &self.inner.label,
+        );
         leaves
             .into_iter()
-            .filter(|l| !(l.ttl && self.inner.ttl == V2Ttl::Skip))
-            .map(|l| (l.key.clone().into_bytes(), to_kv(l)))
+            .filter(|l| !(l.ttl.is_some() && ttls.mode == V2Ttl::Skip))
+            .map(|l| {
+                ttls.seen(&l.key, l.modified, l.ttl);
+                (l.key.clone().into_bytes(), to_kv(l))
+            })
             .collect()
     }
 
@@ -415,6 +387,10 @@ impl Store for Etcd2Store {
         }
     }
 
+    fn expiry(&self, kv: &KeyValue) -> Option<Duration> {
+        self.inner.ttls.expiry(kv)
+    }
+
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
         let view = self.view_for(&req.span, req.revision).await?;
         Ok(Self::range_in(&view, &req))
@@ -496,6 +472,5 @@ mod tests {
         assert!(!covers(&KeySpan::prefix("/a/b/"), &KeySpan::prefix("/a/")));
         assert!(covers(&KeySpan::all(), &KeySpan::prefix("/a/")));
         assert_eq!(V2Ttl::parse("skip"), Ok(V2Ttl::Skip));
-        assert!(V2Ttl::parse("lease").unwrap_err().contains("not built yet"));
     }
 }

@@ -50,14 +50,14 @@ pub(super) const KEY_NOT_FOUND: i64 = 100;
 /// the 1,000 events v2 keeps behind.
 pub(super) const INDEX_CLEARED: i64 = 401;
 
-/// A leaf: key, value, created and modified index, and whether it has a TTL.
+/// A leaf: key, value, created and modified index, and the seconds its TTL has left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Leaf {
     pub key: String,
     pub value: String,
     pub created: i64,
     pub modified: i64,
-    pub ttl: bool,
+    pub ttl: Option<i64>,
 }
 
 /// Every leaf under `node` (itself, if it is one), in no particular order (the view
@@ -76,7 +76,7 @@ pub(super) fn leaves(node: Node, out: &mut Vec<Leaf>) {
                 value,
                 created: n.created_index,
                 modified: n.modified_index,
-                ttl: n.ttl.is_some(),
+                ttl: n.ttl,
             });
         }
     }
@@ -114,7 +114,7 @@ mod tests {
         leaves(answer.node, &mut out);
         out.sort_by(|a, b| a.key.cmp(&b.key));
         let keys: Vec<_> = out.iter().map(|l| (l.key.as_str(), l.ttl)).collect();
-        assert_eq!(keys, [("/a", true), ("/b/x", false)]);
+        assert_eq!(keys, [("/a", Some(30)), ("/b/x", None)]);
         assert_eq!((out[1].created, out[1].modified), (4, 5));
         assert_eq!(escape_path("/a b/ü?#%"), "/a%20b/%C3%BC%3F%23%25");
     }

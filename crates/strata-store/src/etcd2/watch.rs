@@ -129,7 +129,14 @@ async fn follow(
             return;
         }
         next = index.max(next) + 1;
-        let events = events_of(change, &mut known.keys, store.inner.ttl);
+        if !change.node.dir {
+            let n = &change.node;
+            store
+                .inner
+                .ttls
+                .seen(&n.key, index, n.ttl.filter(|_| !removes(&change.action)));
+        }
+        let events = events_of(change, &mut known.keys, store.inner.ttls.mode);
         let events: Vec<Event> = events
             .into_iter()
             .filter(|e| span.contains(&e.kv.key))
