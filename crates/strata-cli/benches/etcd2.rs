@@ -14,7 +14,7 @@ use strata_testkit::etcd_v2::V2Writer;
 
 mod common;
 
-use common::{strata, timed};
+use common::{strata, strata_rss, timed};
 
 fn main() {
     let n: usize = common::size("STRATA_BENCH_KEYS", 100_000);
@@ -49,6 +49,20 @@ fn main() {
         rate(export),
         export.as_secs_f64() / curl.as_secs_f64()
     );
+    // Peak memory of the read: the answer and its keys in memory (the default for an
+    // answer under 64 MiB), and both kept in temporary files (any size above the
+    // spill size; here every answer).
+    for (how, env) in [
+        ("in memory", vec![]),
+        ("spilled to disk", vec![("STRATA_V2_SPILL_BYTES", "1")]),
+    ] {
+        let (took, rss, bytes) = strata_rss(&["--store", &source, "export"], &env);
+        println!(
+            "strata export of etcd2, {how}: {n} keys ({:.1} MB of JSON out) in {:.2} s, peak RSS {rss:.0} MB",
+            bytes as f64 / 1e6,
+            took.as_secs_f64()
+        );
+    }
     for (name, target) in [
         (
             "SQLite",

@@ -96,6 +96,28 @@ fn a_live_v2_keyspace_copies_into_every_backend_and_reads_like_a_store() {
 
     // Read directly, like any store.
     assert_eq!(export(&s, &source), expected);
+    // An answer over the spill size is streamed to a temporary file and its leaves
+    // kept in a temporary table: the same keys, by copy, export and diff.
+    let spilled = |args: &[&str]| {
+        let out = s
+            .command(args)
+            .env("STRATA_V2_SPILL_BYTES", "512")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let from_disk: BTreeMap<String, String> =
+        serde_json::from_str(&spilled(&["--store", &source, "export"])).unwrap();
+    assert_eq!(from_disk, expected);
+    let disk_copy = format!("sqlite:{}", s.path("spilled.db").display());
+    assert!(spilled(&["copy", "--from", &source, "--to", &disk_copy]).contains("verified"));
+    assert_eq!(export(&s, &disk_copy), expected);
+    spilled(&["diff", "--from", &source, "--to", &targets[1]]);
     let (key, value) = expected.iter().next().unwrap();
     assert_eq!(
         s.ok(&["--store", &source, "get", key]),
@@ -202,11 +224,17 @@ struct Mirror {
 
 impl Mirror {
     fn start(s: &Sandbox, source: &str, target: &str) -> Mirror {
-        Mirror::start_with(s, source, target, &[])
+        Mirror::start_with(s, source, target, &[], &[])
     }
 
-    /// [`Mirror::start`] with more flags.
-    fn start_with(s: &Sandbox, source: &str, target: &str, extra: &[&str]) -> Mirror {
+    /// [`Mirror::start`] with more flags and environment variables.
+    fn start_with(
+        s: &Sandbox,
+        source: &str,
+        target: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Mirror {
         let mut args = vec![
             "mirror",
             "--from",
@@ -220,6 +248,7 @@ impl Mirror {
         args.extend_from_slice(extra);
         let mut child = s
             .command(&args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(s.path("mirror.log")).unwrap())
             .spawn()
@@ -280,8 +309,12 @@ fn a_mirror_keeps_up_with_a_writer_faster_than_the_v2_history() {
     let source = format!("etcd2://{}", addr(&v2));
     let target = v3.url();
     let s = Sandbox::new();
-    let mut mirror = Mirror::start(&s, &source, &target);
+    // Every read of the mirror's (its copies of the difference too) is kept on disk.
+    let mut mirror =
+        Mirror::start_with(&s, &source, &target, &[], &[("STRATA_V2_SPILL_BYTES", "1")]);
     wait_for_no_diff(&s, &source, &target, "the copy");
+    let log = std::fs::read_to_string(s.path("mirror.log")).unwrap();
+    assert!(log.contains("temporary file"), "the mirror read into memory: {log}");
 
     // Every kind of change, 5,000 in all: set, CAS, delete, CAD, keys that expire,
     // whole directories deleted.
@@ -500,7 +533,7 @@ fn ttl_keys_are_carried_as_v3_leases() {
 
     // The mirror gives a key set with a TTL later its lease too, and a refreshed
     // key a new one.
-    let _mirror = Mirror::start_with(&s, &source, &v3.url(), &["--v2-ttl", "lease"]);
+    let _mirror = Mirror::start_with(&s, &source, &v3.url(), &["--v2-ttl", "lease"], &[]);
     wait_for_no_diff(&s, &source, &v3.url(), "the copy");
     writer.set("/svc/later", "leased", Some(60));
     writer.set("/svc/long", "a while", Some(30));

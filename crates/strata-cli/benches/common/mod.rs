@@ -32,3 +32,31 @@ pub fn size(var: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// Runs `strata ARGS` (with `env`) under `/usr/bin/time`: the wall time, the peak RSS
+/// in MB, stdout's length in bytes.
+pub fn strata_rss(args: &[&str], env: &[(&str, &str)]) -> (Duration, f64, usize) {
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let started = Instant::now();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(report.path())
+        .arg(STRATA)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run /usr/bin/time (Debian: apt-get install time)");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "strata {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kb: f64 = std::fs::read_to_string(report.path())
+        .unwrap()
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("a peak RSS from /usr/bin/time");
+    (took, kb / 1024.0, out.stdout.len())
+}

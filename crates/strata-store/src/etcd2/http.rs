@@ -25,12 +25,15 @@ use tokio::net::TcpStream;
 
 use super::BACKEND;
 
-/// An answer: the HTTP status, the `X-Etcd-Index` header, the body.
+/// An answer: the HTTP status, the `X-Etcd-Index` header, the body: in memory, or,
+/// past the spill size a request allowed, in an (unnamed) temporary file read from
+/// its start, `body` then empty.
 #[derive(Debug)]
 pub(super) struct Answer {
     pub status: u16,
     pub index: Option<i64>,
     pub body: Bytes,
+    pub spilled: Option<std::fs::File>,
 }
 
 /// Where and how to connect.
@@ -94,6 +97,17 @@ impl Http {
     /// `GET path` (path and query, already escaped) from the first member that
     /// answers. `wait` allows a long poll: no request timeout (a watch).
     pub(super) async fn get(&self, path: &str, wait: bool) -> Result<Answer> {
+        self.get_spilling(path, wait, None).await
+    }
+
+    /// [`Http::get`], a body larger than `spill` bytes written to a temporary file as
+    /// it arrives rather than held.
+    pub(super) async fn get_spilling(
+        &self,
+        path: &str,
+        wait: bool,
+        spill: Option<usize>,
+    ) -> Result<Answer> {
         let n = self.endpoints.len();
         let first = self.preferred.load(Ordering::Relaxed) % n;
         let mut last: Option<io::Error> = None;
@@ -101,7 +115,7 @@ impl Http {
             // A kept-alive connection the server closed meanwhile fails at once: one
             // more try on a new connection before the next member.
             for fresh in [false, true] {
-                match self.get_from(i, path, wait, fresh).await {
+                match self.get_from(i, path, wait, fresh, spill).await {
                     Ok(answer) => {
                         self.preferred.store(i, Ordering::Relaxed);
                         return Ok(answer);
@@ -119,7 +133,14 @@ impl Http {
         })
     }
 
-    async fn get_from(&self, i: usize, path: &str, wait: bool, fresh: bool) -> io::Result<Answer> {
+    async fn get_from(
+        &self,
+        i: usize,
+        path: &str,
+        wait: bool,
+        fresh: bool,
+        spill: Option<usize>,
+    ) -> io::Result<Answer> {
         let reused = if fresh { None } else { self.take_idle(i) };
         let mut send = match reused {
             Some(s) => s,
@@ -140,16 +161,12 @@ impl Http {
                 .get("x-etcd-index")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(io::Error::other)?
-                .to_bytes();
+            let (body, spilled) = read_body(resp.into_body(), spill).await?;
             Ok::<_, io::Error>(Answer {
                 status,
                 index,
                 body,
+                spilled,
             })
         };
         let answer = if wait {
@@ -217,6 +234,38 @@ impl Http {
 /// The path of a request without its query, for messages.
 fn path_only(path: &str) -> &str {
     path.split_once('?').map_or(path, |(p, _)| p)
+}
+
+/// A body in memory, or past `spill` bytes in a temporary file (rewound).
+async fn read_body(
+    mut body: hyper::body::Incoming,
+    spill: Option<usize>,
+) -> io::Result<(Bytes, Option<std::fs::File>)> {
+    use std::io::{Seek, Write};
+    let mut held = Vec::new();
+    let mut file: Option<std::fs::File> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(io::Error::other)?.into_data() else {
+            continue;
+        };
+        match &mut file {
+            Some(f) => f.write_all(&data)?,
+            None => {
+                held.extend_from_slice(&data);
+                if spill.is_some_and(|limit| held.len() > limit) {
+                    let mut f = tempfile::tempfile()?;
+                    f.write_all(&held)?;
+                    held = Vec::new();
+                    file = Some(f);
+                }
+            }
+        }
+    }
+    if let Some(f) = &mut file {
+        f.flush()?;
+        f.rewind()?;
+    }
+    Ok((Bytes::from(held), file))
 }
 
 /// A rustls client config: the servers' CA from `ca_cert`, a client certificate when

@@ -16,6 +16,7 @@
 
 mod http;
 mod node;
+mod spill;
 mod ttl;
 mod watch;
 
@@ -29,6 +30,7 @@ use strata_core::store::{Store, StoreStatus, Watcher};
 use strata_core::{prefix_end, Error, Result};
 
 use node::{ErrorAnswer, Leaf, KEY_NOT_FOUND};
+use spill::Leaves;
 use ttl::Ttls;
 pub use ttl::V2Ttl;
 
@@ -69,7 +71,7 @@ struct View {
     /// The directory read, ending in `/` (`/` for the root); or a single key.
     covers: KeySpan,
     index: i64,
-    kvs: BTreeMap<Vec<u8>, KeyValue>,
+    kvs: Leaves,
 }
 
 /// How many recent views are kept for paged reads.
@@ -80,6 +82,8 @@ struct Inner {
     http: http::Http,
     label: String,
     ttls: Ttls,
+    /// Whether the note on a spilled answer was given.
+    spill_noted: std::sync::atomic::AtomicBool,
     views: Mutex<VecDeque<Arc<View>>>,
     /// The last indexes `status` answered.
     said: Mutex<VecDeque<i64>>,
@@ -116,6 +120,7 @@ impl Etcd2Store {
                 http,
                 label,
                 ttls: Ttls::new(opts.ttl),
+                spill_noted: Default::default(),
                 views: Mutex::new(VecDeque::new()),
                 said: Mutex::new(VecDeque::new()),
             }),
@@ -185,30 +190,26 @@ impl Etcd2Store {
             "/v2/keys{}?recursive=true&sorted=true",
             node::escape_path(if path.is_empty() { "/" } else { &path })
         );
-        let a = self.inner.http.get(&url, false).await?;
-        let mut leaves = Vec::new();
-        let index = match a.status {
-            200 => {
-                let answer: node::Answer =
-                    serde_json::from_slice(&a.body).map_err(|e| Error::Backend {
-                        backend: BACKEND.into(),
-                        operation: format!("reading {}", display(&path)),
-                        source: format!("the answer is not v2 JSON: {e}").into(),
-                    })?;
-                node::leaves(answer.node, &mut leaves);
-                a.index.unwrap_or(0)
-            }
+        let a = self
+            .inner
+            .http
+            .get_spilling(&url, false, Some(spill::spill_bytes()))
+            .await?;
+        let what = format!("reading {}", display(&path));
+        let (kvs, index) = match a.status {
+            200 => (
+                self.leaves_of(a.body, a.spilled, &what).await?,
+                a.index.unwrap_or(0),
+            ),
             404 => match serde_json::from_slice::<ErrorAnswer>(&a.body) {
-                Ok(e) if e.code == KEY_NOT_FOUND => a.index.unwrap_or(e.index),
-                _ => return Err(self.answer_error(&format!("reading {}", display(&path)), &a)),
+                Ok(e) if e.code == KEY_NOT_FOUND => {
+                    (Leaves::Mem(BTreeMap::new()), a.index.unwrap_or(e.index))
+                }
+                _ => return Err(self.answer_error(&what, &a)),
             },
-            _ => return Err(self.answer_error(&format!("reading {}", display(&path)), &a)),
+            _ => return Err(self.answer_error(&what, &a)),
         };
-        let view = Arc::new(View {
-            kvs: self.keep(leaves),
-            covers,
-            index,
-        });
+        let view = Arc::new(View { kvs, covers, index });
         let mut views = self.inner.views.lock().unwrap_or_else(|e| e.into_inner());
         views.push_front(view.clone());
         views.truncate(VIEWS_KEPT);
@@ -224,22 +225,79 @@ impl Etcd2Store {
             .cloned()
     }
 
-    /// The leaves as key-values, TTL keys copied (noted once, their deadlines kept for
+    /// The leaves of a recursive GET answer, streamed from the body as parsed: into
+    /// memory, or, for an answer spilled to a file, into a temporary table (parsed on
+    /// a blocking thread). TTL keys are kept (noted once, their deadlines kept for
     /// `lease`) or left out.
-    fn keep(&self, leaves: Vec<Leaf>) -> BTreeMap<Vec<u8>, KeyValue> {
-        let ttls = &self.inner.ttls;
-        ttls.note(
-            leaves.iter().filter(|l| l.ttl.is_some()).count(),
-            &self.inner.label,
-        );
-        leaves
-            .into_iter()
-            .filter(|l| !(l.ttl.is_some() && ttls.mode == V2Ttl::Skip))
-            .map(|l| {
-                ttls.seen(&l.key, l.modified, l.ttl);
-                (l.key.clone().into_bytes(), to_kv(l))
-            })
-            .collect()
+    async fn leaves_of(
+        &self,
+        body: bytes::Bytes,
+        spilled: Option<std::fs::File>,
+        what: &str,
+    ) -> Result<Leaves> {
+        let not_json = |e: serde_json::Error| Error::Backend {
+            backend: BACKEND.into(),
+            operation: what.to_owned(),
+            source: format!("the answer is not v2 JSON: {e}").into(),
+        };
+        let inner = self.inner.clone();
+        let admit = move |l: &Leaf| {
+            inner.ttls.seen(&l.key, l.modified, l.ttl);
+            l.ttl.is_none() || inner.ttls.mode != V2Ttl::Skip
+        };
+        let (leaves, with_ttl) = match spilled {
+            None => {
+                let (mut map, mut ttl) = (BTreeMap::new(), 0);
+                node::stream_leaves(&mut serde_json::Deserializer::from_slice(&body), &mut |l| {
+                    ttl += usize::from(l.ttl.is_some());
+                    if admit(&l) {
+                        map.insert(l.key.clone().into_bytes(), to_kv(l));
+                    }
+                })
+                .map_err(not_json)?;
+                (Leaves::Mem(map), ttl)
+            }
+            Some(file) => {
+                if !self
+                    .inner
+                    .spill_noted
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    eprintln!(
+                        "strata: note: an answer of {} is larger than {} bytes: it is read from a \
+                         temporary file and its keys kept in one (STRATA_V2_SPILL_BYTES)",
+                        self.inner.label,
+                        spill::spill_bytes()
+                    );
+                }
+                let parsed = tokio::task::spawn_blocking(move || {
+                    let disk = spill::DiskLeaves::create()?;
+                    let mut ttl = 0;
+                    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+                    let parsed = disk.fill(|put| {
+                        node::stream_leaves(
+                            &mut serde_json::Deserializer::from_reader(reader),
+                            &mut |l| {
+                                ttl += usize::from(l.ttl.is_some());
+                                if admit(&l) {
+                                    put(l);
+                                }
+                            },
+                        )
+                    })?;
+                    Ok::<_, Error>(parsed.map(|()| (Leaves::Disk(disk), ttl)))
+                })
+                .await
+                .map_err(|e| Error::Backend {
+                    backend: BACKEND.into(),
+                    operation: what.to_owned(),
+                    source: e.to_string().into(),
+                })??;
+                parsed.map_err(not_json)?
+            }
+        };
+        self.inner.ttls.note(with_ttl, &self.inner.label);
+        Ok(leaves)
     }
 
     /// The view a read at `revision` is served from: a kept one at that index that
@@ -276,43 +334,23 @@ impl Etcd2Store {
         Ok(view)
     }
 
-    fn range_in(view: &View, req: &RangeRequest) -> RangeResponse {
+    fn range_in(view: &View, req: &RangeRequest) -> Result<RangeResponse> {
         let (start, end) = req.span.bounds();
-        let upper = match &end {
-            Some(e) => std::ops::Bound::Excluded(e.clone()),
-            None => std::ops::Bound::Unbounded,
+        let limit = match (req.count_only, req.limit) {
+            (true, _) => 0,
+            (false, l) if l > 0 => l as usize,
+            _ => usize::MAX,
         };
-        let matching = view
-            .kvs
-            .range((std::ops::Bound::Included(start), upper))
-            .map(|(_, kv)| kv);
-        let mut resp = RangeResponse {
+        let (mut kvs, count) = view.kvs.range(&start, end.as_deref(), limit)?;
+        if req.keys_only {
+            kvs.iter_mut().for_each(|kv| kv.value.clear());
+        }
+        Ok(RangeResponse {
             revision: view.index,
-            ..RangeResponse::default()
-        };
-        if req.count_only {
-            resp.count = matching.count() as i64;
-            return resp;
-        }
-        let limit = if req.limit > 0 {
-            req.limit as usize
-        } else {
-            usize::MAX
-        };
-        let mut count = 0;
-        for kv in matching {
-            count += 1;
-            if resp.kvs.len() < limit {
-                let mut kv = kv.clone();
-                if req.keys_only {
-                    kv.value.clear();
-                }
-                resp.kvs.push(kv);
-            }
-        }
-        resp.count = count;
-        resp.more = count as usize > resp.kvs.len();
-        resp
+            more: !req.count_only && count as usize > kvs.len(),
+            count,
+            kvs,
+        })
     }
 }
 
@@ -333,14 +371,12 @@ fn display(path: &str) -> &str {
 }
 
 fn to_kv(l: Leaf) -> KeyValue {
-    KeyValue {
-        key: l.key.into_bytes(),
-        value: l.value.into_bytes(),
-        create_revision: l.created,
-        mod_revision: l.modified,
-        // v2 counts no versions: 1 for a key never changed since it was made.
-        version: if l.created == l.modified { 1 } else { 2 },
-    }
+    spill::kv_of(
+        l.key.into_bytes(),
+        l.value.into_bytes(),
+        l.created,
+        l.modified,
+    )
 }
 
 /// The deepest directory (ending in `/`) that holds every key of `[start, end)`.
@@ -393,7 +429,7 @@ impl Store for Etcd2Store {
 
     async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
         let view = self.view_for(&req.span, req.revision).await?;
-        Ok(Self::range_in(&view, &req))
+        Self::range_in(&view, &req)
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
@@ -414,8 +450,8 @@ impl Store for Etcd2Store {
                     succeeded: true,
                     responses: reads
                         .iter()
-                        .map(|r| OpResponse::Range(Self::range_in(&view, r)))
-                        .collect(),
+                        .map(|r| Self::range_in(&view, r).map(OpResponse::Range))
+                        .collect::<Result<_>>()?,
                 })
             }
             _ => Err(self.read_only()),
@@ -435,11 +471,12 @@ impl Store for Etcd2Store {
         let view = self.read(&KeySpan::key(key.to_vec())).await?;
         Ok(view
             .kvs
-            .values()
+            .get(key)?
             .map(|kv| Event {
                 kind: EventKind::Put,
-                kv: kv.clone(),
+                kv,
             })
+            .into_iter()
             .collect())
     }
 

@@ -48,7 +48,7 @@ pub(super) async fn start(store: Etcd2Store, req: WatchRequest) -> Result<Watche
         view.index + 1
     };
     let known = Known {
-        keys: view.kvs.keys().cloned().collect(),
+        keys: view.kvs.keys()?,
         exact_after,
     };
     let (tx, rx) = mpsc::channel(64);
