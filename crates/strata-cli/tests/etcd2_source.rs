@@ -314,7 +314,10 @@ fn a_mirror_keeps_up_with_a_writer_faster_than_the_v2_history() {
         Mirror::start_with(&s, &source, &target, &[], &[("STRATA_V2_SPILL_BYTES", "1")]);
     wait_for_no_diff(&s, &source, &target, "the copy");
     let log = std::fs::read_to_string(s.path("mirror.log")).unwrap();
-    assert!(log.contains("temporary file"), "the mirror read into memory: {log}");
+    assert!(
+        log.contains("temporary file"),
+        "the mirror read into memory: {log}"
+    );
 
     // Every kind of change, 5,000 in all: set, CAS, delete, CAD, keys that expire,
     // whole directories deleted.

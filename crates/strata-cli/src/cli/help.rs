@@ -128,6 +128,11 @@ fn examples(path: &str) -> Option<&'static str> {
         "object create" => "  strata object create /sigilgate/users/900 user.json --schema schema.toml",
         "object set" => "  strata object set /sigilgate/users/7 status blocked --schema schema.toml",
         "object delete" => "  strata object delete /sigilgate/users/7 --schema schema.toml",
+        "search" => "  strata search \"grace hopper\"                      # words anywhere, ranked
+  strata search hoppr --schema examples/sigilgate/schema.toml      # a typo; hits are objects
+  strata search 'status:blocked entity:user' --schema examples/sigilgate/schema.toml
+  strata search 10.20.0.20 --prefix /sigilgate/routes/ -o json
+  strata search --watch --schema examples/sigilgate/schema.toml    # keep the index current",
         "refs" => "  strata refs /sigilgate/nodes/10.20.0.20 --schema examples/sigilgate/schema.toml",
         "schema check" => "  strata schema check --schema examples/sigilgate/schema.toml
   strata schema check --schema schema.toml --prefix /sigilgate/ -o json",

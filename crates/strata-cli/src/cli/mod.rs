@@ -5,9 +5,11 @@
 pub mod help;
 mod jobs;
 mod keys;
+mod search;
 
 pub use jobs::*;
 pub use keys::*;
+pub use search::*;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -360,6 +362,16 @@ pub enum Command {
     /// exists already, so an object is never half-created.
     #[command(subcommand)]
     Object(ObjectCommand),
+    /// Find keys and objects by the words in their values and keys: ranked, with
+    /// phrases, prefixes, typos, field and entity filters.
+    ///
+    /// The index (tantivy) lives beside the store (FILE.search/ for SQLite, else the
+    /// user's cache folder; --index DIR) and records the store revision it reflects;
+    /// each query first applies the changes since then from the store's watch, so it
+    /// sees every write made before it. --watch keeps it current continuously. With
+    /// --schema a hit is an object (a word in /sigilgate/users/7/status finds user 7)
+    /// and secret fields are never indexed. Exit code 3 when nothing is found.
+    Search(SearchArgs),
     /// What an object references and what references it, from the schema's ref
     /// fields ("what depends on this node?").
     Refs(RefsArgs),

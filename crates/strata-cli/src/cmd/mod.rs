@@ -10,6 +10,7 @@ mod import;
 mod kv;
 mod migrate;
 mod schema;
+mod search;
 mod snapshot;
 mod status;
 mod transfer;
@@ -66,6 +67,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<Outcome> {
             format,
         }) => migrate::new(&dir.dir, &area, &name, format),
         Command::Status(args) => status::status(opts, args).await,
+        Command::Search(args) => search::search(opts, args).await,
         Command::Config(command) => config::command(opts, command).await,
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
@@ -97,6 +99,7 @@ async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome>
         | Command::Diff(_)
         | Command::Import(_)
         | Command::Status(_)
+        | Command::Search(_)
         | Command::Completions(_)
         | Command::Man(_)
         | Command::Config(_)
