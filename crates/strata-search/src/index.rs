@@ -2,7 +2,7 @@
 //! that says which store and schema it was made for and at which store revision it
 //! is, brought up to date before each query by replaying the store's watch from that
 //! revision. Owns opening (and refusing or rebuilding what cannot be trusted),
-//! building, catching up and committing; queries are `search.rs`.
+//! building and committing; catching up is `catchup.rs`, queries `search.rs`.
 //!
 //! The folder holds `strata-search.json` (the format, the store's URL without
 //! credentials, the schema's digest) and `tantivy/`. Each commit records the store
@@ -11,12 +11,10 @@
 //! holds anything else is refused. A revision the store no longer replays
 //! (compacted), or one beyond the store's own (the store was replaced), rebuilds.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use strata_core::model::{Event, KeySpan, WatchRequest};
+use strata_core::model::KeySpan;
 use strata_core::store::{scan, Store};
 use strata_schema::Schema;
 use tantivy::directory::MmapDirectory;
@@ -24,7 +22,7 @@ use tantivy::schema::{
     Field, IndexRecordOption, JsonObjectOptions, Schema as TantivySchema, TextFieldIndexing,
     TextOptions, STORED, STRING,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
 
 use crate::doc::{self, Doc, Owner};
 use crate::query::Fields;
@@ -34,10 +32,6 @@ use crate::{Error, Result};
 /// The layout of the folder and its documents; a folder of another is rebuilt.
 const FORMAT: u32 = 1;
 const MARKER: &str = "strata-search.json";
-/// Documents re-read between commits while catching up.
-const COMMIT_EVERY: usize = 50_000;
-/// How long a catch-up waits for the watch to deliver a revision the store has.
-const WATCH_PATIENCE: Duration = Duration::from_secs(10);
 
 /// What an index is for: it is used only for the same store and schema.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,13 +132,15 @@ pub enum Opened {
 
 /// An open index.
 pub struct SearchIndex {
-    dir: PathBuf,
-    index: Index,
-    reader: IndexReader,
+    pub(crate) dir: PathBuf,
+    pub(crate) index: Index,
+    pub(crate) reader: IndexReader,
     pub fields: IndexFields,
-    schema: Option<Schema>,
+    pub(crate) schema: Option<Schema>,
     /// The revision the last commit reflects (0: never built).
-    revision: i64,
+    pub(crate) revision: i64,
+    /// With a model: the vectors kept beside the index (`semantic.rs`).
+    pub(crate) semantic: Option<crate::semantic::Semantic>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -266,6 +262,7 @@ impl SearchIndex {
                 fields,
                 schema,
                 revision,
+                semantic: None,
             },
             opened,
         ))
@@ -284,7 +281,7 @@ impl SearchIndex {
         self.schema.as_ref()
     }
 
-    fn err(&self, what: &str, e: impl std::fmt::Display) -> Error {
+    pub(crate) fn err(&self, what: &str, e: impl std::fmt::Display) -> Error {
         io_error(&self.dir, what, e)
     }
 
@@ -299,7 +296,7 @@ impl SearchIndex {
         }
     }
 
-    fn add(&self, w: &IndexWriter, d: &Doc) -> Result<()> {
+    pub(crate) fn add(&self, w: &IndexWriter, d: &Doc) -> Result<()> {
         let f = &self.fields;
         let mut t = TantivyDocument::default();
         t.add_text(f.id, &d.id);
@@ -329,18 +326,20 @@ impl SearchIndex {
         let lines = serde_json::to_string(&d.lines).expect("plain data");
         t.add_text(f.lines, &lines);
         t.add_text(f.shown, d.shown.to_string());
+        self.queue_vector(d)?;
         w.add_document(t)
             .map_err(|e| self.err("cannot add a document", e))?;
         Ok(())
     }
 
-    fn commit(&mut self, w: &mut IndexWriter, revision: i64) -> Result<()> {
+    pub(crate) fn commit(&mut self, w: &mut IndexWriter, revision: i64) -> Result<()> {
         let mut c = w
             .prepare_commit()
             .map_err(|e| self.err("cannot commit", e))?;
         c.set_payload(&serde_json::to_string(&Payload { revision }).expect("plain data"));
         c.commit().map_err(|e| self.err("cannot commit", e))?;
         self.revision = revision;
+        self.flush_vectors(Some(revision))?;
         self.reader
             .reload()
             .map_err(|e| self.err("cannot reload", e))?;
@@ -351,6 +350,7 @@ impl SearchIndex {
     /// objects are whole once the read has passed their keys (their keys share a
     /// prefix, so few are open at once). Returns the documents written.
     pub async fn rebuild<S: Store>(&mut self, store: &S, w: &mut IndexWriter) -> Result<u64> {
+        self.clear_vectors()?;
         w.delete_all_documents()
             .map_err(|e| self.err("cannot clear the index", e))?;
         let this = &*self;
@@ -416,108 +416,6 @@ impl SearchIndex {
         Ok(written)
     }
 
-    /// Applies every change after the index's revision up to the store's current one,
-    /// re-reading each changed document; rebuilds when the store cannot replay them.
-    /// Returns what was done.
-    pub async fn catch_up<S: Store>(&mut self, store: &S, w: &mut IndexWriter) -> Result<CatchUp> {
-        let current = store.status().await.map_err(Error::Store)?.revision;
-        if self.revision == 0 || self.revision > current {
-            let why = if self.revision == 0 {
-                None
-            } else {
-                Some(format!("the index is at revision {} but the store only at {current} (another store at the same address?)", self.revision))
-            };
-            let docs = self.rebuild(store, w).await?;
-            return Ok(CatchUp::Rebuilt { docs, why });
-        }
-        if self.revision == current {
-            return Ok(CatchUp::Current);
-        }
-        let mut watcher = match store
-            .watch(WatchRequest {
-                span: KeySpan::all(),
-                start_revision: self.revision + 1,
-            })
-            .await
-        {
-            Ok(w) => w,
-            Err(strata_core::Error::Compacted { .. }) => {
-                let docs = self.rebuild(store, w).await?;
-                return Ok(CatchUp::Rebuilt {
-                    docs,
-                    why: Some(format!(
-                        "the store no longer holds the changes after revision {}",
-                        self.revision
-                    )),
-                });
-            }
-            Err(e) => return Err(Error::Store(e)),
-        };
-        let mut changed: BTreeSet<Owner> = BTreeSet::new();
-        let mut at = self.revision;
-        let mut applied = 0u64;
-        while at < current {
-            let batch = match tokio::time::timeout(WATCH_PATIENCE, watcher.next()).await {
-                Ok(Some(Ok(events))) => events,
-                Ok(Some(Err(strata_core::Error::Compacted { .. }))) | Err(_) => {
-                    // The store moved past what its watch replays (or never sends a
-                    // revision it reports): read it whole instead.
-                    let docs = self.rebuild(store, w).await?;
-                    return Ok(CatchUp::Rebuilt {
-                        docs,
-                        why: Some(format!(
-                            "the store's watch did not replay revisions {}..{current}",
-                            at + 1
-                        )),
-                    });
-                }
-                Ok(Some(Err(e))) => return Err(Error::Store(e)),
-                Ok(None) => break,
-            };
-            at = batch.last().map_or(at, Event::revision);
-            for e in &batch {
-                if let Some(o) = doc::owner(self.schema.as_ref(), &e.kv.key) {
-                    changed.insert(o);
-                }
-            }
-            applied += batch.len() as u64;
-            if changed.len() >= COMMIT_EVERY {
-                self.reindex(store, w, std::mem::take(&mut changed)).await?;
-                self.commit(w, at)?;
-            }
-        }
-        let docs = changed.len() as u64;
-        self.reindex(store, w, changed).await?;
-        self.commit(w, at.max(current))?;
-        Ok(CatchUp::Applied {
-            changes: applied,
-            docs,
-        })
-    }
-
-    /// Applies one batch of watched changes and commits at its revision.
-    pub async fn apply<S: Store>(
-        &mut self,
-        store: &S,
-        w: &mut IndexWriter,
-        events: &[Event],
-    ) -> Result<CatchUp> {
-        let Some(at) = events.last().map(Event::revision) else {
-            return Ok(CatchUp::Current);
-        };
-        let owners: BTreeSet<Owner> = events
-            .iter()
-            .filter_map(|e| doc::owner(self.schema.as_ref(), &e.kv.key))
-            .collect();
-        let docs = owners.len() as u64;
-        self.reindex(store, w, owners).await?;
-        self.commit(w, at)?;
-        Ok(CatchUp::Applied {
-            changes: events.len() as u64,
-            docs,
-        })
-    }
-
     /// Reads the revision another process committed last, and its documents.
     pub fn reload(&mut self) -> Result<()> {
         self.reader
@@ -532,58 +430,6 @@ impl SearchIndex {
             .map_or(0, |p| p.revision);
         Ok(())
     }
-
-    /// Reads each owner's keys again and replaces its document (or removes it).
-    async fn reindex<S: Store>(
-        &self,
-        store: &S,
-        w: &IndexWriter,
-        owners: BTreeSet<Owner>,
-    ) -> Result<()> {
-        for o in owners {
-            w.delete_term(Term::from_field_text(self.fields.id, o.id()));
-            let kvs = read_owner(store, self.schema.as_ref(), &o).await?;
-            if let Some(d) = doc::build(self.schema.as_ref(), &o, &kvs) {
-                self.add(w, &d)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The keys of one document as the store holds them now.
-async fn read_owner<S: Store>(
-    store: &S,
-    schema: Option<&Schema>,
-    o: &Owner,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    match o {
-        Owner::Key { key, .. } => Ok(store
-            .get(key.as_bytes())
-            .await
-            .map_err(Error::Store)?
-            .map(|kv| vec![(kv.key, kv.value)])
-            .unwrap_or_default()),
-        Owner::Object { path, .. } => {
-            let mut out = Vec::new();
-            scan(
-                store,
-                KeySpan::prefix(format!("{path}/").into_bytes()),
-                0,
-                |page| {
-                    out.extend(
-                        page.into_iter()
-                            .filter(|kv| doc::owner(schema, &kv.key).as_ref() == Some(o))
-                            .map(|kv| (kv.key, kv.value)),
-                    );
-                    Ok(())
-                },
-            )
-            .await
-            .map_err(Error::Store)?;
-            Ok(out)
-        }
-    }
 }
 
 /// Every folder above `id` (`/`, `/a/`, `/a/b/` for `/a/b/c`) and `id/` itself: what
@@ -595,15 +441,4 @@ fn ancestors(id: &str) -> Vec<String> {
         .collect();
     out.push(format!("{id}/"));
     out
-}
-
-/// What a catch-up did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CatchUp {
-    /// Nothing had changed.
-    Current,
-    /// Changes applied, documents re-read.
-    Applied { changes: u64, docs: u64 },
-    /// Built from a full read (`why`: when it was not simply new).
-    Rebuilt { docs: u64, why: Option<String> },
 }

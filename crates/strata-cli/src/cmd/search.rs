@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 use serde_json::json;
 use strata_schema::Schema;
-use strata_search::{CatchUp, Identity, Opened, SearchRequest};
+use strata_search::{CatchUp, Identity, Mode, Opened, SearchRequest};
 
 use crate::cli::{Format, SearchArgs, StoreOpts};
 use crate::output::{is_quiet, note, print_json, stdout};
@@ -23,6 +23,10 @@ pub async fn search(opts: &StoreOpts, args: SearchArgs) -> anyhow::Result<Outcom
         None => (None, None),
     };
     let identity = Identity::new(&opts.store, text.as_deref());
+    let model = match &args.model {
+        Some(dir) => Some(std::sync::Arc::new(strata_search::Embedder::load(dir)?)),
+        None => None,
+    };
     let dir = args
         .index
         .clone()
@@ -42,6 +46,7 @@ pub async fn search(opts: &StoreOpts, args: SearchArgs) -> anyhow::Result<Outcom
             &dir,
             &identity,
             schema,
+            model,
             &mut report,
             super::transfer::shutdown(),
         )
@@ -50,10 +55,15 @@ pub async fn search(opts: &StoreOpts, args: SearchArgs) -> anyhow::Result<Outcom
     }
     let req = SearchRequest {
         query: args.query.clone().unwrap_or_default(),
+        mode: match (args.semantic, args.hybrid) {
+            (true, _) => Mode::Semantic,
+            (_, true) => Mode::Hybrid,
+            _ => Mode::Words,
+        },
         prefixes: args.prefix.clone(),
         limit: args.limit,
     };
-    let report = strata_search::run(&store, &dir, &identity, schema, &req).await?;
+    let report = strata_search::run(&store, &dir, &identity, schema, model, &req).await?;
     if let Opened::Discarded(why) = &report.opened {
         note!(
             "strata: note: the search index {} was made anew: {why}",
