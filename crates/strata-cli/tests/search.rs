@@ -401,6 +401,37 @@ fn by_meaning_with_the_real_model() {
         "words alone found {lexical_right} of {}",
         queries.len()
     );
+    // The approximate graph (used past 100,000 records; here from the first) finds the
+    // same: built at the first query, saved beside the vectors.
+    let graph = |query: &str| {
+        let out = s
+            .command(&[
+                "search",
+                "--semantic",
+                query,
+                "--model",
+                &model,
+                "-o",
+                "json",
+            ])
+            .env("STRATA_SEARCH_EXACT_UP_TO", "0")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Vec<Value>>(&out.stdout)
+            .unwrap()
+            .into_iter()
+            .next()
+            .expect("a hit")
+    };
+    for (query, node) in &queries {
+        assert_eq!(&node_of(&graph(query)), node, "the graph: {query:?}");
+    }
+    assert!(s.path("strata.db.search/none/hnsw.bin").is_file());
 
     // Written after the index and its vectors were made: found by meaning next time.
     s.ok(&[
@@ -419,6 +450,8 @@ fn by_meaning_with_the_real_model() {
     ])
     .expect("a hit");
     assert_eq!(node_of(&hit), "n1", "{hit}");
+    // The graph follows the change too (from the vectors' change log).
+    assert_eq!(node_of(&graph("lift broken")), "n1");
 
     // No model: a clear error naming --model and how to get one.
     let (_, err) = s.expect(1, &["search", "--semantic", "anything"]);

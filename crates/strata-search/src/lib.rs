@@ -12,6 +12,7 @@
 pub mod catchup;
 pub mod doc;
 pub mod embed;
+pub mod hnsw;
 pub mod index;
 pub mod query;
 pub mod search;

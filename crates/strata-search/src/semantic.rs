@@ -4,7 +4,8 @@
 //! vector, and each commit of the index embeds what is queued and records the model
 //! and revision. Vectors of another model or revision (the index was built or caught
 //! up without the model) are made anew from the index's documents. A semantic query is
-//! the documents nearest the query's vector; a hybrid one fuses that ranking with the
+//! the documents nearest the query's vector (all compared up to 100,000, else the
+//! approximate graph of `hnsw.rs`); a hybrid one fuses that ranking with the
 //! full-text one (reciprocal rank fusion). Owns keeping vectors in step and those two
 //! rankings.
 
@@ -210,11 +211,60 @@ impl SearchIndex {
                     .iter()
                     .any(|p| id.starts_with(p.as_str()) || format!("{id}/").starts_with(p.as_str()))
         };
+        let found = if s.vectors.count()? > crate::hnsw::exact_up_to() {
+            let graph = self.graph()?;
+            // A prefix filter looks at more candidates (it drops some).
+            let ef = if prefixes.is_empty() {
+                limit * 4
+            } else {
+                limit * 40
+            }
+            .max(100);
+            graph.search(&q, limit, ef, &keep)
+        } else {
+            s.vectors.nearest(&q, limit, &keep)?
+        };
         let mut hits = Vec::new();
-        for (id, score) in s.vectors.nearest(&q, limit, &keep)? {
+        for (id, score) in found {
             hits.extend(self.hit_of(&id, score)?);
         }
         Ok(hits)
+    }
+
+    /// The approximate graph of the vectors, loaded and brought up to date from the
+    /// vectors' change log (built from them all when there is none), and saved.
+    fn graph(&self) -> Result<crate::hnsw::Hnsw> {
+        let s = self.semantic.as_ref().expect("checked by the caller");
+        let path = s.vectors.graph_path();
+        let saved = |e: std::io::Error| Error::Index {
+            dir: self.dir.clone(),
+            problem: format!("{}: {e}", path.display()),
+        };
+        let mut graph = match crate::hnsw::Hnsw::load(&path) {
+            Some(g) => g,
+            None => {
+                let mut g = crate::hnsw::Hnsw::new();
+                g.applied = s.vectors.changes_since(0)?.last().map_or(0, |c| c.0);
+                s.vectors.each(&mut |id, v| g.insert(&id, v))?;
+                g.save(&path).map_err(saved)?;
+                s.vectors.forget_changes(g.applied)?;
+                return Ok(g);
+            }
+        };
+        let changes = s.vectors.changes_since(graph.applied)?;
+        if let Some((last, _)) = changes.last() {
+            let last = *last;
+            for (_, id) in changes {
+                match s.vectors.get(&id)? {
+                    Some(v) => graph.insert(&id, v),
+                    None => graph.remove(&id),
+                }
+            }
+            graph.applied = last;
+            graph.save(&path).map_err(saved)?;
+            s.vectors.forget_changes(last)?;
+        }
+        Ok(graph)
     }
 
     /// Both rankings fused: each document scores the sum of 1 / (60 + its rank) in

@@ -1,9 +1,10 @@
 //! The vectors of the documents, beside the full-text index (`vectors.db` in the index
 //! folder, a SQLite file): one per document id, made by one model (its digest), at
 //! the store revision of the full-text index's last commit. Nearest neighbours are
-//! exact: every vector is compared with the query's (a dot product of 384 numbers per
-//! document: about 100,000 documents in well under a second). Owns storing vectors
-//! and ranking them; making them is `embed.rs`.
+//! exact here: every vector is compared with the query's (a dot product of 384 numbers
+//! per document); past 100,000 the approximate graph of `hnsw.rs` is used, which
+//! follows the change log kept here. Owns storing vectors, their change log and the
+//! exact ranking; making them is `embed.rs`.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -12,6 +13,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::embed::dot;
 use crate::{Error, Result};
+
+/// The file of the approximate index (`hnsw.rs`).
+const GRAPH: &str = "hnsw.bin";
 
 /// The vectors of an index.
 #[derive(Debug)]
@@ -41,7 +45,8 @@ impl Vectors {
         db.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
              CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS vec (id TEXT PRIMARY KEY, v BLOB NOT NULL);",
+             CREATE TABLE IF NOT EXISTS vec (id TEXT PRIMARY KEY, v BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS log (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL);",
         )
         .map_err(failed)?;
         Ok(Vectors {
@@ -86,22 +91,34 @@ impl Vectors {
         state: Option<(&str, i64)>,
         clear: bool,
     ) -> Result<()> {
+        // Changes are logged only for a graph to follow: without one (up to 100,000
+        // vectors) the log would only grow.
+        let logged = !clear && self.dir.join(GRAPH).exists();
         let mut db = self.db();
         let run = |db: &mut Connection| -> rusqlite::Result<()> {
             let tx = db.transaction()?;
             if clear {
                 tx.execute("DELETE FROM vec", [])?;
                 tx.execute("DELETE FROM meta", [])?;
+                tx.execute("DELETE FROM log", [])?;
             }
             {
+                // Every id written goes into the change log the graph follows.
+                let mut log = tx.prepare_cached("INSERT INTO log (id) VALUES (?1)")?;
                 let mut del = tx.prepare_cached("DELETE FROM vec WHERE id = ?1")?;
                 for id in remove {
                     del.execute([id])?;
+                    if logged {
+                        log.execute([id])?;
+                    }
                 }
                 let mut ins =
                     tx.prepare_cached("INSERT OR REPLACE INTO vec (id, v) VALUES (?1, ?2)")?;
                 for (id, v) in put {
                     ins.execute(params![id, bytes_of(v)])?;
+                    if logged {
+                        log.execute([id])?;
+                    }
                 }
                 if let Some((model, revision)) = state {
                     let mut meta = tx.prepare_cached(
@@ -113,7 +130,64 @@ impl Vectors {
             }
             tx.commit()
         };
-        run(&mut db).map_err(|e| self.err(e))
+        run(&mut db).map_err(|e| self.err(e))?;
+        if clear {
+            // The graph of the old vectors goes with them.
+            let _ = std::fs::remove_file(self.dir.join(GRAPH));
+        }
+        Ok(())
+    }
+
+    /// The change log after position `after`: (position, id), in order.
+    pub fn changes_since(&self, after: i64) -> Result<Vec<(i64, String)>> {
+        let db = self.db();
+        let mut q = db
+            .prepare_cached("SELECT n, id FROM log WHERE n > ?1 ORDER BY n")
+            .map_err(|e| self.err(e))?;
+        let rows = q
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Drops the change log up to `upto` (a saved graph has applied it).
+    pub fn forget_changes(&self, upto: i64) -> Result<()> {
+        self.db()
+            .execute("DELETE FROM log WHERE n <= ?1", [upto])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The vector of `id`.
+    pub fn get(&self, id: &str) -> Result<Option<Vec<f32>>> {
+        let db = self.db();
+        db.query_row("SELECT v FROM vec WHERE id = ?1", [id], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })
+        .optional()
+        .map(|v| v.map(|b| floats_of(&b)))
+        .map_err(|e| self.err(e))
+    }
+
+    /// Calls `each` with every vector.
+    pub fn each(&self, each: &mut dyn FnMut(String, Vec<f32>)) -> Result<()> {
+        let db = self.db();
+        let mut q = db
+            .prepare_cached("SELECT id, v FROM vec")
+            .map_err(|e| self.err(e))?;
+        let mut rows = q.query([]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let id: String = row.get(0).map_err(|e| self.err(e))?;
+            let v: Vec<u8> = row.get(1).map_err(|e| self.err(e))?;
+            each(id, floats_of(&v));
+        }
+        Ok(())
+    }
+
+    /// The file of the approximate index beside the vectors.
+    pub fn graph_path(&self) -> std::path::PathBuf {
+        self.dir.join(GRAPH)
     }
 
     /// The `k` ids nearest `query` (highest dot product), with their similarity, among
