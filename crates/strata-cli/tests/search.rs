@@ -474,3 +474,65 @@ fn by_meaning_with_the_real_model() {
         "{err}"
     );
 }
+
+/// A layered keyspace (`/sigilgate/` on one etcd, `/public/` on another, the rest in
+/// SQLite): one index over all of it, kept current from each store's own watch at its
+/// own revision, whichever way a store was written.
+#[test]
+fn a_layered_keyspace_is_searched_and_kept_current_per_store() {
+    let l = util::layers::layers();
+    let schema = sigilgate_schema();
+    let example = examples()
+        .join("sigilgate/expected.json")
+        .display()
+        .to_string();
+    util::layers::ok(&l.s, &["load", &example]);
+    let search = |query: &str| -> (Vec<String>, String) {
+        let out = util::layers::run(
+            &l.s,
+            &[
+                "search", query, "--schema", &schema, "-o", "json", "--limit", "100",
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let hits = match out.status.code() {
+            Some(0) => objects(&serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()),
+            Some(3) => Vec::new(),
+            _ => panic!("{query}: {err}"),
+        };
+        (hits, err)
+    };
+    let (hits, err) = search("Grace Hoppre");
+    assert_eq!(hits[0], "/public/contacts/heidi@example.org");
+    assert!(err.contains("built the search index"), "{err}");
+    let (blocked, _) = search("status:blocked entity:user");
+    assert!(!blocked.is_empty() && blocked.iter().all(|o| o.starts_with("/sigilgate/users/")));
+
+    // Straight into one layer's etcd, with etcdctl; into another through strata; into
+    // the SQLite layer: each found at the next query, without a rebuild.
+    strata_testkit::etcd::etcdctl(
+        &l.ops,
+        &["put", "/sigilgate/users/90001/username", "etcdctlwriter"],
+    );
+    util::layers::ok(
+        &l.s,
+        &[
+            "put",
+            "/public/contacts/zed@example.org/display_name",
+            "Zed Layered",
+        ],
+    );
+    util::layers::ok(&l.s, &["put", "/elsewhere/note", "quartermaster"]);
+    for (query, object) in [
+        ("etcdctlwriter", "/sigilgate/users/90001"),
+        ("layered", "/public/contacts/zed@example.org"),
+        ("quartermaster", "/elsewhere/note"),
+    ] {
+        let (hits, err) = search(query);
+        assert_eq!(hits, [object], "{query}");
+        assert!(!err.contains("built"), "{query}: {err}");
+    }
+    // A delete in one store is gone from the index.
+    strata_testkit::etcd::etcdctl(&l.ops, &["del", "/sigilgate/users/90001/username"]);
+    assert!(search("etcdctlwriter").0.is_empty());
+}

@@ -11,6 +11,7 @@
 //! holds anything else is refused. A revision the store no longer replays
 //! (compacted), or one beyond the store's own (the store was replaced), rebuilds.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -64,9 +65,33 @@ pub fn digest(text: &str) -> String {
     format!("{h:016x}")
 }
 
-#[derive(Serialize, Deserialize)]
-struct Payload {
-    revision: i64,
+/// What a commit records: the revision each store the documents come from was read
+/// at (`""` for a plain store; each layer's store by name), and one number to show
+/// (the plain store's revision, or their sum).
+#[derive(Serialize, Deserialize, Default)]
+pub(crate) struct Payload {
+    pub revision: i64,
+    #[serde(default)]
+    pub parts: BTreeMap<String, i64>,
+}
+
+impl Payload {
+    pub(crate) fn of(parts: BTreeMap<String, i64>) -> Self {
+        let revision = match (parts.len(), parts.get("")) {
+            (1, Some(r)) => *r,
+            _ => parts.values().sum(),
+        };
+        Payload { revision, parts }
+    }
+
+    fn read(index: &Index) -> Payload {
+        index
+            .load_metas()
+            .ok()
+            .and_then(|m| m.payload)
+            .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
+            .unwrap_or_default()
+    }
 }
 
 /// The keys and values of one document.
@@ -137,8 +162,11 @@ pub struct SearchIndex {
     pub(crate) reader: IndexReader,
     pub fields: IndexFields,
     pub(crate) schema: Option<Schema>,
-    /// The revision the last commit reflects (0: never built).
+    /// The revision the last commit reflects (0: never built): the plain store's, or
+    /// the sum of the layers' stores'.
     pub(crate) revision: i64,
+    /// The revision of each store the documents come from (see [`Payload`]).
+    pub(crate) parts: BTreeMap<String, i64>,
     /// With a model: the vectors kept beside the index (`semantic.rs`).
     pub(crate) semantic: Option<crate::semantic::Semantic>,
 }
@@ -236,12 +264,8 @@ impl SearchIndex {
                 open(&tantivy_dir).map_err(|e| io_error(dir, "cannot make the index", e))?
             }
         };
-        let revision = index
-            .load_metas()
-            .ok()
-            .and_then(|m| m.payload)
-            .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
-            .map_or(0, |p| p.revision);
+        let payload = Payload::read(&index);
+        let revision = payload.revision;
         if let Opened::Kept(_) = opened {
             opened = if revision > 0 {
                 Opened::Kept(revision)
@@ -262,6 +286,7 @@ impl SearchIndex {
                 fields,
                 schema,
                 revision,
+                parts: payload.parts,
                 semantic: None,
             },
             opened,
@@ -332,14 +357,20 @@ impl SearchIndex {
         Ok(())
     }
 
-    pub(crate) fn commit(&mut self, w: &mut IndexWriter, revision: i64) -> Result<()> {
+    pub(crate) fn commit(
+        &mut self,
+        w: &mut IndexWriter,
+        parts: BTreeMap<String, i64>,
+    ) -> Result<()> {
+        let payload = Payload::of(parts);
         let mut c = w
             .prepare_commit()
             .map_err(|e| self.err("cannot commit", e))?;
-        c.set_payload(&serde_json::to_string(&Payload { revision }).expect("plain data"));
+        c.set_payload(&serde_json::to_string(&payload).expect("plain data"));
         c.commit().map_err(|e| self.err("cannot commit", e))?;
-        self.revision = revision;
-        self.flush_vectors(Some(revision))?;
+        self.revision = payload.revision;
+        self.parts = payload.parts;
+        self.flush_vectors(Some(self.revision))?;
         self.reader
             .reload()
             .map_err(|e| self.err("cannot reload", e))?;
@@ -348,8 +379,13 @@ impl SearchIndex {
 
     /// Indexes the whole store anew at its current revision, in one paged read:
     /// objects are whole once the read has passed their keys (their keys share a
-    /// prefix, so few are open at once). Returns the documents written.
-    pub async fn rebuild<S: Store>(&mut self, store: &S, w: &mut IndexWriter) -> Result<u64> {
+    /// prefix, so few are open at once). Returns the documents written and the
+    /// revision read; the caller commits.
+    pub(crate) async fn rebuild<S: Store>(
+        &mut self,
+        store: &S,
+        w: &mut IndexWriter,
+    ) -> Result<(u64, i64)> {
         self.clear_vectors()?;
         w.delete_all_documents()
             .map_err(|e| self.err("cannot clear the index", e))?;
@@ -412,23 +448,23 @@ impl SearchIndex {
         }
         let revision = read.map_err(Error::Store)?;
         rest.map_err(Error::Store)?;
-        self.commit(w, revision)?;
-        Ok(written)
+        Ok((written, revision))
     }
 
-    /// Reads the revision another process committed last, and its documents.
+    /// Reads the revisions another process committed last, and its documents.
     pub fn reload(&mut self) -> Result<()> {
         self.reader
             .reload()
             .map_err(|e| self.err("cannot reload", e))?;
-        self.revision = self
-            .index
-            .load_metas()
-            .ok()
-            .and_then(|m| m.payload)
-            .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
-            .map_or(0, |p| p.revision);
+        let payload = Payload::read(&self.index);
+        self.revision = payload.revision;
+        self.parts = payload.parts;
         Ok(())
+    }
+
+    /// The revision of each store the documents come from, as last committed.
+    pub fn parts(&self) -> &BTreeMap<String, i64> {
+        &self.parts
     }
 }
 

@@ -30,7 +30,7 @@ use strata_core::model::{KeySpan, WatchRequest};
 use strata_core::store::Store;
 use strata_schema::Schema;
 
-pub use catchup::CatchUp;
+pub use catchup::{CatchUp, Feed};
 pub use embed::Embedder;
 pub use index::{Identity, Opened, SearchIndex};
 pub use search::Hit;
@@ -117,9 +117,12 @@ const WAIT_FOR_WATCH: Duration = Duration::from_secs(30);
 
 /// Brings the index in `dir` up to date with `store` and runs the query.
 /// With `model`, vectors are kept too (and needed for [`Mode::Semantic`] and
-/// [`Mode::Hybrid`]).
-pub async fn run<S: Store>(
+/// [`Mode::Hybrid`]). `feeds` are the stores the documents come from:
+/// `[Feed::whole(store)]`, or each layer's store of a layered keyspace.
+#[allow(clippy::too_many_arguments)]
+pub async fn run<S: Store, P: Store>(
     store: &S,
+    feeds: &[Feed<'_, P>],
     dir: &Path,
     identity: &Identity,
     schema: Option<Schema>,
@@ -143,15 +146,22 @@ pub async fn run<S: Store>(
         None => true,
     };
     let catch_up = match index.writer().await? {
-        Some(mut w) => Some(index.catch_up(store, &mut w).await?),
+        Some(mut w) => Some(index.catch_up(store, feeds, &mut w).await?),
         None => {
             // Held by a `search --watch`: it commits every change; wait for it to
-            // reach the store's revision as of now.
-            let want = store.status().await?.revision;
+            // reach each store's revision as of now.
+            let mut want = Vec::new();
+            for f in feeds {
+                want.push((f.name.clone(), f.store.status().await?.revision));
+            }
             let started = Instant::now();
             loop {
                 index.reload()?;
-                if index.revision() >= want {
+                let parts = index.parts();
+                if want
+                    .iter()
+                    .all(|(n, r)| parts.get(n).is_some_and(|at| at >= r))
+                {
                     break;
                 }
                 if started.elapsed() > WAIT_FOR_WATCH {
@@ -159,7 +169,7 @@ pub async fn run<S: Store>(
                         dir: dir.to_owned(),
                         problem: format!(
                             "another process (strata search --watch?) holds the index and has \
-                             not reached revision {want} in {}s; is it stuck?",
+                             not caught up with the store in {}s; is it stuck?",
                             WAIT_FOR_WATCH.as_secs()
                         ),
                     });
@@ -187,11 +197,14 @@ pub async fn run<S: Store>(
     })
 }
 
-/// Keeps the index in `dir` current until `stop` completes: a catch-up, then every
-/// change as the store's watch delivers it, committed at once. `report` is called
+/// Keeps the index in `dir` current until `stop` completes: a catch-up, then, for a
+/// plain store, every change as its watch delivers it, committed at once (a layered
+/// keyspace: a catch-up of every layer's store twice a second). `report` is called
 /// after each commit with what was done and the revision reached.
-pub async fn follow<S: Store>(
+#[allow(clippy::too_many_arguments)]
+pub async fn follow<S: Store, P: Store>(
     store: &S,
+    feeds: &[Feed<'_, P>],
     dir: &Path,
     identity: &Identity,
     schema: Option<Schema>,
@@ -212,11 +225,19 @@ pub async fn follow<S: Store>(
     };
     let mut stop = std::pin::pin!(stop);
     loop {
-        let done = index.catch_up(store, &mut w).await?;
+        let done = index.catch_up(store, feeds, &mut w).await?;
         if !in_step && index.semantic.is_some() {
             index.revectorize()?;
         }
-        report(&done, index.revision());
+        if done != CatchUp::Current {
+            report(&done, index.revision());
+        }
+        if !matches!(feeds, [f] if f.name.is_empty()) {
+            tokio::select! {
+                _ = stop.as_mut() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+            }
+        }
         let mut watcher = store
             .watch(WatchRequest {
                 span: KeySpan::all(),

@@ -6,7 +6,7 @@ use std::path::Path;
 use strata_core::mem::MemStore;
 use strata_core::store::Store;
 use strata_schema::Schema;
-use strata_search::{run, CatchUp, Identity, Opened, SearchRequest};
+use strata_search::{run, CatchUp, Feed, Identity, Opened, SearchRequest};
 
 fn sigilgate() -> (String, Schema) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sigilgate/schema.toml");
@@ -52,9 +52,17 @@ async fn found_by_words_typos_fields_and_kept_current() {
         );
         let q = req(q);
         async move {
-            run(&store, &dir, &id, Some(schema), None, &q)
-                .await
-                .unwrap()
+            run(
+                &store,
+                &[Feed::whole(&store)],
+                &dir,
+                &id,
+                Some(schema),
+                None,
+                &q,
+            )
+            .await
+            .unwrap()
         }
     };
     let first = search("grace hopper").await;
@@ -119,9 +127,17 @@ async fn found_by_words_typos_fields_and_kept_current() {
 
     // Another schema: the index is not trusted, it is made anew.
     let other = Identity::new("mem:", Some("# another\n"));
-    let r = run(&store, dir.path(), &other, None, None, &req("hopper"))
-        .await
-        .unwrap();
+    let r = run(
+        &store,
+        &[Feed::whole(&store)],
+        dir.path(),
+        &other,
+        None,
+        None,
+        &req("hopper"),
+    )
+    .await
+    .unwrap();
     assert!(
         matches!(r.opened, Opened::Discarded(ref why) if why.contains("another schema")),
         "{:?}",
@@ -136,6 +152,7 @@ async fn a_folder_that_is_not_an_index_is_refused_and_left_alone() {
     std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
     let err = run(
         &store,
+        &[Feed::whole(&store)],
         dir.path(),
         &Identity::new("mem:", None),
         None,

@@ -5,7 +5,8 @@ use std::io::Write;
 use anyhow::Context;
 use serde_json::json;
 use strata_schema::Schema;
-use strata_search::{CatchUp, Identity, Mode, Opened, SearchRequest};
+use strata_search::{CatchUp, Feed, Identity, Mode, Opened, SearchRequest};
+use strata_store::AnyStore;
 
 use crate::cli::{Format, SearchArgs, StoreOpts};
 use crate::output::{is_quiet, note, print_json, stdout};
@@ -27,6 +28,21 @@ pub async fn search(opts: &StoreOpts, args: SearchArgs) -> anyhow::Result<Outcom
         Some(dir) => Some(std::sync::Arc::new(strata_search::Embedder::load(dir)?)),
         None => None,
     };
+    // The stores the documents come from: each layer's, of a layered keyspace.
+    let feeds: Vec<Feed<'_, AnyStore>> = match &store {
+        AnyStore::Layered(layers) => layers
+            .parts()
+            .into_iter()
+            .map(|(name, part, spans)| {
+                Ok(Feed {
+                    name: name.to_owned(),
+                    store: part?,
+                    spans,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        _ => vec![Feed::whole(&store)],
+    };
     let dir = args
         .index
         .clone()
@@ -43,6 +59,7 @@ pub async fn search(opts: &StoreOpts, args: SearchArgs) -> anyhow::Result<Outcom
         };
         strata_search::follow(
             &store,
+            &feeds,
             &dir,
             &identity,
             schema,
@@ -63,7 +80,7 @@ pub async fn search(opts: &StoreOpts, args: SearchArgs) -> anyhow::Result<Outcom
         prefixes: args.prefix.clone(),
         limit: args.limit,
     };
-    let report = strata_search::run(&store, &dir, &identity, schema, model, &req).await?;
+    let report = strata_search::run(&store, &feeds, &dir, &identity, schema, model, &req).await?;
     if let Opened::Discarded(why) = &report.opened {
         note!(
             "strata: note: the search index {} was made anew: {why}",
