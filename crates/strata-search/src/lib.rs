@@ -111,6 +111,21 @@ pub fn default_dir(store_url: &str, identity: &Identity) -> PathBuf {
     base.join(&identity.schema)
 }
 
+/// Opens the index, with the model if given; whether its vectors are in step.
+fn open(
+    dir: &Path,
+    identity: &Identity,
+    schema: Option<Schema>,
+    model: Option<Arc<Embedder>>,
+) -> Result<(SearchIndex, Opened, bool)> {
+    let (mut index, opened) = SearchIndex::open(dir, identity, schema)?;
+    let in_step = match model {
+        Some(m) => index.with_model(m)?,
+        None => true,
+    };
+    Ok((index, opened, in_step))
+}
+
 /// How long a query waits for a `search --watch` that holds the index to reach the
 /// store's revision.
 const WAIT_FOR_WATCH: Duration = Duration::from_secs(30);
@@ -140,11 +155,7 @@ pub async fn run<S: Store, P: Store>(
                 .into(),
         ));
     }
-    let (mut index, opened) = SearchIndex::open(dir, identity, schema)?;
-    let in_step = match model {
-        Some(m) => index.with_model(m)?,
-        None => true,
-    };
+    let (mut index, opened, in_step) = open(dir, identity, schema, model)?;
     let catch_up = match index.writer().await? {
         Some(mut w) => Some(index.catch_up(store, feeds, &mut w).await?),
         None => {
@@ -212,11 +223,7 @@ pub async fn follow<S: Store, P: Store>(
     report: &mut (dyn FnMut(&CatchUp, i64) + Send),
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
-    let (mut index, _) = SearchIndex::open(dir, identity, schema)?;
-    let in_step = match model {
-        Some(m) => index.with_model(m)?,
-        None => true,
-    };
+    let (mut index, _, in_step) = open(dir, identity, schema, model)?;
     let Some(mut w) = index.writer().await? else {
         return Err(Error::Index {
             dir: dir.to_owned(),

@@ -80,7 +80,47 @@ pub(crate) fn cut(text: &str, marks: Vec<Range<usize>>) -> (String, Vec<Range<us
     (format!("{lead}{}{tail}", one_line(&taken)), marks)
 }
 
+/// What the index keeps of a document to show it.
+pub(crate) struct Stored {
+    pub id: String,
+    pub entity: Option<String>,
+    pub lines: Vec<(String, String)>,
+    pub shown: Value,
+}
+
+/// Whether document `id` is under one of `prefixes` (all are, without any).
+pub(crate) fn under(id: &str, prefixes: &[String]) -> bool {
+    prefixes.is_empty()
+        || prefixes
+            .iter()
+            .any(|p| id.starts_with(p.as_str()) || format!("{id}/").starts_with(p.as_str()))
+}
+
 impl SearchIndex {
+    /// The stored fields of the document at `addr`.
+    pub(crate) fn stored(
+        &self,
+        searcher: &tantivy::Searcher,
+        addr: tantivy::DocAddress,
+    ) -> Result<Stored> {
+        let d: TantivyDocument = searcher
+            .doc(addr)
+            .map_err(|e| Error::Search(e.to_string()))?;
+        let text = |field| {
+            d.get_first(field)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let f = &self.fields;
+        Ok(Stored {
+            id: text(f.id),
+            entity: Some(text(f.q.entity)).filter(|e| !e.is_empty()),
+            lines: serde_json::from_str(&text(f.lines)).unwrap_or_default(),
+            shown: serde_json::from_str(&text(f.shown)).unwrap_or(Value::Null),
+        })
+    }
+
     /// The best `limit` hits of `parsed` among the documents under one of `prefixes`
     /// (every document when empty).
     pub fn query(&self, parsed: &Parsed, prefixes: &[String], limit: usize) -> Result<Vec<Hit>> {
@@ -106,38 +146,29 @@ impl SearchIndex {
         let exact = prefixes.iter().all(|p| p.ends_with('/'));
         let q = query::build(&f.q, parsed, filter);
         let searcher = self.reader().searcher();
+        // More than asked, so that hits of equal score cut at the limit are chosen by
+        // key (the same on every backend), not by where the index put them.
         let fetch = if exact {
             limit
         } else {
             limit.saturating_mul(10)
         }
-        .max(1);
+        .saturating_mul(2)
+        .saturating_add(10);
         let top = searcher
             .search(&*q, &TopDocs::with_limit(fetch).order_by_score())
             .map_err(|e| Error::Search(e.to_string()))?;
         let mut hits = Vec::new();
         for (score, addr) in top {
-            let d: TantivyDocument = searcher
-                .doc(addr)
-                .map_err(|e| Error::Search(e.to_string()))?;
-            let text = |field| {
-                d.get_first(field)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            let id = text(f.id);
-            if !prefixes.is_empty()
-                && !prefixes
-                    .iter()
-                    .any(|p| id.starts_with(p.as_str()) || format!("{id}/").starts_with(p.as_str()))
-            {
+            let Stored {
+                id,
+                entity,
+                lines,
+                shown,
+            } = self.stored(&searcher, addr)?;
+            if !under(&id, prefixes) {
                 continue;
             }
-            let entity = Some(text(f.q.entity)).filter(|e| !e.is_empty());
-            let lines: Vec<(String, String)> =
-                serde_json::from_str(&text(f.lines)).unwrap_or_default();
-            let shown = serde_json::from_str(&text(f.shown)).unwrap_or(Value::Null);
             // The line with the most marked words; else the key itself.
             let best = lines
                 .iter()

@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex};
 
 use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::query::{AllQuery, TermQuery};
-use tantivy::schema::{IndexRecordOption, Value as _};
-use tantivy::{TantivyDocument, Term};
+use tantivy::schema::IndexRecordOption;
+use tantivy::Term;
 
 use crate::doc::Doc;
 use crate::embed::Embedder;
 use crate::index::SearchIndex;
 use crate::query::Parsed;
-use crate::search::{cut, Hit};
+use crate::search::{cut, under, Hit, Stored};
 use crate::vectors::Vectors;
 use crate::{Error, Result};
 
@@ -132,20 +132,10 @@ impl SearchIndex {
             .map_err(|e| Error::Search(e.to_string()))?;
         let mut n = 0;
         for addr in all {
-            let d: TantivyDocument = searcher
-                .doc(addr)
-                .map_err(|e| Error::Search(e.to_string()))?;
-            let text = |f| {
-                d.get_first(f)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            let lines: Vec<(String, String)> =
-                serde_json::from_str(&text(self.fields.lines)).unwrap_or_default();
+            let d = self.stored(&searcher, addr)?;
             self.queue_vector(&Doc {
-                id: text(self.fields.id),
-                lines,
+                id: d.id,
+                lines: d.lines,
                 ..Doc::default()
             })?;
             n += 1;
@@ -170,17 +160,12 @@ impl SearchIndex {
         let Some((_, addr)) = top.first() else {
             return Ok(None);
         };
-        let d: TantivyDocument = searcher
-            .doc(*addr)
-            .map_err(|e| Error::Search(e.to_string()))?;
-        let text = |f| {
-            d.get_first(f)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_owned()
-        };
-        let lines: Vec<(String, String)> =
-            serde_json::from_str(&text(self.fields.lines)).unwrap_or_default();
+        let Stored {
+            entity,
+            lines,
+            shown,
+            ..
+        } = self.stored(&searcher, *addr)?;
         let (key, line) = match lines.first() {
             Some((field, line)) if !field.is_empty() => (format!("{id}/{field}"), line.clone()),
             Some((_, line)) => (id.to_owned(), line.clone()),
@@ -190,9 +175,8 @@ impl SearchIndex {
         Ok(Some(Hit {
             key,
             id: id.to_owned(),
-            entity: Some(text(self.fields.q.entity)).filter(|e| !e.is_empty()),
-            shown: serde_json::from_str(&text(self.fields.shown))
-                .unwrap_or(serde_json::Value::Null),
+            entity,
+            shown,
             score,
             snippet,
             marks,
@@ -205,12 +189,7 @@ impl SearchIndex {
             return Err(Error::Search("a semantic search needs --model DIR".into()));
         };
         let q = s.embedder.embed(&[text])?.remove(0);
-        let keep = |id: &str| {
-            prefixes.is_empty()
-                || prefixes
-                    .iter()
-                    .any(|p| id.starts_with(p.as_str()) || format!("{id}/").starts_with(p.as_str()))
-        };
+        let keep = |id: &str| under(id, prefixes);
         let found = if s.vectors.count()? > crate::hnsw::exact_up_to() {
             let graph = self.graph()?;
             // A prefix filter looks at more candidates (it drops some).
