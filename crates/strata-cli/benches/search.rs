@@ -88,7 +88,7 @@ fn main() {
             format!("\"user {}\"", last / 5),
             format!("User {}", last / 5),
         ),
-        ("usre".into(), "user".into()),
+        ("exampel".into(), "example".into()),
         (
             format!("u_{:05x}*", last / 16),
             format!("u_{:05x}", last / 16),

@@ -227,6 +227,44 @@ fn objects_and_refs(s: &Sandbox) {
     .unwrap();
     assert_eq!(refs["entity"], "node");
     assert_eq!(refs["referenced_by"].as_array().unwrap().len(), 8, "{refs}");
+
+    // Transitively: the node, the 8 routes to it, each reference once.
+    let graph: serde_json::Value = serde_json::from_str(&s.ok(&[
+        "refs",
+        "/sigilgate/nodes/10.20.0.20",
+        "--schema",
+        schema,
+        "--depth",
+        "2",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let nodes = graph["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 9, "{graph}");
+    assert_eq!(nodes[0]["hops"], 0);
+    assert!(nodes[1..]
+        .iter()
+        .all(|n| n["entity"] == "route" && n["hops"] == 1));
+    let edges = graph["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 8, "{graph}");
+    assert!(edges
+        .iter()
+        .all(|e| e["to"] == "/sigilgate/nodes/10.20.0.20"));
+    // Two hops from a ticket: its contact, and the contact's other tickets.
+    let ticket = s.ok(&["get", "--prefix", "/public/support/", "--keys-only"]);
+    let first = ticket
+        .lines()
+        .find(|k| k.ends_with("/contact"))
+        .expect("a ticket with a contact");
+    let ticket = first.trim_end_matches("/contact");
+    let dot = s.ok(&[
+        "refs", ticket, "--schema", schema, "--depth", "2", "-o", "dot",
+    ]);
+    assert!(
+        dot.starts_with("digraph refs {") && dot.contains("-> \"/public/contacts/"),
+        "{dot}"
+    );
 }
 
 #[test]

@@ -135,3 +135,112 @@ pub async fn refs<S: Store>(store: &S, schema: &Schema, key: &str) -> Result<Opt
     }
     Ok(Some(out))
 }
+
+/// The references around one key, `depth` hops out both ways (what it references and
+/// what references it, transitively): every object reached, once, and every edge.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Graph {
+    /// (object path or single-value key, its entity, hops from the start), in the
+    /// order they were reached.
+    pub nodes: Vec<(String, String, usize)>,
+    /// (from, to, the key holding the reference): `from` references `to`.
+    pub edges: Vec<(String, String, String)>,
+}
+
+impl Graph {
+    /// The graph in Graphviz's dot language.
+    pub fn dot(&self) -> String {
+        let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+        let mut out = String::from("digraph refs {\n  rankdir=LR;\n  node [shape=box];\n");
+        for (node, entity, hops) in &self.nodes {
+            let style = if *hops == 0 { ", style=bold" } else { "" };
+            out.push_str(&format!(
+                "  {} [label={}{style}];\n",
+                q(node),
+                q(&format!("{node}\n({entity})"))
+            ));
+        }
+        for (from, to, via) in &self.edges {
+            let field = via.rsplit('/').next().unwrap_or(via);
+            out.push_str(&format!(
+                "  {} -> {} [label={}];\n",
+                q(from),
+                q(to),
+                q(field)
+            ));
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+/// The object a holder key belongs to: itself for a single-value key, else its parent.
+fn holder_object(schema: &Schema, holder: &str) -> String {
+    let segments: Vec<&str> = holder
+        .strip_prefix('/')
+        .unwrap_or(holder)
+        .split('/')
+        .collect();
+    let single = schema
+        .entities
+        .iter()
+        .any(|e| e.value.is_some() && e.match_path(&segments).is_some());
+    if single {
+        holder.to_owned()
+    } else {
+        holder
+            .rsplit_once('/')
+            .map_or(holder, |(p, _)| p)
+            .to_owned()
+    }
+}
+
+/// Walks the references from `key` breadth first, `depth` hops out. `None` when no
+/// entity matches `key`.
+pub async fn graph<S: Store>(
+    store: &S,
+    schema: &Schema,
+    key: &str,
+    depth: usize,
+) -> Result<Option<Graph>> {
+    let mut g = Graph::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut edges = std::collections::HashSet::new();
+    let mut frontier = vec![key.to_owned()];
+    seen.insert(key.to_owned());
+    for hops in 0..=depth {
+        let mut next = Vec::new();
+        for node in std::mem::take(&mut frontier) {
+            let Some(r) = refs(store, schema, &node).await? else {
+                if hops == 0 {
+                    return Ok(None);
+                }
+                g.nodes.push((node, String::new(), hops));
+                continue;
+            };
+            g.nodes.push((node.clone(), r.entity.clone(), hops));
+            if hops == depth {
+                continue;
+            }
+            let out = r
+                .outgoing
+                .into_iter()
+                .map(|(holder, target)| (node.clone(), target, holder));
+            let inc = r
+                .incoming
+                .into_iter()
+                .map(|holder| (holder_object(schema, &holder), node.clone(), holder));
+            for (from, to, via) in out.chain(inc) {
+                let other = if from == node { &to } else { &from };
+                if seen.insert(other.clone()) {
+                    next.push(other.clone());
+                }
+                if edges.insert((from.clone(), to.clone(), via.clone())) {
+                    g.edges.push((from, to, via));
+                }
+            }
+        }
+        frontier = next;
+    }
+    Ok(Some(g))
+}

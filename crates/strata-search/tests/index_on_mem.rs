@@ -168,3 +168,31 @@ async fn a_folder_that_is_not_an_index_is_refused_and_left_alone() {
         "mine"
     );
 }
+
+/// History compacted past the index's revision: the changes cannot be replayed, so the
+/// index is rebuilt from a full read, saying why, and finds the later writes.
+#[tokio::test]
+async fn a_compacted_history_rebuilds_the_index() {
+    let store = MemStore::new();
+    store.put(b"/notes/a", b"first words").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let id = Identity::new("mem:", None);
+    let feeds = [Feed::whole(&store)];
+    run(&store, &feeds, dir.path(), &id, None, None, &req("first"))
+        .await
+        .unwrap();
+    store.put(b"/notes/b", b"second words").await.unwrap();
+    store.put(b"/notes/c", b"third words").await.unwrap();
+    let now = store.status().await.unwrap().revision;
+    store.compact(now).await.unwrap();
+    let r = run(&store, &feeds, dir.path(), &id, None, None, &req("third"))
+        .await
+        .unwrap();
+    match &r.catch_up {
+        Some(CatchUp::Rebuilt { why: Some(why), .. }) => {
+            assert!(why.contains("no longer holds"), "{why}")
+        }
+        other => panic!("not rebuilt: {other:?}"),
+    }
+    assert_eq!(r.hits[0].id, "/notes/c");
+}

@@ -428,9 +428,22 @@ pub struct RefsArgs {
     pub key: String,
     #[command(flatten)]
     pub schema: SchemaArg,
-    /// The output format: text for people, json for scripts.
+    /// Follow references this many hops out, both ways ("what depends on this node,
+    /// transitively?"): every object reached and every reference between them.
+    #[arg(long, value_name = "N")]
+    pub depth: Option<usize>,
+    /// text for people, json for scripts, dot for Graphviz (`| dot -Tsvg`).
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
-    pub format: Format,
+    pub format: RefsFormat,
+}
+
+/// The output of `refs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum RefsFormat {
+    #[default]
+    Text,
+    Json,
+    Dot,
 }
 
 #[derive(Debug, Subcommand)]

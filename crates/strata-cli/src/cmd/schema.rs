@@ -141,6 +141,9 @@ pub async fn object(store: &AnyStore, command: ObjectCommand) -> anyhow::Result<
 
 pub async fn refs(store: &AnyStore, args: RefsArgs) -> anyhow::Result<Outcome> {
     let schema = Schema::load(&args.schema.schema)?;
+    if args.depth.is_some() || args.format == RefsFormat::Dot {
+        return refs_graph(store, &schema, args).await;
+    }
     let Some(found) = strata_schema::refs::refs(store, &schema, &args.key).await? else {
         anyhow::bail!(
             "{} matches no entity of {}",
@@ -148,7 +151,7 @@ pub async fn refs(store: &AnyStore, args: RefsArgs) -> anyhow::Result<Outcome> {
             args.schema.schema.display()
         );
     };
-    if args.format == Format::Json {
+    if args.format == RefsFormat::Json {
         print_json(&json!({
             "entity": found.entity,
             "references": found.outgoing.iter().map(|(k, t)| json!({"key": k, "object": t})).collect::<Vec<_>>(),
@@ -165,5 +168,41 @@ pub async fn refs(store: &AnyStore, args: RefsArgs) -> anyhow::Result<Outcome> {
         }
         out.flush()?;
     }
+    Ok(Outcome::Ok)
+}
+
+/// `refs --depth N` (or `-o dot`): the references around a key, transitively.
+async fn refs_graph(store: &AnyStore, schema: &Schema, args: RefsArgs) -> anyhow::Result<Outcome> {
+    let depth = args.depth.unwrap_or(1);
+    let Some(g) = strata_schema::refs::graph(store, schema, &args.key, depth).await? else {
+        anyhow::bail!(
+            "{} matches no entity of {}",
+            args.key,
+            args.schema.schema.display()
+        );
+    };
+    let mut out = stdout();
+    match args.format {
+        RefsFormat::Dot => write!(out, "{}", g.dot())?,
+        RefsFormat::Json => print_json(&json!({
+            "nodes": g.nodes.iter().map(|(k, e, h)| json!({"key": k, "entity": e, "hops": h})).collect::<Vec<_>>(),
+            "edges": g.edges.iter().map(|(f, t, v)| json!({"from": f, "to": t, "via": v})).collect::<Vec<_>>(),
+        }))?,
+        RefsFormat::Text => {
+            for (node, entity, hops) in &g.nodes {
+                writeln!(out, "{}{node} ({entity})", "  ".repeat(*hops))?;
+            }
+            writeln!(
+                out,
+                "{} objects, {} references",
+                g.nodes.len(),
+                g.edges.len()
+            )?;
+            for (from, to, via) in &g.edges {
+                writeln!(out, "  {from} -> {to}   (via {via})")?;
+            }
+        }
+    }
+    out.flush()?;
     Ok(Outcome::Ok)
 }
