@@ -3,14 +3,12 @@
 //! more than [`EXACT_UP_TO`] vectors, where comparing every vector gets slow. Each
 //! vector is a node on a random number of levels (fewer higher up); a search walks
 //! greedily down from the top level and keeps the `ef` best candidates on the lowest.
-//! The graph is saved beside the vectors (`hnsw.bin`) with the position in the
-//! vectors' change log it reflects, and brought up to date from that log: a changed
-//! record's old node is marked gone and its new vector inserted. Owns the graph, its
-//! file and its search; which vectors exist is `vectors.rs`.
+//! The graph is saved beside the vectors (`hnsw.bin`, `hnsw_file.rs`) with the
+//! position in the vectors' change log it reflects, and brought up to date from that
+//! log: a changed record's old node is marked gone and its new vector inserted. Owns
+//! the graph and its search; which vectors exist is `vectors.rs`.
 
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::io::{Read, Write};
-use std::path::Path;
 
 use crate::embed::dot;
 
@@ -28,32 +26,118 @@ pub fn exact_up_to() -> u64 {
 const M: usize = 16;
 /// Candidates kept while inserting.
 const EF_BUILD: usize = 100;
-const MAGIC: &[u8; 8] = b"STRHNSW1";
 
 #[derive(Debug, Clone)]
-struct Node {
-    id: String,
-    v: Vec<f32>,
+pub(crate) struct Node {
+    pub id: String,
+    pub v: Vec<f32>,
     /// Neighbours on each level the node is on (level 0 first).
-    links: Vec<Vec<u32>>,
-    gone: bool,
+    pub links: Vec<Vec<u32>>,
+    pub gone: bool,
 }
 
 /// A graph of vectors.
 #[derive(Debug, Default)]
 pub struct Hnsw {
-    nodes: Vec<Node>,
-    by_id: HashMap<String, u32>,
-    entry: Option<u32>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) by_id: HashMap<String, u32>,
+    pub(crate) entry: Option<u32>,
     /// The last change-log position applied.
     pub applied: i64,
     /// A deterministic random stream (levels), so the same inserts give the same graph.
-    seed: u64,
+    pub(crate) seed: u64,
+}
+
+/// What a search reads of a graph: in memory ([`Hnsw`]) or mapped from its file
+/// (`hnsw_file::Mapped`, which reads only the nodes a search visits).
+pub(crate) trait View {
+    /// The entry node and its top level.
+    fn top(&self) -> Option<(u32, usize)>;
+    fn sim(&self, q: &[f32], n: u32) -> f32;
+    fn links(&self, n: u32, level: usize) -> Vec<u32>;
+    /// The node's id, `None` when it is gone.
+    fn live_id(&self, n: u32) -> Option<String>;
+}
+
+impl View for Hnsw {
+    fn top(&self) -> Option<(u32, usize)> {
+        self.entry
+            .map(|e| (e, self.nodes[e as usize].links.len() - 1))
+    }
+    fn sim(&self, q: &[f32], n: u32) -> f32 {
+        dot(q, &self.nodes[n as usize].v)
+    }
+    fn links(&self, n: u32, level: usize) -> Vec<u32> {
+        self.nodes[n as usize]
+            .links
+            .get(level)
+            .cloned()
+            .unwrap_or_default()
+    }
+    fn live_id(&self, n: u32) -> Option<String> {
+        let node = &self.nodes[n as usize];
+        (!node.gone).then(|| node.id.clone())
+    }
+}
+
+/// The `ef` nodes nearest `q` on `level` of `g`, searching from `from`.
+fn layer<V: View>(g: &V, q: &[f32], from: &[u32], ef: usize, level: usize) -> Vec<Cand> {
+    let mut seen: HashSet<u32> = from.iter().copied().collect();
+    let mut todo: BinaryHeap<Cand> = from.iter().map(|&n| Cand(g.sim(q, n), n)).collect();
+    // The best found, worst on top.
+    let mut best: BinaryHeap<std::cmp::Reverse<Cand>> =
+        todo.iter().map(|c| std::cmp::Reverse(*c)).collect();
+    while let Some(c) = todo.pop() {
+        let worst = best.peek().map_or(f32::MIN, |w| w.0 .0);
+        if c.0 < worst && best.len() >= ef {
+            break;
+        }
+        for n in g.links(c.1, level) {
+            if !seen.insert(n) {
+                continue;
+            }
+            let s = g.sim(q, n);
+            let worst = best.peek().map_or(f32::MIN, |w| w.0 .0);
+            if best.len() < ef || s > worst {
+                todo.push(Cand(s, n));
+                best.push(std::cmp::Reverse(Cand(s, n)));
+                if best.len() > ef {
+                    best.pop();
+                }
+            }
+        }
+    }
+    let mut out: Vec<Cand> = best.into_iter().map(|r| r.0).collect();
+    out.sort_by(|a, b| b.cmp(a));
+    out
+}
+
+/// About the `k` nodes of `g` nearest `q` that `keep` accepts, best first, looking at
+/// `ef` candidates (more: better recall, slower).
+pub(crate) fn search<V: View>(
+    g: &V,
+    q: &[f32],
+    k: usize,
+    ef: usize,
+    keep: &dyn Fn(&str) -> bool,
+) -> Vec<(String, f32)> {
+    let Some((entry, top)) = g.top() else {
+        return Vec::new();
+    };
+    let mut from = vec![entry];
+    for l in (1..=top).rev() {
+        from = vec![layer(g, q, &from, 1, l)[0].1];
+    }
+    layer(g, q, &from, ef.max(k), 0)
+        .into_iter()
+        .filter_map(|c| g.live_id(c.1).filter(|id| keep(id)).map(|id| (id, c.0)))
+        .take(k)
+        .collect()
 }
 
 /// A candidate: similarity and node, ordered by similarity.
 #[derive(Clone, Copy, PartialEq)]
-struct Cand(f32, u32);
+pub(crate) struct Cand(f32, u32);
 impl Eq for Cand {}
 impl PartialOrd for Cand {
     fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
@@ -76,41 +160,8 @@ impl Hnsw {
         (-(u.max(1e-12)).ln() / (M as f64).ln()) as usize
     }
 
-    fn sim(&self, q: &[f32], n: u32) -> f32 {
-        dot(q, &self.nodes[n as usize].v)
-    }
-
-    /// The `ef` nodes nearest `q` on `level`, searching from `from`.
     fn layer(&self, q: &[f32], from: &[u32], ef: usize, level: usize) -> Vec<Cand> {
-        let mut seen: HashSet<u32> = from.iter().copied().collect();
-        let mut todo: BinaryHeap<Cand> = from.iter().map(|&n| Cand(self.sim(q, n), n)).collect();
-        // The best found, worst on top (similarities negated).
-        let mut best: BinaryHeap<std::cmp::Reverse<Cand>> =
-            todo.iter().map(|c| std::cmp::Reverse(*c)).collect();
-        while let Some(c) = todo.pop() {
-            let worst = best.peek().map_or(f32::MIN, |w| w.0 .0);
-            if c.0 < worst && best.len() >= ef {
-                break;
-            }
-            let node = &self.nodes[c.1 as usize];
-            for &n in node.links.get(level).map(Vec::as_slice).unwrap_or(&[]) {
-                if !seen.insert(n) {
-                    continue;
-                }
-                let s = self.sim(q, n);
-                let worst = best.peek().map_or(f32::MIN, |w| w.0 .0);
-                if best.len() < ef || s > worst {
-                    todo.push(Cand(s, n));
-                    best.push(std::cmp::Reverse(Cand(s, n)));
-                    if best.len() > ef {
-                        best.pop();
-                    }
-                }
-            }
-        }
-        let mut out: Vec<Cand> = best.into_iter().map(|r| r.0).collect();
-        out.sort_by(|a, b| b.cmp(a));
-        out
+        layer(self, q, from, ef, level)
     }
 
     /// Picks at most `m` neighbours among `cands` (best first), preferring ones not
@@ -170,7 +221,7 @@ impl Hnsw {
                     let pv = self.nodes[p as usize].v.clone();
                     let mut cs: Vec<Cand> = self.nodes[p as usize].links[l]
                         .iter()
-                        .map(|&x| Cand(self.sim(&pv, x), x))
+                        .map(|&x| Cand(View::sim(self, &pv, x), x))
                         .collect();
                     cs.sort_by(|a, b| b.cmp(a));
                     self.nodes[p as usize].links[l] = self.pick(&cs, max);
@@ -199,23 +250,7 @@ impl Hnsw {
         ef: usize,
         keep: &dyn Fn(&str) -> bool,
     ) -> Vec<(String, f32)> {
-        let Some(entry) = self.entry else {
-            return Vec::new();
-        };
-        let top = self.nodes[entry as usize].links.len() - 1;
-        let mut from = vec![entry];
-        for l in (1..=top).rev() {
-            from = vec![self.layer(q, &from, 1, l)[0].1];
-        }
-        self.layer(q, &from, ef.max(k), 0)
-            .into_iter()
-            .filter(|c| {
-                let node = &self.nodes[c.1 as usize];
-                !node.gone && keep(&node.id)
-            })
-            .take(k)
-            .map(|c| (self.nodes[c.1 as usize].id.clone(), c.0))
-            .collect()
+        search(self, q, k, ef, keep)
     }
 
     /// Live vectors.
@@ -225,93 +260,6 @@ impl Hnsw {
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
-    }
-
-    /// Writes the graph to `path` (through a temporary file, renamed).
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("tmp");
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        out.write_all(MAGIC)?;
-        let w64 = |out: &mut dyn Write, x: u64| out.write_all(&x.to_le_bytes());
-        w64(&mut out, self.applied as u64)?;
-        w64(&mut out, self.seed)?;
-        w64(&mut out, self.entry.map_or(u64::MAX, u64::from))?;
-        w64(&mut out, self.nodes.len() as u64)?;
-        for n in &self.nodes {
-            w64(&mut out, n.id.len() as u64)?;
-            out.write_all(n.id.as_bytes())?;
-            out.write_all(&[u8::from(n.gone)])?;
-            w64(&mut out, n.v.len() as u64)?;
-            for x in &n.v {
-                out.write_all(&x.to_le_bytes())?;
-            }
-            w64(&mut out, n.links.len() as u64)?;
-            for l in &n.links {
-                w64(&mut out, l.len() as u64)?;
-                for x in l {
-                    out.write_all(&x.to_le_bytes())?;
-                }
-            }
-        }
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(tmp, path)
-    }
-
-    /// Reads a graph written by [`Hnsw::save`]; `None` if it is not one.
-    pub fn load(path: &Path) -> Option<Hnsw> {
-        let mut r = std::io::BufReader::new(std::fs::File::open(path).ok()?);
-        let mut magic = [0u8; 8];
-        r.read_exact(&mut magic).ok()?;
-        if &magic != MAGIC {
-            return None;
-        }
-        let mut r64 = || -> Option<u64> {
-            let mut b = [0u8; 8];
-            r.read_exact(&mut b).ok()?;
-            Some(u64::from_le_bytes(b))
-        };
-        let applied = r64()? as i64;
-        let seed = r64()?;
-        let entry = r64()?;
-        let count = r64()?;
-        let mut g = Hnsw {
-            applied,
-            seed,
-            entry: (entry != u64::MAX).then_some(entry as u32),
-            ..Hnsw::default()
-        };
-        let mut read = |len: usize| -> Option<Vec<u8>> {
-            let mut b = vec![0u8; len];
-            r.read_exact(&mut b).ok()?;
-            Some(b)
-        };
-        let n64 = |b: Vec<u8>| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
-        for i in 0..count {
-            let len = n64(read(8)?) as usize;
-            let id = String::from_utf8(read(len)?).ok()?;
-            let gone = read(1)?[0] == 1;
-            let dims = n64(read(8)?) as usize;
-            let v = read(dims * 4)?
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            let levels = n64(read(8)?) as usize;
-            let mut links = Vec::with_capacity(levels);
-            for _ in 0..levels {
-                let n = n64(read(8)?) as usize;
-                links.push(
-                    read(n * 4)?
-                        .chunks_exact(4)
-                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect(),
-                );
-            }
-            if !gone {
-                g.by_id.insert(id.clone(), i as u32);
-            }
-            g.nodes.push(Node { id, v, links, gone });
-        }
-        Some(g)
     }
 
     /// A new, empty graph.
@@ -374,13 +322,20 @@ mod tests {
         assert!(got.iter().all(|(id, _)| id != "/k/1"));
         let dir = tempfile::tempdir().unwrap();
         g.applied = 42;
-        g.save(&dir.path().join("g.bin")).unwrap();
-        let back = Hnsw::load(&dir.path().join("g.bin")).unwrap();
+        crate::hnsw_file::save(&g, &dir.path().join("g.bin")).unwrap();
+        let back = crate::hnsw_file::load(&dir.path().join("g.bin")).unwrap();
         assert_eq!((back.applied, back.len()), (42, 1999));
         assert_eq!(
             back.search(&unit(5, 32), 5, 64, &|_| true),
             g.search(&unit(5, 32), 5, 64, &|_| true)
         );
-        assert!(Hnsw::load(&dir.path().join("missing")).is_none());
+        assert!(crate::hnsw_file::load(&dir.path().join("missing")).is_none());
+        // Mapped, it finds the same without reading the whole file.
+        let mapped = crate::hnsw_file::Mapped::open(&dir.path().join("g.bin")).unwrap();
+        assert_eq!(mapped.applied(), 42);
+        assert_eq!(
+            search(&mapped, &unit(5, 32), 5, 64, &|_| true),
+            g.search(&unit(5, 32), 5, 64, &|_| true)
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod catchup;
 pub mod doc;
 pub mod embed;
 pub mod hnsw;
+pub mod hnsw_file;
 pub mod index;
 pub mod query;
 pub mod search;
