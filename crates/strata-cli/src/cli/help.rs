@@ -133,6 +133,8 @@ fn examples(path: &str) -> Option<&'static str> {
   strata search 'status:blocked entity:user' --schema examples/sigilgate/schema.toml
   strata search 10.20.0.20 --prefix /sigilgate/routes/ -o json
   strata search --watch --schema examples/sigilgate/schema.toml    # keep the index current",
+        "ui" => "  strata ui --schema examples/sigilgate/schema.toml        # http://127.0.0.1:8420/
+  strata ui --listen 0.0.0.0:8420 --token /etc/strata/ui-token --schema schema.toml",
         "refs" => "  strata refs /sigilgate/nodes/10.20.0.20 --schema examples/sigilgate/schema.toml",
         "schema check" => "  strata schema check --schema examples/sigilgate/schema.toml
   strata schema check --schema schema.toml --prefix /sigilgate/ -o json",

@@ -6,10 +6,12 @@ pub mod help;
 mod jobs;
 mod keys;
 mod search;
+mod ui;
 
 pub use jobs::*;
 pub use keys::*;
 pub use search::*;
+pub use ui::*;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -372,6 +374,14 @@ pub enum Command {
     /// --schema a hit is an object (a word in /sigilgate/users/7/status finds user 7)
     /// and secret fields are never indexed. Exit code 3 when nothing is found.
     Search(SearchArgs),
+    /// A web console for the store: browse the keyspace level by level with key
+    /// counts, a key with its history, objects as typed forms with their references
+    /// (--schema), search.
+    ///
+    /// Listens on 127.0.0.1:8420; anywhere else only with --token FILE, which every
+    /// request must carry. Read-only: no page writes. Fields the schema marks secret
+    /// are never sent to the browser.
+    Ui(UiArgs),
     /// What an object references and what references it, from the schema's ref
     /// fields ("what depends on this node?").
     Refs(RefsArgs),

@@ -14,6 +14,7 @@ mod search;
 mod snapshot;
 mod status;
 mod transfer;
+mod ui;
 mod view;
 
 use anyhow::Context;
@@ -68,6 +69,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<Outcome> {
         }) => migrate::new(&dir.dir, &area, &name, format),
         Command::Status(args) => status::status(opts, args).await,
         Command::Search(args) => search::search(opts, args).await,
+        Command::Ui(args) => ui::ui(opts, args).await,
         Command::Config(command) => config::command(opts, command).await,
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
@@ -100,6 +102,7 @@ async fn on_store(store: &AnyStore, command: Command) -> anyhow::Result<Outcome>
         | Command::Import(_)
         | Command::Status(_)
         | Command::Search(_)
+        | Command::Ui(_)
         | Command::Completions(_)
         | Command::Man(_)
         | Command::Config(_)

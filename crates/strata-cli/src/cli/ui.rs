@@ -1,0 +1,24 @@
+//! The arguments of `strata ui`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Where to listen. Anything but a loopback address needs --token.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8420")]
+    pub listen: SocketAddr,
+    /// A schema: objects as typed forms, references, and its secret fields never sent
+    /// to the browser.
+    #[arg(long, value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+    /// A file holding the token every request must carry (Authorization: Bearer
+    /// TOKEN, or ?token=TOKEN once, which sets a cookie). Required off loopback.
+    #[arg(long, value_name = "FILE", env = "STRATA_UI_TOKEN_FILE")]
+    pub token: Option<PathBuf>,
+    /// The search index folder (default as for `strata search`).
+    #[arg(long, value_name = "DIR")]
+    pub index: Option<PathBuf>,
+}

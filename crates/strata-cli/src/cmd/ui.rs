@@ -1,0 +1,57 @@
+//! `strata ui`: a frontend over `strata_ui::serve`.
+
+use anyhow::Context;
+use strata_schema::Schema;
+use strata_search::Identity;
+
+use crate::cli::{StoreOpts, UiArgs};
+use crate::output::note;
+use crate::Outcome;
+
+pub async fn ui(opts: &StoreOpts, args: UiArgs) -> anyhow::Result<Outcome> {
+    let store = super::open(opts).await?;
+    let (schema, text) = match &args.schema {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the schema {}", path.display()))?;
+            (
+                Some(Schema::parse(&text, &path.display().to_string())?),
+                Some(text),
+            )
+        }
+        None => (None, None),
+    };
+    let token = match &args.token {
+        Some(path) => {
+            let t = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file {}", path.display()))?;
+            let t = t.trim().to_owned();
+            anyhow::ensure!(
+                t.len() >= 16,
+                "the token in {} is shorter than 16 characters",
+                path.display()
+            );
+            Some(t)
+        }
+        None => None,
+    };
+    let identity = Identity::new(&opts.store, text.as_deref());
+    let dir = args
+        .index
+        .clone()
+        .unwrap_or_else(|| strata_search::default_dir(&opts.store, &identity));
+    let console = strata_ui::ConsoleOptions {
+        schema,
+        token,
+        search: Some((dir, identity)),
+    };
+    strata_ui::serve(
+        store,
+        args.listen,
+        console,
+        |addr| note!("strata: the console is at http://{addr}/ (Ctrl-C stops it)"),
+        super::transfer::shutdown(),
+    )
+    .await?;
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,255 @@
+//! `strata ui` at the HTTP level, with curl as the independent client: the pages of
+//! the sigilgate example (a level with key counts, an object with its fields and
+//! references, a key with its history, search), a value holding `<script>` shown as
+//! text, the broker's passwords never in any answer, no route that writes, and off
+//! loopback: refused without a token, every request without it refused.
+
+mod util;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use util::{examples, Sandbox};
+
+/// A running console and its address.
+struct Console {
+    child: Child,
+    addr: String,
+}
+
+impl Console {
+    fn start(s: &Sandbox, args: &[&str]) -> Console {
+        let mut all = vec!["ui", "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut child = s.command(&all).stderr(Stdio::piped()).spawn().unwrap();
+        let err = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(err).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the console said where it listens")
+                .unwrap();
+            if let Some(rest) = line.split("http://").nth(1) {
+                break rest.split('/').next().unwrap().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Console { child, addr }
+    }
+
+    /// curl's status code and body for `path` (with extra curl arguments).
+    fn get(&self, path: &str, extra: &[&str]) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
+            .args(extra)
+            .arg(format!("http://{}{path}", self.addr))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), body.to_owned())
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn pages_of_the_example_escaped_and_without_secrets() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "load",
+        &examples()
+            .join("sigilgate/expected.json")
+            .display()
+            .to_string(),
+    ]);
+    s.ok(&[
+        "load",
+        &examples()
+            .join("etcd-v2-broker/expected.json")
+            .display()
+            .to_string(),
+    ]);
+    s.ok(&["put", "/notes/evil", "<script>alert('x')</script>"]);
+    let schema = std::env::temp_dir().join(format!("ui-schema-{}.toml", std::process::id()));
+    // Both example schemas in one: the sigilgate entities and the broker's.
+    let both = format!(
+        "{}\n{}",
+        std::fs::read_to_string(examples().join("sigilgate/schema.toml")).unwrap(),
+        std::fs::read_to_string(examples().join("broker/schema.toml")).unwrap()
+    );
+    std::fs::write(&schema, both).unwrap();
+    let schema = schema.display().to_string();
+    let c = Console::start(&s, &["--schema", &schema]);
+
+    let (code, root) = c.get("/browse?prefix=/", &[]);
+    assert_eq!(code, 200, "{root}");
+    assert!(
+        root.contains("sigilgate/") && root.contains("public/"),
+        "{root}"
+    );
+    let (_, users) = c.get("/browse?prefix=/sigilgate/users/", &[]);
+    assert!(
+        users.contains("href=\"/object?path=/sigilgate/users/"),
+        "{users}"
+    );
+
+    // An object: typed fields, a secret field masked, its references.
+    let (code, user) = c.get("/object?path=/sigilgate/users/129", &[]);
+    assert_eq!(code, 200, "{user}");
+    assert!(
+        user.contains("username") && user.contains("status"),
+        "{user}"
+    );
+    let device = "/sigilgate/users/129/devices/0c5cd43b-f53e-4c38-be5c-39319d892098";
+    let key = s.ok(&["get", &format!("{device}/public_key")]);
+    let (code, page) = c.get(&format!("/object?path={device}"), &[]);
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("secret, not shown") && !page.contains(key.trim()),
+        "{page}"
+    );
+    let (_, page) = c.get(&format!("/key?k={device}/public_key"), &[]);
+    assert!(!page.contains(key.trim()), "{page}");
+    let (_, node) = c.get("/object?path=/sigilgate/nodes/10.20.0.20", &[]);
+    assert_eq!(node.matches("referenced by").count(), 8, "{node}");
+
+    // A key and its history; a value with markup is text.
+    let (_, evil) = c.get("/key?k=/notes/evil", &[]);
+    assert!(
+        evil.contains("&lt;script&gt;") && !evil.contains("<script>"),
+        "{evil}"
+    );
+    let (_, evil_level) = c.get("/browse?prefix=/notes/", &[]);
+    assert!(!evil_level.contains("<script>"), "{evil_level}");
+
+    // Search, matching words marked.
+    let (code, found) = c.get("/search?q=grace+hopper", &[]);
+    assert_eq!(code, 200, "{found}");
+    assert!(found.contains("<mark>Grace</mark>"), "{found}");
+
+    // The broker's passwords never reach the browser.
+    let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(examples().join("etcd-v2-broker/expected.json")).unwrap(),
+    )
+    .unwrap();
+    let mut secrets = Vec::new();
+    for (k, v) in &data {
+        if k.ends_with("/state") {
+            let state: serde_json::Value = serde_json::from_str(v.as_str().unwrap()).unwrap();
+            secrets.push(
+                state["admin_credentials"]["password"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    let member = data
+        .keys()
+        .find(|k| k.contains("/members/"))
+        .unwrap()
+        .clone();
+    for path in [
+        "/browse?prefix=/service/f1/".to_owned(),
+        "/key?k=/service/f1/state".to_owned(),
+        format!("/key?k={member}"),
+        "/browse?prefix=/service/f1/members/".to_owned(),
+        format!("/search?q={}", secrets[0]),
+        "/search?q=pgadmin".to_owned(),
+    ] {
+        let (_, body) = c.get(&path, &[]);
+        // A search page repeats its query (what the user typed, not the store's).
+        let body = body.replace(&format!("search: {}", secrets[0]), "search: …");
+        for secret in &secrets {
+            assert!(!body.contains(secret.as_str()), "{path} shows a password");
+        }
+        assert!(
+            !body.contains("postgres://"),
+            "{path} shows a member's connection URL"
+        );
+    }
+    let (_, by_password) = c.get(&format!("/search?q={}", secrets[0]), &[]);
+    assert!(
+        by_password.contains("<p>0 hits</p>"),
+        "found by a password: {by_password}"
+    );
+    let (_, state) = c.get("/key?k=/service/f1/state", &[]);
+    assert!(
+        state.contains("pgadmin"),
+        "the state's other fields are shown: {state}"
+    );
+
+    // No route writes.
+    for path in [
+        "/key?k=/notes/evil",
+        "/browse?prefix=/",
+        "/object?path=/sigilgate/users/129",
+    ] {
+        let (code, _) = c.get(path, &["-X", "POST", "-d", "value=x"]);
+        assert_eq!(code, 405, "POST {path}");
+    }
+    assert_eq!(
+        s.ok(&["get", "/notes/evil"]).trim(),
+        "<script>alert('x')</script>"
+    );
+}
+
+#[test]
+fn off_loopback_a_token_is_required_on_every_request() {
+    let s = Sandbox::new();
+    s.ok(&["put", "/a", "1"]);
+    let (_, err) = s.expect(1, &["ui", "--listen", "0.0.0.0:0"]);
+    assert!(err.contains("--token") && err.contains("loopback"), "{err}");
+    let token = "t0k3n-of-the-test-console";
+    std::fs::write(s.path("token"), format!("{token}\n")).unwrap();
+    let file = s.path("token").display().to_string();
+    let mut all = vec!["ui", "--listen", "0.0.0.0:0", "--token", &file];
+    let _ = &mut all;
+    let mut child = s.command(&all).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("the console said where it listens")
+            .unwrap();
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest
+                .split('/')
+                .next()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .to_owned();
+        }
+    };
+    let c = Console {
+        child,
+        addr: format!("127.0.0.1:{port}"),
+    };
+    let (code, body) = c.get("/browse?prefix=/", &[]);
+    assert_eq!(code, 401, "{body}");
+    assert!(!body.contains(token));
+    let (code, _) = c.get(
+        "/browse?prefix=/",
+        &["-H", "Authorization: Bearer wrong-token-of-the-same-len"],
+    );
+    assert_eq!(code, 401);
+    let (code, body) = c.get(
+        "/browse?prefix=/",
+        &["-H", &format!("Authorization: Bearer {token}")],
+    );
+    assert_eq!(code, 200, "{body}");
+    // Once with ?token=, then the cookie it set.
+    let jar = s.path("cookies").display().to_string();
+    let (code, _) = c.get(&format!("/browse?prefix=/&token={token}"), &["-c", &jar]);
+    assert_eq!(code, 200);
+    let (code, _) = c.get("/key?k=/a", &["-b", &jar]);
+    assert_eq!(code, 200);
+}

@@ -1,0 +1,172 @@
+//! `strata ui`: a web console for a store, served by a library-level HTTP server
+//! (axum) so that a service can embed it; the CLI's `ui` command is a frontend over
+//! [`serve`]. Pages are rendered on the server from the same library calls as the
+//! CLI (listing, get, history, objects, refs, search), every text escaped, the style
+//! sheet compiled in (no CDN, nothing fetched at run time).
+//!
+//! Security: it listens on 127.0.0.1 unless told otherwise, and anywhere else only
+//! with a token that every request must carry (`Authorization: Bearer TOKEN`, or once
+//! `?token=TOKEN`, which sets a same-site cookie). This first version is read-only:
+//! no route writes. Fields a schema marks secret are never sent to the browser.
+//! Owns the routes and the access rule; the pages are `pages.rs`, HTML `html.rs`.
+
+pub mod html;
+mod pages;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use strata_core::store::Store;
+use strata_schema::Schema;
+use strata_search::Identity;
+
+/// What can go wrong starting the console.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "{addr} is not a loopback address: anyone who can reach it could read the store; \
+         give --token FILE (every request must then carry it), or listen on 127.0.0.1"
+    )]
+    NoToken { addr: SocketAddr },
+}
+
+/// How the console is set up.
+#[derive(Clone, Default)]
+pub struct ConsoleOptions {
+    /// The schema: objects, types, references; its secrets are never shown.
+    pub schema: Option<Schema>,
+    /// The token every request must carry (required off loopback).
+    pub token: Option<String>,
+    /// The search index's folder and what it is for.
+    pub search: Option<(PathBuf, Identity)>,
+}
+
+impl std::fmt::Debug for ConsoleOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleOptions")
+            .field("schema", &self.schema.is_some())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("search", &self.search.as_ref().map(|(d, _)| d))
+            .finish()
+    }
+}
+
+/// The console's state: the store and its options.
+pub(crate) struct Console<S> {
+    pub store: S,
+    pub opts: ConsoleOptions,
+}
+
+/// The routes over `store`.
+pub fn router<S: Store + Clone + 'static>(store: S, opts: ConsoleOptions) -> Router {
+    let console = Arc::new(Console { store, opts });
+    Router::new()
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/browse?prefix=/") }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css")], html::CSS) }),
+        )
+        .route("/browse", get(pages::browse::<S>))
+        .route("/key", get(pages::key::<S>))
+        .route("/object", get(pages::object::<S>))
+        .route("/search", get(pages::search::<S>))
+        .layer(axum::middleware::from_fn_with_state(
+            console.clone(),
+            guard::<S>,
+        ))
+        .with_state(console)
+}
+
+/// Lets a request through if no token is set or it carries the token; a `?token=`
+/// that matches also sets the cookie.
+async fn guard<S: Store + Clone + 'static>(
+    State(c): State<Arc<Console<S>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = c.opts.token.clone() else {
+        return next.run(req).await;
+    };
+    let headers = req.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let cookie = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(';')
+                .find_map(|c| c.trim().strip_prefix("strata_token=").map(str::to_owned))
+        });
+    let given = html::param(req.uri().query(), "token");
+    let same = |t: &Option<String>| {
+        t.as_deref()
+            .is_some_and(|t| equal(t.as_bytes(), token.as_bytes()))
+    };
+    if same(&bearer) || same(&cookie) {
+        return next.run(req).await;
+    }
+    if same(&given) {
+        let mut resp = next.run(req).await;
+        if let Ok(v) = format!("strata_token={token}; HttpOnly; SameSite=Strict; Path=/").parse() {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        return resp;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "this console needs its token: Authorization: Bearer TOKEN, or open it once with ?token=TOKEN\n",
+    )
+        .into_response()
+}
+
+/// Compares in time that does not depend on where the bytes differ.
+fn equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Serves the console on `addr` until `stop` completes; `ready` is told the bound
+/// address (port 0: any free one). Off loopback a token is required.
+pub async fn serve<S: Store + Clone + 'static>(
+    store: S,
+    addr: SocketAddr,
+    opts: ConsoleOptions,
+    ready: impl FnOnce(SocketAddr),
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    if !addr.ip().is_loopback() && opts.token.is_none() {
+        return Err(Error::NoToken { addr });
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    ready(bound);
+    axum::serve(listener, router(store, opts))
+        .with_graceful_shutdown(stop)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: bound,
+            source,
+        })
+}

@@ -1,0 +1,297 @@
+//! The pages: a level of the keyspace with key counts (one level read, never the
+//! subtree), a key with its history, an object with its typed fields and references,
+//! search hits. Each is one or a few library calls; values pass through the schema's
+//! secret rule ([`strata_search::doc::visible`]) before they are rendered.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::Value;
+use strata_core::model::KeySpan;
+use strata_core::store::{scan, Store};
+use strata_search::doc::{self, Owner};
+
+use crate::html::{esc, page, param, url};
+use crate::Console;
+
+/// What a value looks like on a page: its text, secrets replaced, long ones cut.
+fn shown<S>(c: &Console<S>, key: &[u8], value: &[u8], cut: usize) -> String {
+    match doc::visible(c.opts.schema.as_ref(), key, value) {
+        None => "<span class=\"secret\">secret, not shown</span>".into(),
+        Some(text) if text.chars().count() > cut => {
+            format!(
+                "<code>{}…</code>",
+                esc(&text.chars().take(cut).collect::<String>())
+            )
+        }
+        Some(text) => format!("<code>{}</code>", esc(&text)),
+    }
+}
+
+fn fail(status: StatusCode, title: &str, text: &str) -> Response {
+    (
+        status,
+        Html(page(title, None, &format!("<p>{}</p>", esc(text)))),
+    )
+        .into_response()
+}
+
+/// `/browse?prefix=P`: the children of one level, each with the keys below it.
+pub(crate) async fn browse<S: Store + Clone + 'static>(
+    State(c): State<Arc<Console<S>>>,
+    uri: Uri,
+) -> Response {
+    let prefix = strata_ops::listing::dir_prefix(&param(uri.query(), "prefix").unwrap_or_default());
+    let (revision, children) = match strata_ops::listing::list_children(&c.store, &prefix).await {
+        Ok(r) => r,
+        Err(e) => return fail(StatusCode::BAD_GATEWAY, &prefix, &e.to_string()),
+    };
+    let mut rows = String::new();
+    for ch in &children {
+        let name = if ch.descendants > 0 {
+            format!(
+                "<a href=\"/browse?prefix={}\">{}/</a>",
+                url(&format!("{}/", ch.key)),
+                esc(&ch.name)
+            )
+        } else {
+            String::new()
+        };
+        let value = match &ch.value {
+            Some(v) => format!(
+                "<a href=\"/key?k={}\">{}</a> = {}",
+                url(&ch.key),
+                esc(&ch.name),
+                shown(&c, ch.key.as_bytes(), v, 120)
+            ),
+            None => String::new(),
+        };
+        let object = match doc::owner(c.opts.schema.as_ref(), format!("{}/x", ch.key).as_bytes()) {
+            Some(Owner::Object { path, entity }) if path == ch.key => {
+                format!(
+                    " <a class=\"entity\" href=\"/object?path={}\">{}</a>",
+                    url(&path),
+                    esc(&entity)
+                )
+            }
+            _ => String::new(),
+        };
+        rows.push_str(&format!(
+            "<tr><td>{name}{object}</td><td class=\"count\">{}</td><td>{value}</td></tr>",
+            if ch.descendants > 0 {
+                ch.descendants.to_string()
+            } else {
+                String::new()
+            }
+        ));
+    }
+    let body = format!(
+        "<p>{} entries at revision {revision}</p><table><tr><th>below</th><th>keys</th><th>value</th></tr>{rows}</table>",
+        children.len()
+    );
+    Html(page(&prefix, Some(&prefix), &body)).into_response()
+}
+
+/// `/key?k=K`: a key's value and its history.
+pub(crate) async fn key<S: Store + Clone + 'static>(
+    State(c): State<Arc<Console<S>>>,
+    uri: Uri,
+) -> Response {
+    let Some(k) = param(uri.query(), "k") else {
+        return fail(StatusCode::BAD_REQUEST, "key", "give ?k=KEY");
+    };
+    let kv = match c.store.get(k.as_bytes()).await {
+        Ok(kv) => kv,
+        Err(e) => return fail(StatusCode::BAD_GATEWAY, &k, &e.to_string()),
+    };
+    let Some(kv) = kv else {
+        return fail(StatusCode::NOT_FOUND, &k, "no such key");
+    };
+    let value = match doc::visible(c.opts.schema.as_ref(), &kv.key, &kv.value) {
+        None => "<p class=\"secret\">secret, not shown</p>".to_owned(),
+        Some(text) => {
+            let pretty = serde_json::from_str::<Value>(&text)
+                .ok()
+                .filter(|v| v.is_object() || v.is_array())
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or(text);
+            format!("<pre>{}</pre>", esc(&pretty))
+        }
+    };
+    let object = match doc::owner(c.opts.schema.as_ref(), &kv.key) {
+        Some(Owner::Object { path, entity }) => format!(
+            "<p>a field of <a href=\"/object?path={}\">{}</a> <span class=\"entity\">{}</span></p>",
+            url(&path),
+            esc(&path),
+            esc(&entity)
+        ),
+        _ => String::new(),
+    };
+    let mut history = String::new();
+    if let Ok(events) = c.store.history(&kv.key).await {
+        for e in events.iter().rev() {
+            let what = match e.kind {
+                strata_core::model::EventKind::Put => shown(&c, &e.kv.key, &e.kv.value, 200),
+                strata_core::model::EventKind::Delete => "<em>deleted</em>".into(),
+            };
+            history.push_str(&format!(
+                "<tr><td>{}</td><td>{what}</td></tr>",
+                e.kv.mod_revision
+            ));
+        }
+    }
+    let body = format!(
+        "{object}<p>version {} · modified at revision {} · created at {}</p>{value}\
+         <h3>History</h3><table><tr><th>revision</th><th>value</th></tr>{history}</table>",
+        kv.version, kv.mod_revision, kv.create_revision
+    );
+    Html(page(&k, Some(&k), &body)).into_response()
+}
+
+/// `/object?path=P`: an object's typed fields (secrets left out) and its references.
+pub(crate) async fn object<S: Store + Clone + 'static>(
+    State(c): State<Arc<Console<S>>>,
+    uri: Uri,
+) -> Response {
+    let Some(path) = param(uri.query(), "path") else {
+        return fail(StatusCode::BAD_REQUEST, "object", "give ?path=OBJECT");
+    };
+    let Some(schema) = c.opts.schema.as_ref() else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            &path,
+            "objects need the console started with --schema",
+        );
+    };
+    let Some(owner @ Owner::Object { .. }) =
+        doc::owner(Some(schema), format!("{path}/x").as_bytes())
+    else {
+        return fail(
+            StatusCode::NOT_FOUND,
+            &path,
+            "no entity of the schema has objects here",
+        );
+    };
+    let mut kvs = Vec::new();
+    let read = scan(
+        &c.store,
+        KeySpan::prefix(format!("{path}/").into_bytes()),
+        0,
+        |page| {
+            kvs.extend(
+                page.into_iter()
+                    .filter(|kv| doc::owner(Some(schema), &kv.key).as_ref() == Some(&owner))
+                    .map(|kv| (kv.key, kv.value)),
+            );
+            Ok(())
+        },
+    )
+    .await;
+    if let Err(e) = read {
+        return fail(StatusCode::BAD_GATEWAY, &path, &e.to_string());
+    }
+    let Some(d) = doc::build(Some(schema), &owner, &kvs) else {
+        return fail(StatusCode::NOT_FOUND, &path, "no such object");
+    };
+    let entity = owner.entity().and_then(|e| schema.entity(e));
+    let mut rows = String::new();
+    if let (Some(e), Value::Object(fields)) = (entity, &d.shown) {
+        for (name, spec) in &e.fields {
+            let value = match (spec.secret, fields.get(name)) {
+                (true, _) => "<span class=\"secret\">secret, not shown</span>".to_owned(),
+                (false, Some(v)) => format!("<code>{}</code>", esc(&v.to_string())),
+                (false, None) => "<em>absent</em>".to_owned(),
+            };
+            rows.push_str(&format!(
+                "<tr><td><a href=\"/key?k={}\">{}</a></td><td>{}</td><td>{value}</td></tr>",
+                url(&format!("{path}/{name}")),
+                esc(name),
+                esc(&format!("{:?}", spec.ty).to_lowercase())
+            ));
+        }
+    }
+    let mut refs = String::new();
+    if let Ok(Some(r)) = strata_schema::refs::refs(&c.store, schema, &path).await {
+        for (holder, target) in &r.outgoing {
+            refs.push_str(&format!(
+                "<li>references <a href=\"/object?path={}\">{}</a> (via {})</li>",
+                url(target),
+                esc(target),
+                esc(holder)
+            ));
+        }
+        for holder in &r.incoming {
+            refs.push_str(&format!(
+                "<li>referenced by <a href=\"/key?k={}\">{}</a></li>",
+                url(holder),
+                esc(holder)
+            ));
+        }
+    }
+    let body = format!(
+        "<p><span class=\"entity\">{}</span></p><table><tr><th>field</th><th>type</th><th>value</th></tr>{rows}</table>\
+         <h3>References</h3><ul>{refs}</ul>",
+        esc(owner.entity().unwrap_or_default())
+    );
+    Html(page(&path, Some(&path), &body)).into_response()
+}
+
+/// `/search?q=Q`: the search hits, matching words marked.
+pub(crate) async fn search<S: Store + Clone + 'static>(
+    State(c): State<Arc<Console<S>>>,
+    uri: Uri,
+) -> Response {
+    let q = param(uri.query(), "q").unwrap_or_default();
+    let Some((dir, identity)) = &c.opts.search else {
+        return fail(
+            StatusCode::NOT_FOUND,
+            "search",
+            "search is not set up for this console",
+        );
+    };
+    let req = strata_search::SearchRequest {
+        query: q.clone(),
+        limit: 50,
+        ..Default::default()
+    };
+    let feeds = [strata_search::Feed::whole(&c.store)];
+    let report = strata_search::run(
+        &c.store,
+        &feeds,
+        dir,
+        identity,
+        c.opts.schema.clone(),
+        None,
+        &req,
+    )
+    .await;
+    let hits = match report {
+        Ok(r) => r.hits,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &q, &e.to_string()),
+    };
+    let mut rows = String::new();
+    for h in &hits {
+        let mut marked = String::new();
+        let mut at = 0;
+        for r in &h.marks {
+            marked.push_str(&esc(&h.snippet[at..r.start]));
+            marked.push_str(&format!("<mark>{}</mark>", esc(&h.snippet[r.clone()])));
+            at = r.end;
+        }
+        marked.push_str(&esc(&h.snippet[at..]));
+        let link = if h.entity.is_some() && h.id != h.key {
+            format!("/object?path={}", url(&h.id))
+        } else {
+            format!("/key?k={}", url(&h.key))
+        };
+        rows.push_str(&format!(
+            "<tr><td><a href=\"{link}\">{}</a> <span class=\"entity\">{}</span></td><td>{marked}</td></tr>",
+            esc(&h.key),
+            esc(h.entity.as_deref().unwrap_or(""))
+        ));
+    }
+    let body = format!("<p>{} hits</p><table>{rows}</table>", hits.len());
+    Html(page(&format!("search: {q}"), None, &body)).into_response()
+}
