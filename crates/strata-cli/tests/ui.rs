@@ -253,3 +253,73 @@ fn off_loopback_a_token_is_required_on_every_request() {
     let (code, _) = c.get("/key?k=/a", &["-b", &jar]);
     assert_eq!(code, 200);
 }
+
+/// With --allow-writes: a write from the key's own form lands (a compare-and-swap on
+/// the revision the page showed); one made after another writer changed the key is a
+/// conflict that writes nothing; a cross-origin post and one without the form's token
+/// are refused; a typed field is checked; a secret field is not writable.
+#[test]
+fn writes_are_compare_and_swap_from_the_console_pages_only() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "load",
+        &examples()
+            .join("sigilgate/expected.json")
+            .display()
+            .to_string(),
+    ]);
+    let schema = examples()
+        .join("sigilgate/schema.toml")
+        .display()
+        .to_string();
+    let c = Console::start(&s, &["--schema", &schema, "--allow-writes"]);
+    let key = "/sigilgate/users/129/max_devices";
+    let (_, page) = c.get(&format!("/key?k={key}"), &[]);
+    let field = |name: &str| -> String {
+        let at = page.find(&format!("name=\"{name}\" value=\"")).expect(name) + name.len() + 15;
+        page[at..].split('"').next().unwrap().to_owned()
+    };
+    let (at, csrf) = (field("at"), field("csrf"));
+    let origin = format!("Origin: http://{}", c.addr);
+    let post = |body: &str, headers: &[&str]| -> u16 {
+        let mut args = vec!["-X", "POST", "--data", body];
+        for h in headers {
+            args.extend(["-H", h]);
+        }
+        c.get("/put", &args).0
+    };
+    let form =
+        |value: &str, at: &str, csrf: &str| format!("k={key}&at={at}&csrf={csrf}&value={value}");
+    // Refused: another origin, no origin, a wrong token, a value of the wrong type.
+    assert_eq!(
+        post(&form("7", &at, &csrf), &["Origin: http://evil.example"]),
+        403
+    );
+    assert_eq!(post(&form("7", &at, &csrf), &[]), 403);
+    assert_eq!(post(&form("7", &at, "0000"), &[&origin]), 403);
+    assert_eq!(post(&form("seven", &at, &csrf), &[&origin]), 422);
+    assert_eq!(s.ok(&["get", key]).trim(), "5");
+    // From the page: written, then found at a new revision.
+    assert_eq!(post(&form("7", &at, &csrf), &[&origin]), 303);
+    assert_eq!(s.ok(&["get", key]).trim(), "7");
+    // Another writer changes it; the page's stale form is a conflict, nothing written.
+    s.ok(&["put", key, "9"]);
+    let (code, body) = c.get(
+        "/put",
+        &[
+            "-X",
+            "POST",
+            "--data",
+            &form("11", &at, &csrf),
+            "-H",
+            &origin,
+        ],
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("Conflict") && body.contains("9"), "{body}");
+    assert_eq!(s.ok(&["get", key]).trim(), "9");
+    // A secret field is not writable from the console.
+    let device_key = "/sigilgate/users/129/devices/0c5cd43b-f53e-4c38-be5c-39319d892098/public_key";
+    let body = format!("k={device_key}&at=1&csrf={csrf}&value=x");
+    assert_eq!(post(&body, &[&origin]), 403);
+}

@@ -308,6 +308,21 @@ pub fn display_key(key: &[u8]) -> String {
     }
 }
 
+/// `text` for a URL's path or query value: every byte outside the unreserved set
+/// (letters, digits, `-._~`) and `/` percent-escaped.
+pub fn url_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,16 +19,7 @@ pub fn esc(text: &str) -> String {
 
 /// `text` percent-encoded for a query string value.
 pub fn url(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    strata_core::key::url_escape(text)
 }
 
 /// The value of `name` in a query string (`a=1&b=x%20y`), decoded.

@@ -6,12 +6,13 @@
 //!
 //! Security: it listens on 127.0.0.1 unless told otherwise, and anywhere else only
 //! with a token that every request must carry (`Authorization: Bearer TOKEN`, or once
-//! `?token=TOKEN`, which sets a same-site cookie). This first version is read-only:
-//! no route writes. Fields a schema marks secret are never sent to the browser.
+//! `?token=TOKEN`, which sets a same-site cookie). It is read-only unless started
+//! with `--allow-writes` (`writes.rs`: compare-and-swap writes from its own pages). Fields a schema marks secret are never sent to the browser.
 //! Owns the routes and the access rule; the pages are `pages.rs`, HTML `html.rs`.
 
 pub mod html;
 mod pages;
+mod writes;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ pub struct ConsoleOptions {
     pub token: Option<String>,
     /// The search index's folder and what it is for.
     pub search: Option<(PathBuf, Identity)>,
+    /// Pages may write (each write a compare-and-swap, from the console's own pages).
+    pub allow_writes: bool,
 }
 
 impl std::fmt::Debug for ConsoleOptions {
@@ -59,6 +62,7 @@ impl std::fmt::Debug for ConsoleOptions {
             .field("schema", &self.schema.is_some())
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("search", &self.search.as_ref().map(|(d, _)| d))
+            .field("allow_writes", &self.allow_writes)
             .finish()
     }
 }
@@ -67,11 +71,19 @@ impl std::fmt::Debug for ConsoleOptions {
 pub(crate) struct Console<S> {
     pub store: S,
     pub opts: ConsoleOptions,
+    pub allow_writes: bool,
+    /// The token of this process's write forms.
+    pub form_token: String,
 }
 
 /// The routes over `store`.
 pub fn router<S: Store + Clone + 'static>(store: S, opts: ConsoleOptions) -> Router {
-    let console = Arc::new(Console { store, opts });
+    let console = Arc::new(Console {
+        store,
+        allow_writes: opts.allow_writes,
+        opts,
+        form_token: writes::form_token(),
+    });
     Router::new()
         .route(
             "/",
@@ -85,6 +97,8 @@ pub fn router<S: Store + Clone + 'static>(store: S, opts: ConsoleOptions) -> Rou
         .route("/key", get(pages::key::<S>))
         .route("/object", get(pages::object::<S>))
         .route("/search", get(pages::search::<S>))
+        .route("/put", axum::routing::post(writes::write::<S>))
+        .route("/delete", axum::routing::post(writes::write::<S>))
         .layer(axum::middleware::from_fn_with_state(
             console.clone(),
             guard::<S>,

@@ -142,8 +142,26 @@ pub(crate) async fn key<S: Store + Clone + 'static>(
             ));
         }
     }
+    let secret = c
+        .opts
+        .schema
+        .as_ref()
+        .is_some_and(|s| s.classify(&kv.key).is_secret());
+    let edit = if c.allow_writes && !secret {
+        let current = doc::visible(c.opts.schema.as_ref(), &kv.key, &kv.value).unwrap_or_default();
+        let fields = crate::writes::form_fields(&c, &k, kv.mod_revision);
+        format!(
+            "<form method=\"post\" action=\"/put\">{fields}<textarea name=\"value\" rows=\"4\" cols=\"80\">{}</textarea>\
+             <br><button>Save (only if unchanged since revision {})</button></form>\
+             <form method=\"post\" action=\"/delete\">{fields}<button>Delete</button></form>",
+            esc(&current),
+            kv.mod_revision
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
-        "{object}<p>version {} · modified at revision {} · created at {}</p>{value}\
+        "{object}<p>version {} · modified at revision {} · created at {}</p>{value}{edit}\
          <h3>History</h3><table><tr><th>revision</th><th>value</th></tr>{history}</table>",
         kv.version, kv.mod_revision, kv.create_revision
     );

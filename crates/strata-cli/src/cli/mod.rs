@@ -379,8 +379,8 @@ pub enum Command {
     /// (--schema), search.
     ///
     /// Listens on 127.0.0.1:8420; anywhere else only with --token FILE, which every
-    /// request must carry. Read-only: no page writes. Fields the schema marks secret
-    /// are never sent to the browser.
+    /// request must carry. Read-only unless --allow-writes (then each write is a
+    /// compare-and-swap). Fields the schema marks secret are never sent to the browser.
     Ui(UiArgs),
     /// What an object references and what references it, from the schema's ref
     /// fields ("what depends on this node?").

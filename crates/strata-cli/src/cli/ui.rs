@@ -18,6 +18,11 @@ pub struct UiArgs {
     /// TOKEN, or ?token=TOKEN once, which sets a cookie). Required off loopback.
     #[arg(long, value_name = "FILE", env = "STRATA_UI_TOKEN_FILE")]
     pub token: Option<PathBuf>,
+    /// Let pages write: a key's value and its delete, each a compare-and-swap on the
+    /// revision the page showed (a change made meanwhile is shown as a conflict, never
+    /// overwritten), only from the console's own pages, each logged on stderr.
+    #[arg(long)]
+    pub allow_writes: bool,
     /// The search index folder (default as for `strata search`).
     #[arg(long, value_name = "DIR")]
     pub index: Option<PathBuf>,

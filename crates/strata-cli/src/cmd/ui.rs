@@ -44,6 +44,7 @@ pub async fn ui(opts: &StoreOpts, args: UiArgs) -> anyhow::Result<Outcome> {
         schema,
         token,
         search: Some((dir, identity)),
+        allow_writes: args.allow_writes,
     };
     strata_ui::serve(
         store,

@@ -175,16 +175,7 @@ impl<'de> Visitor<'de> for NodesSeed<'_> {
 /// A v2 key as a request path: each byte outside the unreserved set (and `/`)
 /// percent-escaped.
 pub(super) fn escape_path(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 8);
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    strata_core::key::url_escape(key)
 }
 
 #[cfg(test)]
