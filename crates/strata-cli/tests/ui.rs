@@ -119,6 +119,20 @@ fn pages_of_the_example_escaped_and_without_secrets() {
     let (_, node) = c.get("/object?path=/sigilgate/nodes/10.20.0.20", &[]);
     assert_eq!(node.matches("referenced by").count(), 8, "{node}");
 
+    // The references drawn: the node and its 8 routes, 8 arrows, a depth control.
+    assert!(
+        node.contains("/refs?key=/sigilgate/nodes/10.20.0.20"),
+        "{node}"
+    );
+    let (code, drawn) = c.get("/refs?key=/sigilgate/nodes/10.20.0.20&depth=2", &[]);
+    assert_eq!(code, 200, "{drawn}");
+    assert!(
+        drawn.contains("<svg") && drawn.contains("<select name=\"depth\""),
+        "{drawn}"
+    );
+    assert_eq!(drawn.matches("<rect").count(), 9, "{drawn}");
+    assert_eq!(drawn.matches("<line").count(), 8, "{drawn}");
+
     // A key and its history; a value with markup is text.
     let (_, evil) = c.get("/key?k=/notes/evil", &[]);
     assert!(

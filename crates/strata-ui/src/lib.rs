@@ -1,7 +1,7 @@
 //! `strata ui`: a web console for a store, served by a library-level HTTP server
 //! (axum) so that a service can embed it; the CLI's `ui` command is a frontend over
 //! [`serve`]. Pages are rendered on the server from the same library calls as the
-//! CLI (listing, get, history, objects, refs, search), every text escaped, the style
+//! CLI (listing, get, history, objects, refs and their picture, search), every text escaped, the style
 //! sheet compiled in (no CDN, nothing fetched at run time).
 //!
 //! Security: it listens on 127.0.0.1 unless told otherwise, and anywhere else only
@@ -10,6 +10,7 @@
 //! with `--allow-writes` (`writes.rs`: compare-and-swap writes from its own pages). Fields a schema marks secret are never sent to the browser.
 //! Owns the routes and the access rule; the pages are `pages.rs`, HTML `html.rs`.
 
+mod graph;
 pub mod html;
 mod pages;
 mod writes;
@@ -97,6 +98,7 @@ pub fn router<S: Store + Clone + 'static>(store: S, opts: ConsoleOptions) -> Rou
         .route("/key", get(pages::key::<S>))
         .route("/object", get(pages::object::<S>))
         .route("/search", get(pages::search::<S>))
+        .route("/refs", get(graph::refs::<S>))
         .route("/put", axum::routing::post(writes::write::<S>))
         .route("/delete", axum::routing::post(writes::write::<S>))
         .layer(axum::middleware::from_fn_with_state(

@@ -250,8 +250,9 @@ pub(crate) async fn object<S: Store + Clone + 'static>(
     }
     let body = format!(
         "<p><span class=\"entity\">{}</span></p><table><tr><th>field</th><th>type</th><th>value</th></tr>{rows}</table>\
-         <h3>References</h3><ul>{refs}</ul>",
-        esc(owner.entity().unwrap_or_default())
+         <h3>References</h3><ul>{refs}</ul><p><a href=\"/refs?key={}&depth=2\">the references around it, drawn</a></p>",
+        esc(owner.entity().unwrap_or_default()),
+        url(&path)
     );
     Html(page(&path, Some(&path), &body)).into_response()
 }
