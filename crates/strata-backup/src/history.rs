@@ -58,6 +58,28 @@ fn file_at(repo: &Repo, commit: &Commit<'_>, file: &str) -> Result<BTreeMap<Stri
         .unwrap_or_default())
 }
 
+/// The newest backup commit of a repository: its id, time, the store revisions it
+/// records (every part's, for a layered keyspace) and the store it is of; `None` for
+/// a repository without commits.
+pub fn last(
+    repo_path: &std::path::Path,
+) -> Result<Option<(LogEntry, crate::repo::Trailers)>, Error> {
+    let repo = Repo::open(repo_path, false, false)?;
+    let Some(commit) = repo.head()? else {
+        return Ok(None);
+    };
+    let trailers = crate::repo::Trailers::parse(commit.message().unwrap_or("")).unwrap_or_default();
+    Ok(Some((
+        LogEntry {
+            commit: commit.id().to_string(),
+            time: commit.time().seconds(),
+            revision: trailers.revision,
+            changes: Vec::new(),
+        },
+        trailers,
+    )))
+}
+
 /// Every commit where `target` changed, newest first. `target` is a key (its value),
 /// or an object path (every field in its file).
 pub fn log(repo_path: &std::path::Path, target: &str) -> Result<Vec<LogEntry>, Error> {

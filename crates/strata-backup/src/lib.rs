@@ -25,7 +25,7 @@ pub mod watch;
 use std::path::PathBuf;
 
 pub use backup::{run, run_parts};
-pub use history::{diff, log, KeyChange, LogEntry};
+pub use history::{diff, last, log, KeyChange, LogEntry};
 pub use options::{BackupOptions, BackupReport, Identity, OnStage, Stage};
 pub use request::{BackupRequest, Writer};
 pub use restore::{

@@ -337,3 +337,55 @@ fn writes_are_compare_and_swap_from_the_console_pages_only() {
     let body = format!("k={device_key}&at=1&csrf={csrf}&value=x");
     assert_eq!(post(&body, &[&origin]), 403);
 }
+
+/// The health page: schema findings grouped by kind with links, each migration area's
+/// state, and the backup's last commit with how far the store has moved on since.
+#[test]
+fn the_health_of_the_data() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "load",
+        &examples()
+            .join("sigilgate/expected.json")
+            .display()
+            .to_string(),
+    ]);
+    let repo = s.path("backup.git").display().to_string();
+    s.ok(&["backup", "run", "--repo", &repo]);
+    s.ok(&["put", "/sigilgate/users/129/max_devices", "many"]);
+    s.ok(&["put", "/stray/key", "x"]);
+    let schema = examples()
+        .join("sigilgate/schema.toml")
+        .display()
+        .to_string();
+    let migrations = examples()
+        .join("sigilgate/migrations")
+        .display()
+        .to_string();
+    let c = Console::start(
+        &s,
+        &[
+            "--schema",
+            &schema,
+            "--migrations",
+            &migrations,
+            "--repo",
+            &repo,
+        ],
+    );
+    let (code, page) = c.get("/health", &[]);
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("WrongType") && page.contains("/key?k=/sigilgate/users/129/max_devices"),
+        "{page}"
+    );
+    assert!(
+        page.contains("UnknownKey") && page.contains("/key?k=/stray/key"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td>users</td>") && page.contains("<td>nodes</td>"),
+        "{page}"
+    );
+    assert!(page.contains("2 revisions behind the store"), "{page}");
+}

@@ -79,7 +79,7 @@ pub fn page(title: &str, path: Option<&str>, body: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{} · strata</title>\
          <link rel=\"stylesheet\" href=\"/style.css\"></head><body>\
-         <header><a href=\"/browse?prefix=/\">strata</a><span>{}</span>\
+         <header><a href=\"/browse?prefix=/\">strata</a><a href=\"/health\">health</a><span>{}</span>\
          <form action=\"/search\"><input name=\"q\" placeholder=\"search keys and values\"></form></header>\
          <main>{crumbs}{body}</main></body></html>",
         esc(title),

@@ -1,7 +1,8 @@
 //! `strata ui`: a web console for a store, served by a library-level HTTP server
 //! (axum) so that a service can embed it; the CLI's `ui` command is a frontend over
 //! [`serve`]. Pages are rendered on the server from the same library calls as the
-//! CLI (listing, get, history, objects, refs and their picture, search), every text escaped, the style
+//! CLI (listing, get, history, objects, refs and their picture, search, the health of
+//! the data), every text escaped, the style
 //! sheet compiled in (no CDN, nothing fetched at run time).
 //!
 //! Security: it listens on 127.0.0.1 unless told otherwise, and anywhere else only
@@ -11,6 +12,7 @@
 //! Owns the routes and the access rule; the pages are `pages.rs`, HTML `html.rs`.
 
 mod graph;
+mod health;
 pub mod html;
 mod pages;
 mod writes;
@@ -53,6 +55,10 @@ pub struct ConsoleOptions {
     pub token: Option<String>,
     /// The search index's folder and what it is for.
     pub search: Option<(PathBuf, Identity)>,
+    /// The migrations folder, for the health page.
+    pub migrations: Option<PathBuf>,
+    /// The Git backup repository, for the health page.
+    pub repo: Option<PathBuf>,
     /// Pages may write (each write a compare-and-swap, from the console's own pages).
     pub allow_writes: bool,
 }
@@ -99,6 +105,7 @@ pub fn router<S: Store + Clone + 'static>(store: S, opts: ConsoleOptions) -> Rou
         .route("/object", get(pages::object::<S>))
         .route("/search", get(pages::search::<S>))
         .route("/refs", get(graph::refs::<S>))
+        .route("/health", get(health::health::<S>))
         .route("/put", axum::routing::post(writes::write::<S>))
         .route("/delete", axum::routing::post(writes::write::<S>))
         .layer(axum::middleware::from_fn_with_state(

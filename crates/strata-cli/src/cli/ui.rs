@@ -23,6 +23,12 @@ pub struct UiArgs {
     /// overwritten), only from the console's own pages, each logged on stderr.
     #[arg(long)]
     pub allow_writes: bool,
+    /// A migrations folder: each area's state on the health page.
+    #[arg(long, value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+    /// A Git backup repository: its last commit and lag on the health page.
+    #[arg(long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
     /// The search index folder (default as for `strata search`).
     #[arg(long, value_name = "DIR")]
     pub index: Option<PathBuf>,

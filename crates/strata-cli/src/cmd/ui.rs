@@ -45,6 +45,8 @@ pub async fn ui(opts: &StoreOpts, args: UiArgs) -> anyhow::Result<Outcome> {
         token,
         search: Some((dir, identity)),
         allow_writes: args.allow_writes,
+        migrations: args.migrations.clone(),
+        repo: args.repo.clone(),
     };
     strata_ui::serve(
         store,
