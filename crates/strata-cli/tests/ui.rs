@@ -136,11 +136,11 @@ fn pages_of_the_example_escaped_and_without_secrets() {
     // A key and its history; a value with markup is text.
     let (_, evil) = c.get("/key?k=/notes/evil", &[]);
     assert!(
-        evil.contains("&lt;script&gt;") && !evil.contains("<script>"),
+        evil.contains("&lt;script&gt;") && !evil.contains("<script>alert"),
         "{evil}"
     );
     let (_, evil_level) = c.get("/browse?prefix=/notes/", &[]);
-    assert!(!evil_level.contains("<script>"), "{evil_level}");
+    assert!(!evil_level.contains("<script>alert"), "{evil_level}");
 
     // Search, matching words marked.
     let (code, found) = c.get("/search?q=grace+hopper", &[]);
@@ -388,4 +388,49 @@ fn the_health_of_the_data() {
         "{page}"
     );
     assert!(page.contains("2 revisions behind the store"), "{page}");
+}
+
+/// Live pages: a page carries the listener for its keys, and `/events` sends an event
+/// with the revision when a key under the prefix changes after the page's revision.
+#[test]
+fn pages_hear_of_changes_to_their_keys() {
+    let s = Sandbox::new();
+    s.ok(&["put", "/live/a", "1"]);
+    let c = Console::start(&s, &[]);
+    let (_, page) = c.get("/browse?prefix=/live/", &[]);
+    let at = page
+        .split("entries at revision ")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        page.contains(&format!("/events?prefix=/live/&from={at}")),
+        "{page}"
+    );
+    let listen = Command::new("curl")
+        .args(["-sN", "--max-time", "5"])
+        .arg(format!("http://{}/events?prefix=/live/&from={at}", c.addr))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    s.ok(&["put", "/elsewhere", "not under the prefix"]);
+    let put = s.ok(&["put", "/live/a", "2"]);
+    let revision = put
+        .split("revision ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches([')', '\n'])
+        .to_owned();
+    let out = listen.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    // One event, the put under the prefix (not the other key's), with its revision.
+    assert_eq!(events, [revision.as_str()], "{text}");
 }

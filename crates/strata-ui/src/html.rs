@@ -71,6 +71,7 @@ pre{background:#fff;border:1px solid #e3e6ec;padding:.6em;overflow:auto;max-widt
 .secret{color:#a33;font-style:italic}
 .entity{color:#667;font-size:12px;margin-left:.5em}
 mark{background:#ffe58a}
+.behind{position:fixed;top:0;right:0;background:#ffe58a;padding:.5em 1em;border:1px solid #c90}
 ";
 
 /// A whole page: `title`, the breadcrumbs of `path` (when given), `body`.

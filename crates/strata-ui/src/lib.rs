@@ -14,6 +14,7 @@
 mod graph;
 mod health;
 pub mod html;
+mod live;
 mod pages;
 mod writes;
 
@@ -106,6 +107,7 @@ pub fn router<S: Store + Clone + 'static>(store: S, opts: ConsoleOptions) -> Rou
         .route("/search", get(pages::search::<S>))
         .route("/refs", get(graph::refs::<S>))
         .route("/health", get(health::health::<S>))
+        .route("/events", get(live::events::<S>))
         .route("/put", axum::routing::post(writes::write::<S>))
         .route("/delete", axum::routing::post(writes::write::<S>))
         .layer(axum::middleware::from_fn_with_state(

@@ -88,8 +88,9 @@ pub(crate) async fn browse<S: Store + Clone + 'static>(
         ));
     }
     let body = format!(
-        "<p>{} entries at revision {revision}</p><table><tr><th>below</th><th>keys</th><th>value</th></tr>{rows}</table>",
-        children.len()
+        "<p>{} entries at revision {revision}</p><table><tr><th>below</th><th>keys</th><th>value</th></tr>{rows}</table>{}",
+        children.len(),
+        crate::live::script(&prefix, revision)
     );
     Html(page(&prefix, Some(&prefix), &body)).into_response()
 }
@@ -162,8 +163,11 @@ pub(crate) async fn key<S: Store + Clone + 'static>(
     };
     let body = format!(
         "{object}<p>version {} · modified at revision {} · created at {}</p>{value}{edit}\
-         <h3>History</h3><table><tr><th>revision</th><th>value</th></tr>{history}</table>",
-        kv.version, kv.mod_revision, kv.create_revision
+         <h3>History</h3><table><tr><th>revision</th><th>value</th></tr>{history}</table>{}",
+        kv.version,
+        kv.mod_revision,
+        kv.create_revision,
+        crate::live::script(&k, kv.mod_revision)
     );
     Html(page(&k, Some(&k), &body)).into_response()
 }
