@@ -388,6 +388,19 @@ fn the_health_of_the_data() {
         "{page}"
     );
     assert!(page.contains("2 revisions behind the store"), "{page}");
+
+    // A key's changes in the backup, before and after side by side.
+    s.ok(&["backup", "run", "--repo", &repo]);
+    let (_, key) = c.get("/key?k=/sigilgate/users/129/max_devices", &[]);
+    let backup = key
+        .split("In the Git backup")
+        .nth(1)
+        .expect("the backup's history");
+    assert!(
+        backup.contains("<code>5</code></td><td><code>many</code>"),
+        "{backup}"
+    );
+    assert_eq!(backup.matches("<tr><td><code>").count(), 2, "{backup}");
 }
 
 /// Live pages: a page carries the listener for its keys, and `/events` sends an event

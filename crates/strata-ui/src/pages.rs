@@ -143,6 +143,7 @@ pub(crate) async fn key<S: Store + Clone + 'static>(
             ));
         }
     }
+    let backup = backup_history(&c, &k);
     let secret = c
         .opts
         .schema
@@ -163,7 +164,7 @@ pub(crate) async fn key<S: Store + Clone + 'static>(
     };
     let body = format!(
         "{object}<p>version {} · modified at revision {} · created at {}</p>{value}{edit}\
-         <h3>History</h3><table><tr><th>revision</th><th>value</th></tr>{history}</table>{}",
+         <h3>History</h3><table><tr><th>revision</th><th>value</th></tr>{history}</table>{backup}{}",
         kv.version,
         kv.mod_revision,
         kv.create_revision,
@@ -317,4 +318,47 @@ pub(crate) async fn search<S: Store + Clone + 'static>(
     }
     let body = format!("<p>{} hits</p><table>{rows}</table>", hits.len());
     Html(page(&format!("search: {q}"), None, &body)).into_response()
+}
+
+/// A backed-up value as text for a page: a string as it is, a secret's written form
+/// (a fingerprint, or encrypted) as a mark, anything else as JSON; secrets by the
+/// schema are masked whatever the backup wrote.
+fn backed_up<S>(c: &Console<S>, key: &[u8], v: &Option<Value>) -> String {
+    match v {
+        None => "<em>absent</em>".into(),
+        Some(Value::String(text)) => shown(c, key, text.as_bytes(), 200),
+        Some(Value::Object(o)) if o.contains_key("secret") || o.contains_key("encrypted") => {
+            "<span class=\"secret\">secret, not shown</span>".into()
+        }
+        Some(other) => shown(c, key, other.to_string().as_bytes(), 200),
+    }
+}
+
+/// The key's changes in the Git backup (`--repo`): each commit, its time and
+/// revision, the value before and after side by side.
+fn backup_history<S>(c: &Console<S>, key: &str) -> String {
+    let Some(repo) = &c.opts.repo else {
+        return String::new();
+    };
+    let entries = match strata_backup::log(repo, key) {
+        Ok(e) => e,
+        Err(e) => return format!("<h3>In the Git backup</h3><p>{}</p>", esc(&e.to_string())),
+    };
+    let mut rows = String::new();
+    for e in &entries {
+        for ch in &e.changes {
+            rows.push_str(&format!(
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&e.commit[..e.commit.len().min(12)]),
+                e.time,
+                e.revision,
+                backed_up(c, &ch.key, &ch.before),
+                backed_up(c, &ch.key, &ch.after)
+            ));
+        }
+    }
+    format!(
+        "<h3>In the Git backup</h3><table><tr><th>commit</th><th>time</th><th>revision</th>\
+         <th>before</th><th>after</th></tr>{rows}</table>"
+    )
 }
