@@ -447,3 +447,36 @@ fn pages_hear_of_changes_to_their_keys() {
     // One event, the put under the prefix (not the other key's), with its revision.
     assert_eq!(events, [revision.as_str()], "{text}");
 }
+
+/// A level with more children than a page shows is read a page at a time, the next
+/// page at the first one's revision, none missed or repeated.
+#[test]
+fn a_large_level_is_shown_a_page_at_a_time() {
+    let s = Sandbox::new();
+    let keys: serde_json::Map<String, serde_json::Value> = (0..250)
+        .map(|i| (format!("/many/k{i:03}"), format!("v{i}").into()))
+        .collect();
+    std::fs::write(s.path("many.json"), serde_json::to_string(&keys).unwrap()).unwrap();
+    s.ok(&["load", &s.path("many.json").display().to_string()]);
+    let c = Console::start(&s, &[]);
+    let (_, first) = c.get("/browse?prefix=/many/", &[]);
+    assert!(first.contains("200 entries"), "{first}");
+    let next = first
+        .split("href=\"/browse?prefix=/many/&at=")
+        .nth(1)
+        .expect("a next link");
+    let next = format!(
+        "/browse?prefix=/many/&at={}",
+        next.split('"').next().unwrap()
+    );
+    s.ok(&["put", "/many/k2000", "written after the first page"]);
+    let (_, second) = c.get(&next, &[]);
+    assert!(
+        second.contains("50 entries") && !second.contains("next 200"),
+        "{second}"
+    );
+    assert!(first.contains(">k000<") && first.contains(">k199<") && !first.contains(">k200<"));
+    assert!(
+        second.contains(">k200<") && second.contains(">k249<") && !second.contains(">k2000<")
+    );
+}

@@ -35,12 +35,48 @@ pub fn dir_prefix(prefix: &str) -> String {
 /// Lists the children of `prefix` (one level), with the number of keys below each.
 /// Returns the revision read and the children in key order.
 pub async fn list_children<S: Store>(store: &S, prefix: &str) -> Result<(i64, Vec<Child>)> {
+    let page = list_page(store, prefix, None, 0, usize::MAX).await?;
+    Ok((page.revision, page.children))
+}
+
+/// One page of a level's children (see [`list_page`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListPage {
+    /// The revision read.
+    pub revision: i64,
+    /// The children, in key order.
+    pub children: Vec<Child>,
+    /// Where the next page starts, when there are more children.
+    pub next: Option<Vec<u8>>,
+}
+
+/// At most `limit` children of `prefix`, from `cursor` (a page's `next`; `None`: the
+/// first) at `revision` (0: the latest), so that a level with a million children is
+/// read a page at a time: two small reads per child, never the keys below it. A key
+/// `name` and the keys below `name/` that a page boundary separates show as two
+/// children.
+pub async fn list_page<S: Store>(
+    store: &S,
+    prefix: &str,
+    cursor: Option<Vec<u8>>,
+    revision: i64,
+    limit: usize,
+) -> Result<ListPage> {
     let prefix = dir_prefix(prefix);
     let end = prefix_end(prefix.as_bytes());
-    let mut cursor = prefix.as_bytes().to_vec();
-    let mut revision = 0;
+    let mut cursor = cursor
+        .filter(|c| c.starts_with(prefix.as_bytes()))
+        .unwrap_or_else(|| prefix.as_bytes().to_vec());
+    let mut revision = revision;
     let mut children: Vec<Child> = Vec::new();
     loop {
+        if children.len() >= limit {
+            return Ok(ListPage {
+                revision,
+                children,
+                next: Some(cursor),
+            });
+        }
         let req = RangeRequest::new(KeySpan::Range {
             start: cursor.clone(),
             end: end.clone(),
@@ -92,7 +128,11 @@ pub async fn list_children<S: Store>(store: &S, prefix: &str) -> Result<(i64, Ve
             }
         }
     }
-    Ok((revision, children))
+    Ok(ListPage {
+        revision,
+        children,
+        next: None,
+    })
 }
 
 /// One line of a tree view.

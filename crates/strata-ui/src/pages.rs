@@ -16,6 +16,20 @@ use strata_search::doc::{self, Owner};
 use crate::html::{esc, page, param, url};
 use crate::Console;
 
+/// Children shown per page of a level.
+const PAGE: usize = 200;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// What a value looks like on a page: its text, secrets replaced, long ones cut.
 fn shown<S>(c: &Console<S>, key: &[u8], value: &[u8], cut: usize) -> String {
     match doc::visible(c.opts.schema.as_ref(), key, value) {
@@ -43,9 +57,16 @@ pub(crate) async fn browse<S: Store + Clone + 'static>(
     State(c): State<Arc<Console<S>>>,
     uri: Uri,
 ) -> Response {
-    let prefix = strata_ops::listing::dir_prefix(&param(uri.query(), "prefix").unwrap_or_default());
-    let (revision, children) = match strata_ops::listing::list_children(&c.store, &prefix).await {
-        Ok(r) => r,
+    let query = uri.query();
+    let prefix = strata_ops::listing::dir_prefix(&param(query, "prefix").unwrap_or_default());
+    // A page of children at a time, the later pages at the first one's revision.
+    let cursor = param(query, "at").and_then(|h| unhex(&h));
+    let at_rev = param(query, "rev")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    let listed = strata_ops::listing::list_page(&c.store, &prefix, cursor, at_rev, PAGE).await;
+    let (revision, children, next) = match listed {
+        Ok(p) => (p.revision, p.children, p.next),
         Err(e) => return fail(StatusCode::BAD_GATEWAY, &prefix, &e.to_string()),
     };
     let mut rows = String::new();
@@ -87,8 +108,16 @@ pub(crate) async fn browse<S: Store + Clone + 'static>(
             }
         ));
     }
+    let more = match next {
+        Some(n) => format!(
+            "<p><a href=\"/browse?prefix={}&at={}&rev={revision}\">next {PAGE}</a></p>",
+            url(&prefix),
+            hex(&n)
+        ),
+        None => String::new(),
+    };
     let body = format!(
-        "<p>{} entries at revision {revision}</p><table><tr><th>below</th><th>keys</th><th>value</th></tr>{rows}</table>{}",
+        "<p>{} entries at revision {revision}</p><table><tr><th>below</th><th>keys</th><th>value</th></tr>{rows}</table>{more}{}",
         children.len(),
         crate::live::script(&prefix, revision)
     );
