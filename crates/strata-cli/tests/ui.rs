@@ -476,7 +476,5 @@ fn a_large_level_is_shown_a_page_at_a_time() {
         "{second}"
     );
     assert!(first.contains(">k000<") && first.contains(">k199<") && !first.contains(">k200<"));
-    assert!(
-        second.contains(">k200<") && second.contains(">k249<") && !second.contains(">k2000<")
-    );
+    assert!(second.contains(">k200<") && second.contains(">k249<") && !second.contains(">k2000<"));
 }
