@@ -478,3 +478,75 @@ fn a_large_level_is_shown_a_page_at_a_time() {
     assert!(first.contains(">k000<") && first.contains(">k199<") && !first.contains(">k200<"));
     assert!(second.contains(">k200<") && second.contains(">k249<") && !second.contains(">k2000<"));
 }
+
+/// Found in review: a secret field of a `backup = false` entity, a request under
+/// another host name (a DNS name rebound to 127.0.0.1), framing, Strata's own keys and
+/// a field the entity does not have.
+#[test]
+fn review_findings_stay_fixed() {
+    let s = Sandbox::new();
+    std::fs::write(
+        s.path("schema.toml"),
+        "[entities.session]\nkey = \"/sessions/{id}\"\nvars = { id = \"string\" }\nbackup = false\n\
+         [entities.session.fields]\ntoken = { type = \"string\", secret = true }\nuser = { type = \"string\" }\n",
+    )
+    .unwrap();
+    s.ok(&["put", "/sessions/s1/token", "tok-SECRET-123"]);
+    s.ok(&["put", "/sessions/s1/user", "ada"]);
+    let schema = s.path("schema.toml").display().to_string();
+    let c = Console::start(&s, &["--schema", &schema, "--allow-writes"]);
+    for path in [
+        "/key?k=/sessions/s1/token",
+        "/browse?prefix=/sessions/s1/",
+        "/object?path=/sessions/s1",
+        "/search?q=ada",
+    ] {
+        let (code, body) = c.get(path, &[]);
+        assert_eq!(code, 200, "{path}: {body}");
+        assert!(!body.contains("tok-SECRET-123"), "{path} shows the secret");
+    }
+    let (_, search) = c.get("/search?q=tok-SECRET-123", &[]);
+    assert!(search.contains("<p>0 hits</p>"), "{search}");
+    // Another host name: refused, whatever it resolves to.
+    let port = c.addr.rsplit(':').next().unwrap().to_owned();
+    let (code, _) = c.get(
+        "/browse?prefix=/",
+        &["-H", &format!("Host: attacker.example:{port}")],
+    );
+    assert_eq!(code, 421);
+    // Never framed.
+    let out = Command::new("curl")
+        .args(["-sI"])
+        .arg(format!("http://{}/browse?prefix=/", c.addr))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        head.contains("x-frame-options: deny") && head.contains("frame-ancestors 'none'"),
+        "{head}"
+    );
+    // Strata's own keys and unknown fields are not written.
+    let (_, page) = c.get("/key?k=/sessions/s1/user", &[]);
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let origin = format!("Origin: http://{}", c.addr);
+    for (body, want) in [
+        (
+            format!("k=/_strata/migrations/x&at=0&csrf={csrf}&value=1"),
+            403,
+        ),
+        (
+            format!("k=/sessions/s1/nickname&at=0&csrf={csrf}&value=x"),
+            422,
+        ),
+    ] {
+        let (code, text) = c.get("/put", &["-X", "POST", "--data", &body, "-H", &origin]);
+        assert_eq!(code, want, "{body}: {text}");
+    }
+}

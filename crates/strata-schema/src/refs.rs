@@ -85,6 +85,10 @@ pub async fn refs<S: Store>(store: &S, schema: &Schema, key: &str) -> Result<Opt
         }
     }
     for (holder, target) in holders {
+        // A secret reference is not shown, not even which object it names.
+        if schema.secrecy(holder.as_bytes()).is_secret() {
+            continue;
+        }
         if let Some(kv) = store.get(holder.as_bytes()).await? {
             let value = String::from_utf8_lossy(&kv.value).into_owned();
             let named = schema
@@ -124,7 +128,8 @@ pub async fn refs<S: Store>(store: &S, schema: &Schema, key: &str) -> Result<Opt
                             last.first() == Some(name) && source.match_path(path).is_some()
                         }
                     });
-                    if matches && kv.value == id.as_bytes() {
+                    if matches && kv.value == id.as_bytes() && !schema.secrecy(&kv.key).is_secret()
+                    {
                         out.incoming.push(k);
                     }
                 }

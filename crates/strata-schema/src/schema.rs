@@ -445,6 +445,40 @@ impl Schema {
         self.entities.iter().find(|e| e.name == name)
     }
 
+    /// Whether (and where) one key's value is secret, whatever its entity's `backup`
+    /// setting: what a page, a log or a search index must never show. Never
+    /// [`KeyClass::NoBackup`].
+    pub fn secrecy<'s>(&'s self, key: &[u8]) -> KeyClass<'s> {
+        let class = |f: Option<&'s Field>| match f {
+            Some(f) if f.secret => KeyClass::Secret,
+            Some(f) if !f.secret_paths.is_empty() => KeyClass::SecretPaths(&f.secret_paths),
+            _ => KeyClass::Plain,
+        };
+        let Ok(key) = std::str::from_utf8(key) else {
+            return KeyClass::Plain;
+        };
+        let segments: Vec<&str> = key.strip_prefix('/').unwrap_or(key).split('/').collect();
+        if let Some(e) = self
+            .entities
+            .iter()
+            .find(|e| e.value.is_some() && e.match_path(&segments).is_some())
+        {
+            return class(e.value.as_ref());
+        }
+        let (path, field) = segments.split_at(segments.len().saturating_sub(1));
+        match self
+            .entities
+            .iter()
+            .find(|e| e.value.is_none() && e.match_path(path).is_some())
+        {
+            Some(e) => {
+                let name = decode_segment(field.first().copied().unwrap_or_default());
+                class(e.fields.get(&name))
+            }
+            None => KeyClass::Plain,
+        }
+    }
+
     /// What the schema says of one key's value: secret, secret in parts, left out of
     /// backups, or plain (also for keys no entity matches).
     pub fn classify<'s>(&'s self, key: &[u8]) -> KeyClass<'s> {

@@ -94,7 +94,9 @@ pub fn visible(schema: Option<&Schema>, key: &[u8], value: &[u8]) -> Option<Stri
     let Some(schema) = schema else {
         return Some(text);
     };
-    match schema.classify(key) {
+    // Secrecy, not the backup class: a secret field of a `backup = false` entity is
+    // as secret as any.
+    match schema.secrecy(key) {
         KeyClass::Secret => None,
         KeyClass::SecretPaths(paths) => {
             // A document that does not parse is secret whole: its secrets cannot be found.

@@ -38,11 +38,17 @@ pub(crate) async fn health<S: Store + Clone + 'static>(
                 for (kind, list) in by_kind {
                     body.push_str(&format!("<h4>{} ({})</h4><ul>", esc(&kind), list.len()));
                     for v in list.iter().take(SHOWN) {
+                        // A finding on a secret key may quote its value: not shown.
+                        let detail = if schema.secrecy(v.key.as_bytes()).is_secret() {
+                            "(a secret field: details not shown)".to_owned()
+                        } else {
+                            v.detail.clone()
+                        };
                         body.push_str(&format!(
                             "<li><a href=\"/key?k={}\">{}</a> {}</li>",
                             url(&v.key),
                             esc(&v.key),
-                            esc(&v.detail)
+                            esc(&detail)
                         ));
                     }
                     if list.len() > SHOWN {
@@ -81,7 +87,7 @@ pub(crate) async fn health<S: Store + Clone + 'static>(
                 let age = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64)
-                    - entry.time;
+                    .saturating_sub(entry.time);
                 let revisions: Vec<String> = trailers
                     .revisions
                     .iter()

@@ -45,6 +45,12 @@ pub enum Error {
          give --token FILE (every request must then carry it), or listen on 127.0.0.1"
     )]
     NoToken { addr: SocketAddr },
+    #[error("the token must be at least 16 characters")]
+    ShortToken,
+    #[error(
+        "no random source (/dev/urandom) for the write forms' token: --allow-writes needs one"
+    )]
+    NoRandom,
 }
 
 /// How the console is set up.
@@ -82,17 +88,42 @@ pub(crate) struct Console<S> {
     pub allow_writes: bool,
     /// The token of this process's write forms.
     pub form_token: String,
+    /// The `Host` values a request may carry (none: any, behind a token): on loopback
+    /// the console's own addresses, so that a page of another site that a DNS name
+    /// rebound to 127.0.0.1 serves cannot use the console.
+    pub hosts: Vec<String>,
 }
 
-/// The routes over `store`.
-pub fn router<S: Store + Clone + 'static>(store: S, opts: ConsoleOptions) -> Router {
+/// The routes over `store`, served at `addr`.
+pub fn router<S: Store + Clone + 'static>(
+    store: S,
+    opts: ConsoleOptions,
+    addr: SocketAddr,
+) -> Result<Router, Error> {
+    let hosts = if addr.ip().is_loopback() {
+        let p = addr.port();
+        vec![
+            addr.to_string(),
+            format!("127.0.0.1:{p}"),
+            format!("localhost:{p}"),
+            format!("[::1]:{p}"),
+        ]
+    } else {
+        Vec::new()
+    };
+    let form_token = match (writes::form_token(), opts.allow_writes) {
+        (Some(t), _) => t,
+        (None, false) => String::new(),
+        (None, true) => return Err(Error::NoRandom),
+    };
     let console = Arc::new(Console {
         store,
         allow_writes: opts.allow_writes,
         opts,
-        form_token: writes::form_token(),
+        form_token,
+        hosts,
     });
-    Router::new()
+    Ok(Router::new()
         .route(
             "/",
             get(|| async { axum::response::Redirect::to("/browse?prefix=/") }),
@@ -114,7 +145,7 @@ pub fn router<S: Store + Clone + 'static>(store: S, opts: ConsoleOptions) -> Rou
             console.clone(),
             guard::<S>,
         ))
-        .with_state(console)
+        .with_state(console))
 }
 
 /// Lets a request through if no token is set or it carries the token; a `?token=`
@@ -124,6 +155,37 @@ async fn guard<S: Store + Clone + 'static>(
     req: Request,
     next: Next,
 ) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    if !c.hosts.is_empty() && !host.is_some_and(|h| c.hosts.iter().any(|a| a == h)) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "this console answers only at its own address (a page of another site is refused)\n",
+        )
+            .into_response();
+    }
+    let mut resp = allowed(&c, req, next).await;
+    // Never framed (no clickjacking of its forms), never sniffed.
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// The token rule: through if no token is set or the request carries it.
+async fn allowed<S: Store + Clone + 'static>(c: &Console<S>, req: Request, next: Next) -> Response {
     let Some(token) = c.opts.token.clone() else {
         return next.run(req).await;
     };
@@ -164,7 +226,7 @@ async fn guard<S: Store + Clone + 'static>(
 }
 
 /// Compares in time that does not depend on where the bytes differ.
-fn equal(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn equal(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -180,14 +242,18 @@ pub async fn serve<S: Store + Clone + 'static>(
     if !addr.ip().is_loopback() && opts.token.is_none() {
         return Err(Error::NoToken { addr });
     }
+    if opts.token.as_ref().is_some_and(|t| t.len() < 16) {
+        return Err(Error::ShortToken);
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
     let bound = listener
         .local_addr()
         .map_err(|source| Error::Bind { addr, source })?;
+    let app = router(store, opts, bound)?;
     ready(bound);
-    axum::serve(listener, router(store, opts))
+    axum::serve(listener, app)
         .with_graceful_shutdown(stop)
         .await
         .map_err(|source| Error::Bind {

@@ -49,7 +49,7 @@ pub(crate) async fn events<S: Store + Clone + 'static>(
         .store
         .watch(WatchRequest {
             span,
-            start_revision: if from > 0 { from + 1 } else { 0 },
+            start_revision: if from > 0 { from.saturating_add(1) } else { 0 },
         })
         .await;
     let Ok(watcher) = watcher else {

@@ -177,7 +177,7 @@ pub(crate) async fn key<S: Store + Clone + 'static>(
         .opts
         .schema
         .as_ref()
-        .is_some_and(|s| s.classify(&kv.key).is_secret());
+        .is_some_and(|s| s.secrecy(&kv.key).is_secret());
     let edit = if c.allow_writes && !secret {
         let current = doc::visible(c.opts.schema.as_ref(), &kv.key, &kv.value).unwrap_or_default();
         let fields = crate::writes::form_fields(&c, &k, kv.mod_revision);

@@ -19,14 +19,15 @@ use strata_core::store::Store;
 use crate::html::{esc, page, param, url};
 use crate::Console;
 
-/// A secret for the forms of this process: 16 bytes from the OS, in hex.
-pub(crate) fn form_token() -> String {
+/// A secret for the forms of this process: 16 bytes from the OS, in hex; `None`
+/// without a random source.
+pub(crate) fn form_token() -> Option<String> {
+    use std::io::Read;
     let mut bytes = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut bytes);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The hidden fields of a write form for `key` read at `revision`.
@@ -84,7 +85,8 @@ pub(crate) async fn write<S: Store + Clone + 'static>(
     }
     let form = String::from_utf8_lossy(&body).into_owned();
     let field = |name: &str| param(Some(&form), name);
-    if field("csrf").as_deref() != Some(c.form_token.as_str()) {
+    let token = field("csrf").unwrap_or_default();
+    if !crate::equal(token.as_bytes(), c.form_token.as_bytes()) {
         return refuse(
             StatusCode::FORBIDDEN,
             "the form's token is missing or stale: reload the page and try again",
@@ -97,11 +99,17 @@ pub(crate) async fn write<S: Store + Clone + 'static>(
             "the form lacks its key or revision",
         );
     };
+    if key.starts_with(strata_core::key::RESERVED_PREFIX) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Strata's own keys (/_strata/) are not written from the console",
+        );
+    }
     let delete = uri.path() == "/delete";
     let value = field("value").unwrap_or_default();
     let schema = c.opts.schema.as_ref();
     if let Some(s) = schema {
-        if s.classify(key.as_bytes()).is_secret() {
+        if s.secrecy(key.as_bytes()).is_secret() {
             return refuse(
                 StatusCode::FORBIDDEN,
                 "a secret field is not written from the console",
@@ -166,13 +174,26 @@ pub(crate) async fn write<S: Store + Clone + 'static>(
     }
 }
 
-/// What is wrong with `value` for the schema field `key` is, if it is one.
+/// What is wrong with `value` for the schema's key `key` (a single value's, or an
+/// object's field, which must be one the entity has), if anything.
 fn field_problem(schema: &strata_schema::Schema, key: &str, value: &str) -> Option<String> {
-    let (path, name) = key.rsplit_once('/')?;
-    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let all: Vec<&str> = key.strip_prefix('/').unwrap_or(key).split('/').collect();
+    if let Some(spec) = schema
+        .entities
+        .iter()
+        .find(|e| e.value.is_some() && e.match_path(&all).is_some())
+        .and_then(|e| e.value.as_ref())
+    {
+        return spec.violation(value);
+    }
+    let (path, name) = all.split_at(all.len().saturating_sub(1));
     let e = schema
         .entities
         .iter()
-        .find(|e| e.value.is_none() && e.match_path(&segments).is_some())?;
-    e.fields.get(name)?.violation(value)
+        .find(|e| e.value.is_none() && e.match_path(path).is_some())?;
+    let name = strata_core::key::decode_segment(name.first().copied().unwrap_or_default());
+    match e.fields.get(&name) {
+        Some(f) => f.violation(value),
+        None => Some(format!("{} has no field {name:?}", e.name)),
+    }
 }
