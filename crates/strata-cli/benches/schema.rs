@@ -13,18 +13,10 @@ use common::strata;
 fn main() {
     let users: usize = common::size("STRATA_BENCH_USERS", 60_000);
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("legacy");
-    strata_testkit::fixtures::sigilgate_tree(&root, users);
+    let root = common::sigilgate_tree(dir.path(), users);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let store = format!("sqlite:{}", dir.path().join("s.db").display());
-    let (_, out) = strata(&[
-        "--store",
-        &store,
-        "import",
-        root.to_str().unwrap(),
-        "--mapping",
-        examples.join("sigilgate/mapping.toml").to_str().unwrap(),
-    ]);
+    let (_, out) = common::import_sigilgate(&store, &root);
     let keys: usize = out
         .split_whitespace()
         .nth(1)

@@ -27,19 +27,11 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 fn main() {
     let users: usize = common::size("STRATA_BENCH_USERS", 60_000);
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("legacy");
-    strata_testkit::fixtures::sigilgate_tree(&root, users);
+    let root = common::sigilgate_tree(dir.path(), users);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let store = format!("sqlite:{}", dir.path().join("s.db").display());
     let schema = examples.join("sigilgate/schema.toml").display().to_string();
-    strata(&[
-        "--store",
-        &store,
-        "import",
-        root.to_str().unwrap(),
-        "--mapping",
-        examples.join("sigilgate/mapping.toml").to_str().unwrap(),
-    ]);
+    common::import_sigilgate(&store, &root);
     let (_, exported) = strata(&["--store", &store, "export"]);
     let keys = exported.lines().count().saturating_sub(2);
     let (export, _) = strata(&[

@@ -43,8 +43,7 @@ fn ttfb(addr: &str, path: &str) -> (f64, f64) {
 fn main() {
     let users: usize = common::size("STRATA_BENCH_USERS", 60_000);
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("legacy");
-    strata_testkit::fixtures::sigilgate_tree(&root, users);
+    let root = common::sigilgate_tree(dir.path(), users);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let schema = examples.join("sigilgate/schema.toml").display().to_string();
     let etcd = strata_testkit::etcd::EtcdCluster::start(1);
@@ -55,14 +54,7 @@ fn main() {
         ),
         ("etcd", etcd.url()),
     ] {
-        let (took, _) = strata(&[
-            "--store",
-            &store,
-            "import",
-            root.to_str().unwrap(),
-            "--mapping",
-            examples.join("sigilgate/mapping.toml").to_str().unwrap(),
-        ]);
+        let (took, _) = common::import_sigilgate(&store, &root);
         println!(
             "{name}: imported {users} users in {:.1} s",
             took.as_secs_f64()

@@ -19,7 +19,12 @@ struct Console {
 
 impl Console {
     fn start(s: &Sandbox, args: &[&str]) -> Console {
-        let mut all = vec!["ui", "--listen", "127.0.0.1:0"];
+        Console::start_on(s, "127.0.0.1:0", args)
+    }
+
+    /// [`Console::start`] listening on `listen`; requests go to 127.0.0.1 at its port.
+    fn start_on(s: &Sandbox, listen: &str, args: &[&str]) -> Console {
+        let mut all = vec!["ui", "--listen", listen];
         all.extend_from_slice(args);
         let mut child = s.command(&all).stderr(Stdio::piped()).spawn().unwrap();
         let err = child.stderr.take().unwrap();
@@ -34,7 +39,11 @@ impl Console {
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        Console { child, addr }
+        let port = addr.rsplit(':').next().unwrap();
+        Console {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        }
     }
 
     /// curl's status code and body for `path` (with extra curl arguments).
@@ -223,30 +232,7 @@ fn off_loopback_a_token_is_required_on_every_request() {
     let token = "t0k3n-of-the-test-console";
     std::fs::write(s.path("token"), format!("{token}\n")).unwrap();
     let file = s.path("token").display().to_string();
-    let mut all = vec!["ui", "--listen", "0.0.0.0:0", "--token", &file];
-    let _ = &mut all;
-    let mut child = s.command(&all).stderr(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("the console said where it listens")
-            .unwrap();
-        if let Some(rest) = line.split("http://").nth(1) {
-            break rest
-                .split('/')
-                .next()
-                .unwrap()
-                .rsplit(':')
-                .next()
-                .unwrap()
-                .to_owned();
-        }
-    };
-    let c = Console {
-        child,
-        addr: format!("127.0.0.1:{port}"),
-    };
+    let c = Console::start_on(&s, "0.0.0.0:0", &["--token", &file]);
     let (code, body) = c.get("/browse?prefix=/", &[]);
     assert_eq!(code, 401, "{body}");
     assert!(!body.contains(token));

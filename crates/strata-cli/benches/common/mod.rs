@@ -60,3 +60,26 @@ pub fn strata_rss(args: &[&str], env: &[(&str, &str)]) -> (Duration, f64, usize)
         .expect("a peak RSS from /usr/bin/time");
     (took, kb / 1024.0, out.stdout.len())
 }
+
+/// The sigilgate tree of `users` generated users (`strata_testkit::fixtures`) in
+/// `dir/legacy`.
+pub fn sigilgate_tree(dir: &std::path::Path, users: usize) -> std::path::PathBuf {
+    let root = dir.join("legacy");
+    strata_testkit::fixtures::sigilgate_tree(&root, users);
+    root
+}
+
+/// `strata import ROOT --mapping` the sigilgate mapping into `store`: the wall time
+/// and the summary.
+pub fn import_sigilgate(store: &str, root: &std::path::Path) -> (Duration, String) {
+    let mapping = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/sigilgate/mapping.toml");
+    strata(&[
+        "--store",
+        store,
+        "import",
+        root.to_str().unwrap(),
+        "--mapping",
+        mapping.to_str().unwrap(),
+    ])
+}
