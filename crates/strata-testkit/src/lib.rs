@@ -1,4 +1,4 @@
-//! Test harnesses for Strata: real servers started on free 127.0.0.1 ports in temp
+//! Test harnesses for Strata: real servers (and a real browser) started on free 127.0.0.1 ports in temp
 //! dirs, and always stopped. A missing server binary fails the test with the command
 //! that installs it; nothing is skipped silently.
 
@@ -8,6 +8,7 @@ pub mod etcd_v2;
 pub mod fixtures;
 pub mod netns;
 pub mod postgres;
+pub mod webdriver;
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {

@@ -77,7 +77,7 @@ pub(crate) async fn health<S: Store + Clone + 'static>(
     }
     // The Git backup.
     body.push_str("<h3>Backup</h3>");
-    match &c.opts.repo {
+    match c.opts.backup.as_ref().map(|b| &b.repo) {
         None => body.push_str("<p>no backup repository given (--repo PATH)</p>"),
         Some(repo) => match strata_backup::last(repo) {
             Err(e) => body.push_str(&format!("<p>{}</p>", esc(&e.to_string()))),

@@ -17,6 +17,34 @@ pub fn esc(text: &str) -> String {
     out
 }
 
+/// A field type as a page names it.
+pub fn type_name(ty: &strata_schema::FieldType) -> String {
+    use strata_schema::FieldType as T;
+    match ty {
+        T::String => "text".into(),
+        T::Int => "integer".into(),
+        T::Bool => "true or false".into(),
+        T::Enum(values) => format!("one of {}", values.join(", ")),
+        T::Timestamp => "time (RFC 3339)".into(),
+        T::Json => "JSON".into(),
+        T::Ref(entity) => format!("the id of a {entity}"),
+    }
+}
+
+/// A key variable's type as a page names it, with its article.
+pub fn segment_name(ty: &strata_schema::SegmentType) -> &'static str {
+    use strata_schema::SegmentType as T;
+    match ty {
+        T::Int => "an integer",
+        T::Uuid => "a UUID",
+        T::Ip => "an IP address",
+        T::Email => "an email address",
+        T::Slug => "a slug (letters, digits, - and _)",
+        T::String => "a text",
+        T::Regex(_) => "text of the pattern the schema gives",
+    }
+}
+
 /// `text` percent-encoded for a query string value.
 pub fn url(text: &str) -> String {
     strata_core::key::url_escape(text)
@@ -80,7 +108,7 @@ pub fn page(title: &str, path: Option<&str>, body: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{} · strata</title>\
          <link rel=\"stylesheet\" href=\"/style.css\"></head><body>\
-         <header><a href=\"/browse?prefix=/\">strata</a><a href=\"/health\">health</a><span>{}</span>\
+         <header><a href=\"/browse?prefix=/\">strata</a><a href=\"/entities\">entities</a><a href=\"/health\">health</a><span>{}</span>\
          <form action=\"/search\"><input name=\"q\" placeholder=\"search keys and values\"></form></header>\
          <main>{crumbs}{body}</main></body></html>",
         esc(title),

@@ -8,14 +8,19 @@
 //! Security: it listens on 127.0.0.1 unless told otherwise, and anywhere else only
 //! with a token that every request must carry (`Authorization: Bearer TOKEN`, or once
 //! `?token=TOKEN`, which sets a same-site cookie). It is read-only unless started
-//! with `--allow-writes` (`writes.rs`: compare-and-swap writes from its own pages). Fields a schema marks secret are never sent to the browser.
-//! Owns the routes and the access rule; the pages are `pages.rs`, HTML `html.rs`.
+//! with `--allow-writes` (`writes.rs`: compare-and-swap writes from its own pages;
+//! `create.rs`: objects from a form; `restore.rs`: the backup's restore plan, shown
+//! and then applied as shown). Fields a schema marks secret are never sent to the
+//! browser. Owns the routes and the access rule; the pages are `pages.rs`, HTML
+//! `html.rs`.
 
+mod create;
 mod graph;
 mod health;
 pub mod html;
 mod live;
 mod pages;
+mod restore;
 mod writes;
 
 use std::net::SocketAddr;
@@ -64,8 +69,9 @@ pub struct ConsoleOptions {
     pub search: Option<(PathBuf, Identity)>,
     /// The migrations folder, for the health page.
     pub migrations: Option<PathBuf>,
-    /// The Git backup repository, for the health page.
-    pub repo: Option<PathBuf>,
+    /// The Git backup (its repository and how its files were written): a key's and an
+    /// object's changes in it, the health page's backup lag, restores.
+    pub backup: Option<strata_backup::BackupOptions>,
     /// Pages may write (each write a compare-and-swap, from the console's own pages).
     pub allow_writes: bool,
 }
@@ -76,6 +82,7 @@ impl std::fmt::Debug for ConsoleOptions {
             .field("schema", &self.schema.is_some())
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("search", &self.search.as_ref().map(|(d, _)| d))
+            .field("backup", &self.backup.as_ref().map(|b| &b.repo))
             .field("allow_writes", &self.allow_writes)
             .finish()
     }
@@ -133,6 +140,9 @@ pub fn router<S: Store + Clone + 'static>(
             get(|| async { ([(header::CONTENT_TYPE, "text/css")], html::CSS) }),
         )
         .route("/browse", get(pages::browse::<S>))
+        .route("/entities", get(create::entities::<S>))
+        .route("/new", get(create::new::<S>))
+        .route("/create", axum::routing::post(create::create::<S>))
         .route("/key", get(pages::key::<S>))
         .route("/object", get(pages::object::<S>))
         .route("/search", get(pages::search::<S>))
@@ -141,6 +151,10 @@ pub fn router<S: Store + Clone + 'static>(
         .route("/events", get(live::events::<S>))
         .route("/put", axum::routing::post(writes::write::<S>))
         .route("/delete", axum::routing::post(writes::write::<S>))
+        .route(
+            "/restore",
+            get(restore::plan::<S>).post(restore::apply::<S>),
+        )
         .layer(axum::middleware::from_fn_with_state(
             console.clone(),
             guard::<S>,

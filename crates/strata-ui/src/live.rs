@@ -2,7 +2,10 @@
 //! revision after REV that changes a key under P (the store's watch), and the pages
 //! that show keys carry a few lines of script that listen to it: when something
 //! they show changes, a note says the page is behind (at which revision) and the page
-//! reloads itself. Owns the event stream and that script.
+//! reloads itself, unless the user has typed into one of its forms: then the note
+//! says so and offers a reload, and the edit stays (its save is a compare-and-swap on
+//! the page's revision, so it will be refused as a conflict). Owns the event stream
+//! and that script.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,10 +24,13 @@ use crate::Console;
 pub fn script(prefix: &str, revision: i64) -> String {
     format!(
         "<div id=\"behind\" hidden class=\"behind\"></div><script>\
-         (function(){{var s=new EventSource('/events?prefix={}&from={revision}');\
-         s.onmessage=function(e){{var b=document.getElementById('behind');b.hidden=false;\
-         b.textContent='This page shows revision {revision}; the keys changed at revision '+e.data+': reloading.';\
-         s.close();setTimeout(function(){{location.reload()}},800);}};}})();</script>",
+         (function(){{var dirty=false;document.addEventListener('input',function(){{dirty=true}});\
+         var s=new EventSource('/events?prefix={}&from={revision}');\
+         s.onmessage=function(e){{var b=document.getElementById('behind');b.hidden=false;s.close();\
+         var said='This page shows revision {revision}; the keys changed at revision '+e.data;\
+         if(dirty){{b.textContent=said+'. Your edit is kept here; saving it will be refused as a conflict. ';\
+         var a=document.createElement('a');a.href=location.href;a.textContent='Reload';b.appendChild(a);return;}}\
+         b.textContent=said+': reloading.';setTimeout(function(){{location.reload()}},800);}};}})();</script>",
         // Percent-encoded, the prefix holds no quote, backslash or `<`: safe inside
         // the script's string (where HTML escapes would not be decoded).
         url(prefix)

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::Value;
+use strata_core::key::display_key;
 use strata_core::model::KeySpan;
 use strata_core::store::{scan, Store};
 use strata_search::doc::{self, Owner};
@@ -159,19 +160,24 @@ pub(crate) async fn key<S: Store + Clone + 'static>(
         ),
         _ => String::new(),
     };
-    let mut history = String::new();
+    // Each version beside the one before it (a side-by-side diff), newest first.
+    let mut history = Vec::new();
     if let Ok(events) = c.store.history(&kv.key).await {
-        for e in events.iter().rev() {
-            let what = match e.kind {
+        let mut before = "<em>absent</em>".to_owned();
+        for e in &events {
+            let after = match e.kind {
                 strata_core::model::EventKind::Put => shown(&c, &e.kv.key, &e.kv.value, 200),
                 strata_core::model::EventKind::Delete => "<em>deleted</em>".into(),
             };
-            history.push_str(&format!(
-                "<tr><td>{}</td><td>{what}</td></tr>",
+            history.push(format!(
+                "<tr><td>{}</td><td>{before}</td><td>{after}</td></tr>",
                 e.kv.mod_revision
             ));
+            before = after;
         }
     }
+    let history: String = history.into_iter().rev().collect();
+    let refs = key_refs(&c, &k).await;
     let backup = backup_history(&c, &k);
     let secret = c
         .opts
@@ -192,8 +198,8 @@ pub(crate) async fn key<S: Store + Clone + 'static>(
         String::new()
     };
     let body = format!(
-        "{object}<p>version {} · modified at revision {} · created at {}</p>{value}{edit}\
-         <h3>History</h3><table><tr><th>revision</th><th>value</th></tr>{history}</table>{backup}{}",
+        "{object}<p>version {} · modified at revision {} · created at {}</p>{value}{refs}{edit}\
+         <h3>History</h3><table id=\"history\"><tr><th>revision</th><th>before</th><th>after</th></tr>{history}</table>{backup}{}",
         kv.version,
         kv.mod_revision,
         kv.create_revision,
@@ -260,35 +266,60 @@ pub(crate) async fn object<S: Store + Clone + 'static>(
                 "<tr><td><a href=\"/key?k={}\">{}</a></td><td>{}</td><td>{value}</td></tr>",
                 url(&format!("{path}/{name}")),
                 esc(name),
-                esc(&format!("{:?}", spec.ty).to_lowercase())
+                esc(&crate::html::type_name(&spec.ty))
             ));
         }
     }
-    let mut refs = String::new();
-    if let Ok(Some(r)) = strata_schema::refs::refs(&c.store, schema, &path).await {
+    let refs = ref_items(&c, schema, &path).await;
+    let body = format!(
+        "<p><span class=\"entity\">{}</span></p><table><tr><th>field</th><th>type</th><th>value</th></tr>{rows}</table>\
+         <h3>References</h3><ul>{refs}</ul><p><a href=\"/refs?key={}&depth=2\">the references around it, drawn</a></p>{}",
+        esc(owner.entity().unwrap_or_default()),
+        url(&path),
+        backup_history(&c, &path)
+    );
+    Html(page(&path, Some(&path), &body)).into_response()
+}
+
+/// The references of `path` both ways as list items (secret ones are left out by
+/// the library).
+async fn ref_items<S: Store + Clone + 'static>(
+    c: &Console<S>,
+    schema: &strata_schema::Schema,
+    path: &str,
+) -> String {
+    let mut items = String::new();
+    if let Ok(Some(r)) = strata_schema::refs::refs(&c.store, schema, path).await {
         for (holder, target) in &r.outgoing {
-            refs.push_str(&format!(
-                "<li>references <a href=\"/object?path={}\">{}</a> (via {})</li>",
+            items.push_str(&format!(
+                "<li>references <a class=\"ref\" href=\"/object?path={}\">{}</a> (via {})</li>",
                 url(target),
                 esc(target),
                 esc(holder)
             ));
         }
         for holder in &r.incoming {
-            refs.push_str(&format!(
-                "<li>referenced by <a href=\"/key?k={}\">{}</a></li>",
+            items.push_str(&format!(
+                "<li>referenced by <a class=\"ref\" href=\"/key?k={}\">{}</a></li>",
                 url(holder),
                 esc(holder)
             ));
         }
     }
-    let body = format!(
-        "<p><span class=\"entity\">{}</span></p><table><tr><th>field</th><th>type</th><th>value</th></tr>{rows}</table>\
-         <h3>References</h3><ul>{refs}</ul><p><a href=\"/refs?key={}&depth=2\">the references around it, drawn</a></p>",
-        esc(owner.entity().unwrap_or_default()),
-        url(&path)
-    );
-    Html(page(&path, Some(&path), &body)).into_response()
+    items
+}
+
+/// The references of a key that is a single value of the schema (a reference
+/// itself, like a route naming its node), as a section; empty otherwise.
+async fn key_refs<S: Store + Clone + 'static>(c: &Console<S>, key: &str) -> String {
+    let Some(schema) = c.opts.schema.as_ref() else {
+        return String::new();
+    };
+    let items = ref_items(c, schema, key).await;
+    if items.is_empty() {
+        return String::new();
+    }
+    format!("<h3>References</h3><ul>{items}</ul>")
 }
 
 /// `/search?q=Q`: the search hits, matching words marked.
@@ -363,31 +394,46 @@ fn backed_up<S>(c: &Console<S>, key: &[u8], v: &Option<Value>) -> String {
     }
 }
 
-/// The key's changes in the Git backup (`--repo`): each commit, its time and
-/// revision, the value before and after side by side.
-fn backup_history<S>(c: &Console<S>, key: &str) -> String {
-    let Some(repo) = &c.opts.repo else {
+/// The changes of a key or an object in the Git backup (`--repo`): each commit, its
+/// time and revision, each changed key's value before and after side by side, and a
+/// link to restore the target as of that commit (the plan shown first).
+fn backup_history<S>(c: &Console<S>, target: &str) -> String {
+    let Some(repo) = c.opts.backup.as_ref().map(|b| &b.repo) else {
         return String::new();
     };
-    let entries = match strata_backup::log(repo, key) {
+    let entries = match strata_backup::log(repo, target) {
         Ok(e) => e,
         Err(e) => return format!("<h3>In the Git backup</h3><p>{}</p>", esc(&e.to_string())),
     };
     let mut rows = String::new();
     for e in &entries {
+        let mut first = true;
         for ch in &e.changes {
             rows.push_str(&format!(
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td><code>{}</code></td><td>{}<br>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{restore}</tr>",
                 esc(&e.commit[..e.commit.len().min(12)]),
-                e.time,
+                strata_core::clock::format_rfc3339(e.time),
+                esc(&e.author),
                 e.revision,
+                esc(&display_key(&ch.key)),
                 backed_up(c, &ch.key, &ch.before),
-                backed_up(c, &ch.key, &ch.after)
+                backed_up(c, &ch.key, &ch.after),
+                restore = if first {
+                    format!(
+                        "<td rowspan=\"{}\"><a class=\"restore\" href=\"/restore?target={}&commit={}\">restore as of this</a></td>",
+                        e.changes.len(),
+                        url(target),
+                        url(&e.commit)
+                    )
+                } else {
+                    String::new()
+                }
             ));
+            first = false;
         }
     }
     format!(
-        "<h3>In the Git backup</h3><table><tr><th>commit</th><th>time</th><th>revision</th>\
-         <th>before</th><th>after</th></tr>{rows}</table>"
+        "<h3>In the Git backup</h3><table id=\"backup\"><tr><th>commit</th><th>time, author</th><th>revision</th>\
+         <th>key</th><th>before</th><th>after</th><th></th></tr>{rows}</table>"
     )
 }

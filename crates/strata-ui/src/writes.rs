@@ -40,7 +40,7 @@ pub(crate) fn form_fields<S>(c: &Console<S>, key: &str, revision: i64) -> String
     )
 }
 
-fn refuse(status: StatusCode, text: &str) -> Response {
+pub(crate) fn refuse(status: StatusCode, text: &str) -> Response {
     (
         status,
         Html(page("refused", None, &format!("<p>{}</p>", esc(text)))),
@@ -64,6 +64,32 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
+/// Whether a write may go ahead (`None`): the console writes, the request comes from
+/// its own pages and carries this process's form token; otherwise the page that says
+/// why it is refused.
+pub(crate) fn refusal<S>(c: &Console<S>, headers: &HeaderMap, form: &str) -> Option<Response> {
+    if !c.allow_writes {
+        return Some(refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this console is read-only (start it with --allow-writes)",
+        ));
+    }
+    if !same_origin(headers) {
+        return Some(refuse(
+            StatusCode::FORBIDDEN,
+            "a write must come from this console's own pages (cross-origin request refused)",
+        ));
+    }
+    let token = param(Some(form), "csrf").unwrap_or_default();
+    if !crate::equal(token.as_bytes(), c.form_token.as_bytes()) {
+        return Some(refuse(
+            StatusCode::FORBIDDEN,
+            "the form's token is missing or stale: reload the page and try again",
+        ));
+    }
+    None
+}
+
 /// `POST /put` (`k`, `at`, `value`, `csrf`) and `POST /delete` (`k`, `at`, `csrf`).
 pub(crate) async fn write<S: Store + Clone + 'static>(
     State(c): State<Arc<Console<S>>>,
@@ -71,27 +97,11 @@ pub(crate) async fn write<S: Store + Clone + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !c.allow_writes {
-        return refuse(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "this console is read-only (start it with --allow-writes)",
-        );
-    }
-    if !same_origin(&headers) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "a write must come from this console's own pages (cross-origin request refused)",
-        );
-    }
     let form = String::from_utf8_lossy(&body).into_owned();
-    let field = |name: &str| param(Some(&form), name);
-    let token = field("csrf").unwrap_or_default();
-    if !crate::equal(token.as_bytes(), c.form_token.as_bytes()) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "the form's token is missing or stale: reload the page and try again",
-        );
+    if let Some(refused) = refusal(&c, &headers, &form) {
+        return refused;
     }
+    let field = |name: &str| param(Some(&form), name);
     let (Some(key), Some(at)) = (field("k"), field("at").and_then(|a| a.parse::<i64>().ok()))
     else {
         return refuse(

@@ -424,7 +424,7 @@ fn log(repo: &Path, target: &str, format: Format) -> anyhow::Result<Outcome> {
         let items: Vec<_> = entries
             .iter()
             .map(|e| {
-                json!({"commit": e.commit, "time": format_rfc3339(e.time), "revision": e.revision,
+                json!({"commit": e.commit, "time": format_rfc3339(e.time), "author": e.author, "revision": e.revision,
                             "changes": e.changes.iter().map(change_json).collect::<Vec<_>>()})
             })
             .collect();
@@ -435,10 +435,11 @@ fn log(repo: &Path, target: &str, format: Format) -> anyhow::Result<Outcome> {
     for e in &entries {
         writeln!(
             out,
-            "{} {} revision {}",
+            "{} {} revision {} by {}",
             &e.commit[..12],
             format_rfc3339(e.time),
-            e.revision
+            e.revision,
+            e.author
         )?;
         print_changes(&mut out, &e.changes, "  ")?;
     }

@@ -40,13 +40,29 @@ pub async fn ui(opts: &StoreOpts, args: UiArgs) -> anyhow::Result<Outcome> {
         .index
         .clone()
         .unwrap_or_else(|| strata_search::default_dir(&opts.store, &identity));
+    // How the backup's files were written: its secrets (fingerprinted, never revealed
+    // by the console) by the schema, its key file inside the repository.
+    let backup = match &args.repo {
+        Some(repo) => Some({
+            // A repository that is not one is refused here, not at the first page.
+            strata_backup::last(repo)?;
+            strata_backup::BackupRequest {
+                repo: repo.clone(),
+                schema: args.schema.clone(),
+                store_url: opts.store.clone(),
+                ..Default::default()
+            }
+            .resolve()?
+        }),
+        None => None,
+    };
     let console = strata_ui::ConsoleOptions {
         schema,
         token,
         search: Some((dir, identity)),
         allow_writes: args.allow_writes,
         migrations: args.migrations.clone(),
-        repo: args.repo.clone(),
+        backup,
     };
     strata_ui::serve(
         store,
