@@ -95,6 +95,31 @@ fn pages_of_the_example_escaped_and_without_secrets() {
     let (_, evil_level) = c.get("/browse?prefix=/notes/", &[]);
     assert!(!evil_level.contains("<script>alert"), "{evil_level}");
 
+    // A key's page shows the versions of its current life (point reads); the full
+    // history, one link away, its earlier life and the delete too.
+    for (args, _) in [
+        (&["put", "/notes/v", "one"][..], 0),
+        (&["put", "/notes/v", "two"], 0),
+        (&["del", "/notes/v"], 0),
+        (&["put", "/notes/v", "three"], 0),
+        (&["put", "/notes/v", "four"], 0),
+    ] {
+        s.ok(args);
+    }
+    let (_, recent) = c.get("/key?k=/notes/v", &[]);
+    let table = recent.split("id=\"history\"").nth(1).unwrap();
+    assert!(
+        table.contains("three") && table.contains("four"),
+        "{recent}"
+    );
+    assert!(
+        !table.contains("two") && recent.contains("history=all"),
+        "{recent}"
+    );
+    let (_, all) = c.get("/key?k=/notes/v&history=all", &[]);
+    let table = all.split("id=\"history\"").nth(1).unwrap();
+    assert!(table.contains("two") && table.contains("deleted"), "{all}");
+
     // Search, matching words marked.
     let (code, found) = c.get("/search?q=grace+hopper", &[]);
     assert_eq!(code, 200, "{found}");

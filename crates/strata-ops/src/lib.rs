@@ -2,7 +2,8 @@
 //! ([`snapshot`]), the batched, resumable loader ([`load`]) and the pruning of an
 //! import ([`prune`]), copy and diff between two stores ([`transfer`], keys that expire
 //! in the source given leases in the target: `leases`) and the mirror
-//! that keeps a target current ([`mirror`]), `ls` and `tree` views ([`listing`]), the
+//! that keeps a target current ([`mirror`]), `ls` and `tree` views ([`listing`]), a
+//! key's recent versions by point reads ([`versions`]), the
 //! JSON form of a transaction ([`txn_json`]), and the plans that guard destructive
 //! commands ([`guard`]: a prefix delete that deletes only the keys it showed, a
 //! compaction's reach).
@@ -25,5 +26,6 @@ pub mod snapshot;
 pub mod snapshot_stream;
 pub mod transfer;
 pub mod txn_json;
+pub mod versions;
 
 pub use error::{Error, Result};

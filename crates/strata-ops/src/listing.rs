@@ -1,9 +1,10 @@
 //! Directory-style views of the keyspace: one level with child counts (`strata ls`)
 //! and the whole subtree as an indented tree (`strata tree`).
 //!
-//! Both read at one revision. `ls` skips over each child's subtree with a count
-//! query instead of reading every key, so it costs one or two round trips per child,
-//! not per key. Owns the grouping into levels; printing is the CLI's.
+//! Both read at one revision. `ls` reads the level's keys in pages (keys only) and
+//! skips over a child's subtree that runs past a page with one count, so a level
+//! costs a few reads per page of children, not one per key. Owns the grouping into
+//! levels; printing is the CLI's.
 
 use crate::error::{scan, Result};
 use strata_core::key::prefix_end;
@@ -50,17 +51,38 @@ pub struct ListPage {
     pub next: Option<Vec<u8>>,
 }
 
+/// Keys read per request while listing a level (keys only, no values).
+const READ: i64 = 4096;
+
 /// At most `limit` children of `prefix`, from `cursor` (a page's `next`; `None`: the
 /// first) at `revision` (0: the latest), so that a level with a million children is
-/// read a page at a time: two small reads per child, never the keys below it. A key
-/// `name` and the keys below `name/` that a page boundary separates show as two
-/// children.
+/// read a page at a time, never the whole subtree below it.
+///
+/// The level is read in pages of [`READ`] keys (keys only): a child whose keys the
+/// page holds is counted from it, one that runs past the page's end is counted with
+/// one count read and skipped, and a child that is a key gets its value with a point
+/// read. So a page of children costs a few reads, whatever the store: this matters on
+/// etcd, which walks the rest of the range on every read with a limit (a read per
+/// child there cost a scan of the level each). A key `name` and the keys below
+/// `name/` that a page boundary separates show as two children.
 pub async fn list_page<S: Store>(
     store: &S,
     prefix: &str,
     cursor: Option<Vec<u8>>,
     revision: i64,
     limit: usize,
+) -> Result<ListPage> {
+    list_reading(store, prefix, cursor, revision, limit, READ).await
+}
+
+/// [`list_page`], reading `read` keys per request.
+async fn list_reading<S: Store>(
+    store: &S,
+    prefix: &str,
+    cursor: Option<Vec<u8>>,
+    revision: i64,
+    limit: usize,
+    read: i64,
 ) -> Result<ListPage> {
     let prefix = dir_prefix(prefix);
     let end = prefix_end(prefix.as_bytes());
@@ -69,63 +91,91 @@ pub async fn list_page<S: Store>(
         .unwrap_or_else(|| prefix.as_bytes().to_vec());
     let mut revision = revision;
     let mut children: Vec<Child> = Vec::new();
-    loop {
-        if children.len() >= limit {
-            return Ok(ListPage {
-                revision,
-                children,
-                next: Some(cursor),
-            });
-        }
+    'reads: loop {
         let req = RangeRequest::new(KeySpan::Range {
             start: cursor.clone(),
             end: end.clone(),
         })
         .at_revision(revision)
-        .with_limit(1);
+        .with_limit(read)
+        .keys_only();
         let resp = store.range(req).await?;
         revision = resp.revision;
-        let Some(kv) = resp.kvs.into_iter().next() else {
+        let (keys, more) = (resp.kvs, resp.more);
+        if keys.is_empty() {
             break;
-        };
-        let rest = String::from_utf8_lossy(&kv.key[prefix.len()..]).into_owned();
-        match rest.split_once('/') {
-            None => {
-                cursor = kv.key.clone();
-                cursor.push(0);
-                children.push(Child {
-                    key: format!("{prefix}{rest}"),
-                    name: rest,
-                    value: Some(kv.value),
-                    descendants: 0,
+        }
+        let mut i = 0;
+        while i < keys.len() {
+            if children.len() >= limit {
+                return Ok(ListPage {
+                    revision,
+                    children,
+                    next: Some(cursor),
                 });
             }
-            Some((name, _)) => {
-                let sub = format!("{prefix}{name}/");
-                let count = store
-                    .range(
-                        RangeRequest::new(KeySpan::prefix(sub.as_bytes()))
-                            .at_revision(revision)
-                            .count_only(),
-                    )
-                    .await?
-                    .count;
-                // A key `name` and keys below `name/` may be separated by siblings
-                // such as `name-x` (`-` sorts before `/`): merge them into one child.
-                match children.iter_mut().rev().find(|c| c.name == name) {
-                    Some(child) => child.descendants = count,
-                    None => children.push(Child {
-                        name: name.to_owned(),
-                        key: format!("{prefix}{name}"),
-                        value: None,
-                        descendants: count,
-                    }),
+            let key = &keys[i].key;
+            let rest = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            match rest.split_once('/') {
+                None => {
+                    let value = store
+                        .range(RangeRequest::new(KeySpan::key(key.clone())).at_revision(revision))
+                        .await?
+                        .kvs
+                        .into_iter()
+                        .next()
+                        .map(|kv| kv.value)
+                        .unwrap_or_default();
+                    cursor = key.clone();
+                    cursor.push(0);
+                    children.push(Child {
+                        key: format!("{prefix}{rest}"),
+                        name: rest,
+                        value: Some(value),
+                        descendants: 0,
+                    });
+                    i += 1;
                 }
-                match prefix_end(sub.as_bytes()) {
-                    Some(next) => cursor = next,
-                    None => break,
+                Some((name, _)) => {
+                    let sub = format!("{prefix}{name}/");
+                    let here = keys[i..]
+                        .iter()
+                        .take_while(|kv| kv.key.starts_with(sub.as_bytes()))
+                        .count();
+                    // Its keys may run on past this page: count them all at once.
+                    let count = if i + here == keys.len() && more {
+                        store
+                            .range(
+                                RangeRequest::new(KeySpan::prefix(sub.as_bytes()))
+                                    .at_revision(revision)
+                                    .count_only(),
+                            )
+                            .await?
+                            .count
+                    } else {
+                        here as i64
+                    };
+                    // A key `name` and keys below `name/` may be separated by siblings
+                    // such as `name-x` (`-` sorts before `/`): merge them into one child.
+                    match children.iter_mut().rev().find(|c| c.name == name) {
+                        Some(child) => child.descendants = count,
+                        None => children.push(Child {
+                            name: name.to_owned(),
+                            key: format!("{prefix}{name}"),
+                            value: None,
+                            descendants: count,
+                        }),
+                    }
+                    match prefix_end(sub.as_bytes()) {
+                        Some(next) => cursor = next,
+                        None => break 'reads,
+                    }
+                    i += here;
                 }
             }
+        }
+        if !more {
+            break;
         }
     }
     Ok(ListPage {
@@ -227,6 +277,53 @@ mod tests {
             vec!["a", "b"]
         );
         assert!(list_children(&s, "/nothing").await.unwrap().1.is_empty());
+    }
+
+    #[tokio::test]
+    async fn any_read_size_lists_the_same_level() {
+        let s = seeded().await;
+        for k in ["/a/x/3", "/a/x/4", "/a/z/1", "/a/zz"] {
+            s.put(k.as_bytes(), b"w").await.unwrap();
+        }
+        let (_, whole) = list_children(&s, "/a").await.unwrap();
+        for read in 1..=6 {
+            let page = list_reading(&s, "/a", None, 0, usize::MAX, read)
+                .await
+                .unwrap();
+            assert_eq!(page.children, whole, "reading {read} keys at a time");
+            // Pages of two children, resumed from each page's cursor (a key and its
+            // subtree that a page boundary separates are two children: merged here).
+            let (mut all, mut cursor): (Vec<Child>, _) = (Vec::new(), None);
+            loop {
+                let p = list_reading(&s, "/a", cursor, page.revision, 2, read)
+                    .await
+                    .unwrap();
+                for ch in p.children {
+                    match all.iter_mut().find(|c| c.name == ch.name) {
+                        Some(c) => {
+                            c.value = c.value.take().or(ch.value);
+                            c.descendants = c.descendants.max(ch.descendants);
+                        }
+                        None => all.push(ch),
+                    }
+                }
+                match p.next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+            assert_eq!(all, whole, "pages of 2, reading {read}");
+        }
+        assert_eq!(whole.iter().find(|c| c.name == "x").unwrap().descendants, 4);
+        assert_eq!(
+            whole
+                .iter()
+                .find(|c| c.name == "zz")
+                .unwrap()
+                .value
+                .as_deref(),
+            Some(&b"w"[..])
+        );
     }
 
     #[tokio::test]

@@ -20,6 +20,9 @@ use crate::Console;
 /// Children shown per page of a level.
 const PAGE: usize = 200;
 
+/// Versions of a key shown on its page (each one point read).
+const VERSIONS: usize = 50;
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -160,21 +163,52 @@ pub(crate) async fn key<S: Store + Clone + 'static>(
         ),
         _ => String::new(),
     };
-    // Each version beside the one before it (a side-by-side diff), newest first.
-    let mut history = Vec::new();
-    if let Ok(events) = c.store.history(&kv.key).await {
-        let mut before = "<em>absent</em>".to_owned();
-        for e in &events {
-            let after = match e.kind {
-                strata_core::model::EventKind::Put => shown(&c, &e.kv.key, &e.kv.value, 200),
-                strata_core::model::EventKind::Delete => "<em>deleted</em>".into(),
-            };
-            history.push(format!(
-                "<tr><td>{}</td><td>{before}</td><td>{after}</td></tr>",
-                e.kv.mod_revision
-            ));
-            before = after;
+    // Each version beside the one before it (a side-by-side diff), newest first: the
+    // recent versions by point reads, or with `history=all` the store's full history
+    // (earlier lives of a deleted key too; on etcd a replay of the whole log).
+    let full = param(uri.query(), "history").as_deref() == Some("all");
+    let (events, more) = if full {
+        match c.store.history(&kv.key).await {
+            Ok(events) => (events, String::new()),
+            Err(e) => (Vec::new(), format!("<p>{}</p>", esc(&e.to_string()))),
         }
+    } else {
+        match strata_ops::versions::recent(&c.store, &kv.key, VERSIONS).await {
+            Ok(v) => {
+                let note = if v.compacted {
+                    "older versions were compacted away; "
+                } else if v.truncated {
+                    "older versions not shown; "
+                } else {
+                    ""
+                };
+                let mut events = v.events;
+                events.reverse();
+                let link = format!(
+                    "<p class=\"note\">{note}<a href=\"/key?k={}&history=all\">the full history</a> \
+                     (earlier lives of the key too; on etcd it replays the store's log)</p>",
+                    url(&k)
+                );
+                (events, link)
+            }
+            Err(e) => (Vec::new(), format!("<p>{}</p>", esc(&e.to_string()))),
+        }
+    };
+    let mut history = Vec::new();
+    let mut before = "<em>absent</em>".to_owned();
+    for (i, e) in events.iter().enumerate() {
+        let after = match e.kind {
+            strata_core::model::EventKind::Put => shown(&c, &e.kv.key, &e.kv.value, 200),
+            strata_core::model::EventKind::Delete => "<em>deleted</em>".into(),
+        };
+        if i == 0 && e.kv.version > 1 && e.kind == strata_core::model::EventKind::Put && !full {
+            before = "<em>older, not shown</em>".into();
+        }
+        history.push(format!(
+            "<tr><td>{}</td><td>{before}</td><td>{after}</td></tr>",
+            e.kv.mod_revision
+        ));
+        before = after;
     }
     let history: String = history.into_iter().rev().collect();
     let refs = key_refs(&c, &k).await;
@@ -199,7 +233,7 @@ pub(crate) async fn key<S: Store + Clone + 'static>(
     };
     let body = format!(
         "{object}<p>version {} · modified at revision {} · created at {}</p>{value}{refs}{edit}\
-         <h3>History</h3><table id=\"history\"><tr><th>revision</th><th>before</th><th>after</th></tr>{history}</table>{backup}{}",
+         <h3>History</h3><table id=\"history\"><tr><th>revision</th><th>before</th><th>after</th></tr>{history}</table>{more}{backup}{}",
         kv.version,
         kv.mod_revision,
         kv.create_revision,
