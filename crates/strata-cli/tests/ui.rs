@@ -9,7 +9,7 @@ mod util;
 use std::process::{Command, Stdio};
 
 use util::console::Console;
-use util::{examples, Sandbox};
+use util::{examples, model_dir, Sandbox};
 
 #[test]
 fn pages_of_the_example_escaped_and_without_secrets() {
@@ -157,7 +157,9 @@ fn pages_of_the_example_escaped_and_without_secrets() {
     ] {
         let (_, body) = c.get(&path, &[]);
         // A search page repeats its query (what the user typed, not the store's).
-        let body = body.replace(&format!("search: {}", secrets[0]), "search: …");
+        let body = body
+            .replace(&format!("search: {}", secrets[0]), "search: …")
+            .replace(&format!("value=\"{}\"", secrets[0]), "value=\"…\"");
         for secret in &secrets {
             assert!(!body.contains(secret.as_str()), "{path} shows a password");
         }
@@ -627,4 +629,42 @@ fn create_and_restore_write_whole_and_only_as_shown() {
     let confirm = format!("target=/sigilgate/users/129&commit={commit}&plan={digest}&csrf={csrf}");
     assert_eq!(post("/restore", &confirm, &origin).0, 303);
     assert_eq!(s.ok(&["get", key]).trim(), "5");
+}
+
+/// With --model the search page searches by meaning too: a paraphrase of a whiteboard
+/// record that shares no word with it finds it first by meaning (and by both).
+#[test]
+fn the_search_box_by_meaning() {
+    let s = Sandbox::new();
+    s.ok(&[
+        "load",
+        &examples()
+            .join("whiteboard/records.json")
+            .display()
+            .to_string(),
+    ]);
+    let queries: std::collections::BTreeMap<String, String> = serde_json::from_str(
+        &std::fs::read_to_string(examples().join("whiteboard/queries.json")).unwrap(),
+    )
+    .unwrap();
+    let (query, node) = queries.iter().next().unwrap();
+    let c = Console::start(&s, &["--model", &model_dir()]);
+    let q = query.replace(' ', "+");
+    for mode in ["meaning", "both"] {
+        let (code, page) = c.get(&format!("/search?q={q}&mode={mode}"), &[]);
+        assert_eq!(code, 200, "{page}");
+        assert!(
+            page.contains(&format!("value=\"{mode}\" checked")),
+            "{page}"
+        );
+        let first = page
+            .split("href=\"/key?k=")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no hit for {query:?} by {mode}: {page}"));
+        assert!(
+            first.contains(&format!("/nodes/{node}/")),
+            "{mode}: {first}"
+        );
+    }
 }

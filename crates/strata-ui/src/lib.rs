@@ -67,6 +67,8 @@ pub struct ConsoleOptions {
     pub token: Option<String>,
     /// The search index's folder and what it is for.
     pub search: Option<(PathBuf, Identity)>,
+    /// The sentence-embedding model: search by meaning too.
+    pub model: Option<Arc<strata_search::Embedder>>,
     /// The migrations folder, for the health page.
     pub migrations: Option<PathBuf>,
     /// The Git backup (its repository and how its files were written): a key's and an
@@ -82,6 +84,7 @@ impl std::fmt::Debug for ConsoleOptions {
             .field("schema", &self.schema.is_some())
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("search", &self.search.as_ref().map(|(d, _)| d))
+            .field("model", &self.model.is_some())
             .field("backup", &self.backup.as_ref().map(|b| &b.repo))
             .field("allow_writes", &self.allow_writes)
             .finish()

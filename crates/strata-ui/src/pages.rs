@@ -369,8 +369,17 @@ pub(crate) async fn search<S: Store + Clone + 'static>(
             "search is not set up for this console",
         );
     };
+    let mode = match (
+        param(uri.query(), "mode").as_deref(),
+        c.opts.model.is_some(),
+    ) {
+        (Some("meaning"), true) => strata_search::Mode::Semantic,
+        (Some("both"), true) => strata_search::Mode::Hybrid,
+        _ => strata_search::Mode::Words,
+    };
     let req = strata_search::SearchRequest {
         query: q.clone(),
+        mode,
         limit: 50,
         ..Default::default()
     };
@@ -381,7 +390,7 @@ pub(crate) async fn search<S: Store + Clone + 'static>(
         dir,
         identity,
         c.opts.schema.clone(),
-        None,
+        c.opts.model.clone(),
         &req,
     )
     .await;
@@ -410,7 +419,29 @@ pub(crate) async fn search<S: Store + Clone + 'static>(
             esc(h.entity.as_deref().unwrap_or(""))
         ));
     }
-    let body = format!("<p>{} hits</p><table>{rows}</table>", hits.len());
+    // By words, by meaning or both (with a model), the query kept.
+    let modes = if c.opts.model.is_some() {
+        let choice = |value: &str, label: &str, on: bool| {
+            format!(
+                "<label><input type=\"radio\" name=\"mode\" value=\"{value}\"{}> {label}</label> ",
+                if on { " checked" } else { "" }
+            )
+        };
+        format!(
+            "{}{}{}",
+            choice("words", "words", mode == strata_search::Mode::Words),
+            choice("meaning", "meaning", mode == strata_search::Mode::Semantic),
+            choice("both", "both", mode == strata_search::Mode::Hybrid)
+        )
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<form action=\"/search\" id=\"search\"><input name=\"q\" value=\"{}\" size=\"50\"> {modes}<button>Search</button></form>\
+         <p>{} hits</p><table>{rows}</table>",
+        esc(&q),
+        hits.len()
+    );
     Html(page(&format!("search: {q}"), None, &body)).into_response()
 }
 

@@ -20,16 +20,22 @@ pub struct UiArgs {
     pub token: Option<PathBuf>,
     /// Let pages write: a key's value and its delete, each a compare-and-swap on the
     /// revision the page showed (a change made meanwhile is shown as a conflict, never
-    /// overwritten), only from the console's own pages, each logged on stderr.
+    /// overwritten), objects created from a form, restores from --repo; only from the
+    /// console's own pages, each logged on stderr.
     #[arg(long)]
     pub allow_writes: bool,
     /// A migrations folder: each area's state on the health page.
     #[arg(long, value_name = "DIR")]
     pub migrations: Option<PathBuf>,
-    /// A Git backup repository: its last commit and lag on the health page.
+    /// A Git backup repository: each key's and object's changes in it, restore as of
+    /// a commit (the plan shown first), its last commit and lag on the health page.
     #[arg(long, value_name = "PATH")]
     pub repo: Option<PathBuf>,
     /// The search index folder (default as for `strata search`).
     #[arg(long, value_name = "DIR")]
     pub index: Option<PathBuf>,
+    /// The sentence-embedding model's folder (as for `strata search --model`): the
+    /// search page can then search by meaning, or by words and meaning together.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
 }

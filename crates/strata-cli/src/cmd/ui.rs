@@ -56,7 +56,12 @@ pub async fn ui(opts: &StoreOpts, args: UiArgs) -> anyhow::Result<Outcome> {
         }),
         None => None,
     };
+    let model = match &args.model {
+        Some(dir) => Some(std::sync::Arc::new(strata_search::Embedder::load(dir)?)),
+        None => None,
+    };
     let console = strata_ui::ConsoleOptions {
+        model,
         schema,
         token,
         search: Some((dir, identity)),

