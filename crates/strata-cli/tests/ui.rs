@@ -120,6 +120,37 @@ fn pages_of_the_example_escaped_and_without_secrets() {
     let table = all.split("id=\"history\"").nth(1).unwrap();
     assert!(table.contains("two") && table.contains("deleted"), "{all}");
 
+    // The path box: completions of a typed path, and going to it.
+    let (_, done) = c.get("/complete?path=/sigilgate/us", &[]);
+    assert_eq!(done, r#"["/sigilgate/users/"]"#);
+    let (_, done) = c.get("/complete?path=/sigilgate/users/129/", &[]);
+    let done: Vec<String> = serde_json::from_str(&done).unwrap();
+    assert!(
+        done.contains(&"/sigilgate/users/129/username".to_owned()),
+        "{done:?}"
+    );
+    assert!(
+        done.contains(&"/sigilgate/users/129/devices/".to_owned()),
+        "{done:?}"
+    );
+    let redirect = |path: &str| {
+        let (_, answer) = c.get(&format!("/go?path={path}"), &["-i"]);
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("location: "))
+            .unwrap_or_else(|| panic!("no redirect: {answer}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(
+        redirect("/sigilgate/users/129/username"),
+        "/key?k=/sigilgate/users/129/username"
+    );
+    assert_eq!(
+        redirect("/sigilgate/users/129"),
+        "/browse?prefix=/sigilgate/users/129"
+    );
+
     // Search, matching words marked.
     let (code, found) = c.get("/search?q=grace+hopper", &[]);
     assert_eq!(code, 200, "{found}");
@@ -667,4 +698,48 @@ fn the_search_box_by_meaning() {
             "{mode}: {first}"
         );
     }
+}
+
+/// On a layered keyspace the entities page names the layer of each entity.
+#[test]
+fn entities_by_layer() {
+    let s = Sandbox::with_store("layers:strata.toml");
+    std::fs::write(
+        s.path("strata.toml"),
+        "[stores.ops]\nurl = \"sqlite:ops.db\"\n[stores.comms]\nurl = \"sqlite:comms.db\"\n\
+         [layers]\n\"/sigilgate/\" = \"ops\"\n\"/public/\" = \"comms\"\n",
+    )
+    .unwrap();
+    s.ok(&[
+        "load",
+        &examples()
+            .join("sigilgate/expected.json")
+            .display()
+            .to_string(),
+    ]);
+    let schema = examples()
+        .join("sigilgate/schema.toml")
+        .display()
+        .to_string();
+    let c = Console::start(&s, &["--schema", &schema]);
+    let (code, page) = c.get("/entities", &[]);
+    assert_eq!(code, 200, "{page}");
+    let rows: Vec<&str> = page.split("<tr>").skip(2).collect();
+    let row = |entity: &str| {
+        *rows
+            .iter()
+            .find(|r| r.contains(&format!("<td>{entity}</td>")))
+            .unwrap_or_else(|| panic!("no {entity}: {page}"))
+    };
+    assert!(row("contact").starts_with("<td>comms</td>"), "{page}");
+    assert!(row("node").starts_with("<td>ops</td>"), "{page}");
+    // One count per entity: the nodes' keys.
+    let nodes = s.ok(&["get", "--prefix", "/sigilgate/nodes/", "--keys-only"]);
+    assert!(
+        row("node").contains(&format!(
+            "<td class=\"count\">{}</td>",
+            nodes.lines().count()
+        )),
+        "{page}"
+    );
 }

@@ -4,8 +4,8 @@
 //! a field, see the conflict when another writer changed it meanwhile (the typed edit
 //! kept, the page saying it is behind), see the page update itself with the history
 //! diff after a `strata put` from the CLI, restore the backed-up value through the
-//! plan's confirmation, follow a route's reference to its node and back, search,
-//! create an object from the form. The CLI checks what was written.
+//! plan's confirmation, go to a route with the completing path box, follow its
+//! reference to its node and back, search, create an object from the form. The CLI checks what was written.
 //!
 //! Screenshots of the main pages are written to `$STRATA_SCREENSHOTS` when set (the
 //! README's pictures: `STRATA_SCREENSHOTS=docs/screenshots cargo nextest run --test
@@ -154,8 +154,19 @@ fn a_browser_browses_edits_restores_and_follows_references() {
         c.log()
     );
 
-    // A route names its node: follow the reference there and back.
-    b.goto(&format!("{base}/key?k={ROUTE}"));
+    // A route names its node: go to it with the path box (its completion offers the
+    // routes level), follow the reference there and back.
+    b.fill(&b.find("#path"), "/sigilgate/ro");
+    b.wait_until(10, "the path box's completions", |b| {
+        b.run(
+            "return Array.from(document.querySelectorAll('#paths option')).map(o => o.value)",
+            serde_json::json!([]),
+        )
+        .as_array()
+        .is_some_and(|a| a.iter().any(|v| v == "/sigilgate/routes/"))
+    });
+    b.fill(&b.find("#path"), &format!("{ROUTE}\u{E007}"));
+    b.wait_until(10, "the route's page", |b| b.url().ends_with(ROUTE));
     b.click(&b.find(&format!("a.ref[href='/object?path={NODE}']")));
     b.wait_until(10, "the node's page", has("referenced by"));
     b.click(&b.find(&format!("a.ref[href='/key?k={ROUTE}']")));

@@ -4,7 +4,8 @@
 //! password inputs whose value never comes back); `POST /create` builds the object
 //! and calls [`strata_schema::object::create`], the CLI's `object create`: all or
 //! nothing, refused if any of its fields already exists. Also `GET /entities`: the
-//! schema's entities, each with its key count, a link to browse it and one to create.
+//! schema's entities (by layer on a layered keyspace), each with its key count (one
+//! count read), a link to browse it and one to create.
 
 use std::sync::Arc;
 
@@ -49,9 +50,25 @@ pub(crate) async fn entities<S: Store + Clone + 'static>(
             "entities need the console started with --schema",
         );
     };
+    // Grouped by the layer that holds each entity's keys, on a layered keyspace.
+    let layer_of = |prefix: &str| {
+        c.opts
+            .layers
+            .iter()
+            .find(|(_, spans)| spans.iter().any(|s| s.contains(prefix.as_bytes())))
+            .map(|(name, _)| name.as_str())
+    };
+    let mut entities: Vec<_> = schema.entities.iter().collect();
+    entities.sort_by_key(|e| layer_of(&literal_prefix(e)));
+    let layered = !c.opts.layers.is_empty();
     let mut rows = String::new();
-    for e in &schema.entities {
+    for e in entities {
         let prefix = literal_prefix(e);
+        let layer = if layered {
+            format!("<td>{}</td>", esc(layer_of(&prefix).unwrap_or("none")))
+        } else {
+            String::new()
+        };
         // One count per entity: the store counts, nothing is listed.
         let req = RangeRequest::new(KeySpan::prefix(prefix.clone().into_bytes())).count_only();
         let keys = match c.store.range(req).await {
@@ -64,7 +81,7 @@ pub(crate) async fn entities<S: Store + Clone + 'static>(
             String::new()
         };
         rows.push_str(&format!(
-            "<tr><td>{}</td><td><a href=\"/browse?prefix={}\"><code>{}</code></a></td><td class=\"count\">{keys}</td><td>{}</td><td>{new}</td></tr>",
+            "<tr>{layer}<td>{}</td><td><a href=\"/browse?prefix={}\"><code>{}</code></a></td><td class=\"count\">{keys}</td><td>{}</td><td>{new}</td></tr>",
             esc(&e.name),
             url(&prefix),
             esc(&e.pattern),
@@ -72,7 +89,8 @@ pub(crate) async fn entities<S: Store + Clone + 'static>(
         ));
     }
     let body = format!(
-        "<table id=\"entities\"><tr><th>entity</th><th>pattern</th><th>keys under it</th><th></th><th></th></tr>{rows}</table>"
+        "<table id=\"entities\"><tr>{}<th>entity</th><th>pattern</th><th>keys under it</th><th></th><th></th></tr>{rows}</table>",
+        if layered { "<th>layer</th>" } else { "" }
     );
     Html(page("entities", None, &body)).into_response()
 }

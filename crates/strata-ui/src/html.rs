@@ -1,5 +1,6 @@
 //! HTML pieces: every text that reaches a page goes through [`esc`]; the page frame
-//! (title, breadcrumbs, the search box, the style sheet compiled into the binary).
+//! (title, the key-path box, breadcrumbs, the search box, the style sheet compiled
+//! into the binary).
 
 /// `text` escaped for HTML text and attribute values.
 pub fn esc(text: &str) -> String {
@@ -85,8 +86,9 @@ pub const CSS: &str = "
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2433;background:#f7f8fa}
 header{background:#1d2433;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;align-items:center}
 header a{color:#fff;text-decoration:none;font-weight:600}
-header form{margin-left:auto}
+header form.search{margin-left:auto}
 header input{padding:.3em .5em;width:22em;border-radius:4px;border:0}
+header form.path input{width:34em;font-family:ui-monospace,monospace}
 main{padding:1em 1.5em}
 nav.crumbs{margin-bottom:.8em;color:#667}
 nav.crumbs a{color:#2558c9}
@@ -108,11 +110,11 @@ pub fn page(title: &str, path: Option<&str>, body: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{} · strata</title>\
          <link rel=\"stylesheet\" href=\"/style.css\"></head><body>\
-         <header><a href=\"/browse?prefix=/\">strata</a><a href=\"/entities\">entities</a><a href=\"/health\">health</a><span>{}</span>\
-         <form action=\"/search\"><input name=\"q\" placeholder=\"search keys and values\"></form></header>\
+         <header><a href=\"/browse?prefix=/\">strata</a><a href=\"/entities\">entities</a><a href=\"/health\">health</a>{}\
+         <form action=\"/search\" class=\"search\"><input name=\"q\" placeholder=\"search keys and values\"></form></header>\
          <main>{crumbs}{body}</main></body></html>",
         esc(title),
-        esc(title)
+        crate::paths::path_box(path.unwrap_or("/"))
     )
 }
 

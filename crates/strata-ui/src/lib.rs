@@ -20,6 +20,7 @@ mod health;
 pub mod html;
 mod live;
 mod pages;
+mod paths;
 mod restore;
 mod writes;
 
@@ -76,6 +77,9 @@ pub struct ConsoleOptions {
     pub backup: Option<strata_backup::BackupOptions>,
     /// Pages may write (each write a compare-and-swap, from the console's own pages).
     pub allow_writes: bool,
+    /// A layered keyspace's layers: each store's name and the key ranges it holds
+    /// (empty for a single store), for the entities page.
+    pub layers: Vec<(String, Vec<strata_core::model::KeySpan>)>,
 }
 
 impl std::fmt::Debug for ConsoleOptions {
@@ -143,6 +147,8 @@ pub fn router<S: Store + Clone + 'static>(
             get(|| async { ([(header::CONTENT_TYPE, "text/css")], html::CSS) }),
         )
         .route("/browse", get(pages::browse::<S>))
+        .route("/complete", get(paths::complete::<S>))
+        .route("/go", get(paths::go::<S>))
         .route("/entities", get(create::entities::<S>))
         .route("/new", get(create::new::<S>))
         .route("/create", axum::routing::post(create::create::<S>))

@@ -60,7 +60,16 @@ pub async fn ui(opts: &StoreOpts, args: UiArgs) -> anyhow::Result<Outcome> {
         Some(dir) => Some(std::sync::Arc::new(strata_search::Embedder::load(dir)?)),
         None => None,
     };
+    let layers = match &store {
+        strata_store::AnyStore::Layered(l) => l
+            .parts()
+            .into_iter()
+            .map(|(name, _, spans)| (name.to_owned(), spans))
+            .collect(),
+        _ => Vec::new(),
+    };
     let console = strata_ui::ConsoleOptions {
+        layers,
         model,
         schema,
         token,
