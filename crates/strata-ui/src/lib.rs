@@ -22,6 +22,7 @@ mod live;
 mod pages;
 mod paths;
 mod restore;
+mod search;
 mod writes;
 
 use std::net::SocketAddr;
@@ -154,7 +155,7 @@ pub fn router<S: Store + Clone + 'static>(
         .route("/create", axum::routing::post(create::create::<S>))
         .route("/key", get(pages::key::<S>))
         .route("/object", get(pages::object::<S>))
-        .route("/search", get(pages::search::<S>))
+        .route("/search", get(search::search::<S>))
         .route("/refs", get(graph::refs::<S>))
         .route("/health", get(health::health::<S>))
         .route("/events", get(live::events::<S>))
