@@ -15,56 +15,13 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, TxnOp};
+use common::etcd::{key, raw_load, value};
+use etcd_client::Client;
 use strata_testkit::etcd::EtcdCluster;
 
 mod common;
 
 const STRATA: &str = env!("CARGO_BIN_EXE_strata");
-
-fn value(i: usize) -> String {
-    format!(
-        "{{\"id\":{i},\"status\":\"active\",\"owner\":\"user-{:05}\",\"pad\":\"{}\"}}",
-        i % 50_000,
-        "x".repeat(30)
-    )
-}
-
-fn key(prefix: &str, i: usize) -> String {
-    format!("/{prefix}/{:03}/item-{i:08}", i % 1000)
-}
-
-/// The best raw put rate: transactions of 128 puts with `in_flight` of them at once.
-async fn raw_load(client: &Client, prefix: &str, n: usize, in_flight: usize) -> Duration {
-    let started = Instant::now();
-    let batches: Vec<Vec<usize>> = (0..n)
-        .collect::<Vec<_>>()
-        .chunks(128)
-        .map(<[usize]>::to_vec)
-        .collect();
-    let mut set = tokio::task::JoinSet::new();
-    let mut queue = batches.into_iter();
-    loop {
-        while set.len() < in_flight {
-            let Some(batch) = queue.next() else { break };
-            let mut kv = client.kv_client();
-            let prefix = prefix.to_owned();
-            set.spawn(async move {
-                let ops: Vec<TxnOp> = batch
-                    .iter()
-                    .map(|&i| TxnOp::put(key(&prefix, i), value(i), None))
-                    .collect();
-                kv.txn(etcd_client::Txn::new().and_then(ops))
-                    .await
-                    .expect("raw txn");
-            });
-        }
-        if set.join_next().await.is_none() {
-            break;
-        }
-    }
-    started.elapsed()
-}
 
 fn run(cmd: &mut Command) -> (Duration, String) {
     let started = Instant::now();

@@ -1,8 +1,9 @@
 //! `strata ui` with about 1,000,000 keys (the sigilgate mapping of N generated users)
 //! in SQLite and in etcd: time to first byte of the root page, of the users' level
-//! (60,000 children: its first page of 200), of an object page and of a key page,
-//! each measured by curl (`%{time_starttransfer}`) over 5 requests, next to `strata
-//! ls` of the same level (a fresh process) in the same run.
+//! (60,000 children: its first page of 200), of an object page, a key page, a node page
+//! (whose incoming references are found by reading the routes) and the path box's
+//! completions, each measured by curl (`%{time_starttransfer}`) over 5 requests, next
+//! to `strata ls` of the same level (a fresh process) in the same run.
 //!
 //! Run: `cargo bench -p strata-cli --bench ui` (STRATA_BENCH_USERS=N, default 60,000).
 
@@ -82,6 +83,13 @@ fn main() {
         std::thread::spawn(move || for _ in lines {});
         std::thread::sleep(Duration::from_millis(200));
         let (ls, _) = strata(&["--store", &store, "ls", "/sigilgate/"]);
+        let (_, nodes) = strata(&["--store", &store, "ls", "/sigilgate/nodes/"]);
+        let node = nodes
+            .lines()
+            .find_map(|l| l.split_whitespace().next().filter(|w| w.ends_with('/')))
+            .expect("a node")
+            .trim_end_matches('/')
+            .to_owned();
         for (what, path) in [
             ("root level", "/browse?prefix=/".to_owned()),
             (
@@ -95,6 +103,14 @@ fn main() {
             (
                 "a key page",
                 format!("/key?k=/sigilgate/users/{}/username", users / 2),
+            ),
+            (
+                "a node page (who references it: the routes read)",
+                format!("/object?path=/sigilgate/nodes/{node}"),
+            ),
+            (
+                "the path box's completions",
+                "/complete?path=/sigilgate/users/123".to_owned(),
             ),
         ] {
             let (p50, max) = ttfb(&addr, &path);

@@ -267,17 +267,7 @@ fn off_loopback_a_token_is_required_on_every_request() {
 #[test]
 fn writes_are_compare_and_swap_from_the_console_pages_only() {
     let s = Sandbox::new();
-    s.ok(&[
-        "load",
-        &examples()
-            .join("sigilgate/expected.json")
-            .display()
-            .to_string(),
-    ]);
-    let schema = examples()
-        .join("sigilgate/schema.toml")
-        .display()
-        .to_string();
+    let schema = s.load_sigilgate();
     let c = Console::start(&s, &["--schema", &schema, "--allow-writes"]);
     let key = "/sigilgate/users/129/max_devices";
     let (_, page) = c.get(&format!("/key?k={key}"), &[]);
@@ -548,17 +538,7 @@ fn review_findings_stay_fixed() {
 #[test]
 fn create_and_restore_write_whole_and_only_as_shown() {
     let s = Sandbox::new();
-    s.ok(&[
-        "load",
-        &examples()
-            .join("sigilgate/expected.json")
-            .display()
-            .to_string(),
-    ]);
-    let schema = examples()
-        .join("sigilgate/schema.toml")
-        .display()
-        .to_string();
+    let schema = s.load_sigilgate();
     s.ok(&[
         "backup",
         "run",
@@ -710,17 +690,7 @@ fn entities_by_layer() {
          [layers]\n\"/sigilgate/\" = \"ops\"\n\"/public/\" = \"comms\"\n",
     )
     .unwrap();
-    s.ok(&[
-        "load",
-        &examples()
-            .join("sigilgate/expected.json")
-            .display()
-            .to_string(),
-    ]);
-    let schema = examples()
-        .join("sigilgate/schema.toml")
-        .display()
-        .to_string();
+    let schema = s.load_sigilgate();
     let c = Console::start(&s, &["--schema", &schema]);
     let (code, page) = c.get("/entities", &[]);
     assert_eq!(code, 200, "{page}");

@@ -31,12 +31,7 @@ fn link(href: &str) -> String {
 #[test]
 fn a_browser_browses_edits_restores_and_follows_references() {
     let s = Sandbox::new();
-    let expected = examples().join("sigilgate/expected.json");
-    s.ok(&["load", &expected.display().to_string()]);
-    let schema = examples()
-        .join("sigilgate/schema.toml")
-        .display()
-        .to_string();
+    let schema = s.load_sigilgate();
     let author = "Strata Test <test@example.com>";
     s.ok(&[
         "backup", "run", "--repo", "backup", "--schema", &schema, "--author", author,

@@ -37,21 +37,6 @@ fn path_of(entity: &Entity, id: &str) -> Option<String> {
     })
 }
 
-/// The literal prefix of a pattern, up to its first variable.
-fn literal_prefix(entity: &Entity) -> String {
-    let mut out = String::from("/");
-    for s in &entity.segments {
-        match s {
-            Segment::Lit(l) => {
-                out.push_str(l);
-                out.push('/');
-            }
-            Segment::Var(..) => break,
-        }
-    }
-    out
-}
-
 /// Finds what `key` (an object path or a single-value key) references and what
 /// references it. `None` when no entity matches.
 pub async fn refs<S: Store>(store: &S, schema: &Schema, key: &str) -> Result<Option<Refs>> {
@@ -115,7 +100,7 @@ pub async fn refs<S: Store>(store: &S, schema: &Schema, key: &str) -> Result<Opt
         }
         scan(
             store,
-            KeySpan::prefix(literal_prefix(source).into_bytes()),
+            KeySpan::prefix(source.literal_prefix().into_bytes()),
             0,
             |page| {
                 for kv in page {

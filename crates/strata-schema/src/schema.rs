@@ -244,6 +244,22 @@ pub struct Entity {
 }
 
 impl Entity {
+    /// The fixed part of the pattern, up to its first variable (`/app/users/` for
+    /// `/app/users/{id}`): every key of the entity lies under it.
+    pub fn literal_prefix(&self) -> String {
+        let mut out = String::from("/");
+        for s in &self.segments {
+            match s {
+                Segment::Lit(l) => {
+                    out.push_str(l);
+                    out.push('/');
+                }
+                Segment::Var(..) => break,
+            }
+        }
+        out
+    }
+
     /// Matches a key's path (without a field) against the pattern; returns the vars.
     pub fn match_path(&self, segments: &[&str]) -> Option<Vec<(String, String)>> {
         if segments.len() != self.segments.len() {

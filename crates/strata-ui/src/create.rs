@@ -25,21 +25,6 @@ use crate::html::{esc, page, param, segment_name, type_name, url};
 use crate::writes::{refusal, refuse};
 use crate::Console;
 
-/// The literal part of an entity's pattern before its first variable (`/app/users/`).
-fn literal_prefix(e: &Entity) -> String {
-    let mut out = String::from("/");
-    for seg in &e.segments {
-        match seg {
-            Segment::Lit(l) => {
-                out.push_str(l);
-                out.push('/');
-            }
-            Segment::Var(..) => break,
-        }
-    }
-    out
-}
-
 /// `GET /entities`: each entity with the keys under its pattern's literal prefix.
 pub(crate) async fn entities<S: Store + Clone + 'static>(
     State(c): State<Arc<Console<S>>>,
@@ -59,11 +44,11 @@ pub(crate) async fn entities<S: Store + Clone + 'static>(
             .map(|(name, _)| name.as_str())
     };
     let mut entities: Vec<_> = schema.entities.iter().collect();
-    entities.sort_by_key(|e| layer_of(&literal_prefix(e)));
+    entities.sort_by_key(|e| layer_of(&e.literal_prefix()));
     let layered = !c.opts.layers.is_empty();
     let mut rows = String::new();
     for e in entities {
-        let prefix = literal_prefix(e);
+        let prefix = e.literal_prefix();
         let layer = if layered {
             format!("<td>{}</td>", esc(layer_of(&prefix).unwrap_or("none")))
         } else {

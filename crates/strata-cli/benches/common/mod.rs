@@ -2,6 +2,8 @@
 
 //! Helpers shared by the benchmarks that drive the real `strata` binary.
 
+pub mod etcd;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -57,6 +57,16 @@ impl Sandbox {
         }
     }
 
+    /// Loads the sigilgate example's keys; returns the path of its schema.
+    pub fn load_sigilgate(&self) -> String {
+        let expected = examples().join("sigilgate/expected.json");
+        self.ok(&["load", &expected.display().to_string()]);
+        examples()
+            .join("sigilgate/schema.toml")
+            .display()
+            .to_string()
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
