@@ -59,6 +59,11 @@ fn pages_of_the_example_escaped_and_without_secrets() {
         user.contains("username") && user.contains("status"),
         "{user}"
     );
+    // Each value as its type shows it: text without JSON quotes, a time as a time,
+    // a number as a number.
+    assert!(user.contains("<code>u_d58dcd</code>"), "{user}");
+    assert!(user.contains("<time>2024-06-15T10:00:00Z</time>"), "{user}");
+    assert!(user.contains("<code>5</code>"), "{user}");
     let device = "/sigilgate/users/129/devices/0c5cd43b-f53e-4c38-be5c-39319d892098";
     let key = s.ok(&["get", &format!("{device}/public_key")]);
     let (code, page) = c.get(&format!("/object?path={device}"), &[]);

@@ -293,7 +293,7 @@ pub(crate) async fn object<S: Store + Clone + 'static>(
         for (name, spec) in &e.fields {
             let value = match (spec.secret, fields.get(name)) {
                 (true, _) => "<span class=\"secret\">secret, not shown</span>".to_owned(),
-                (false, Some(v)) => format!("<code>{}</code>", esc(&v.to_string())),
+                (false, Some(v)) => typed_value(&spec.ty, v),
                 (false, None) => "<em>absent</em>".to_owned(),
             };
             rows.push_str(&format!(
@@ -313,6 +313,22 @@ pub(crate) async fn object<S: Store + Clone + 'static>(
         backup_history(&c, &path)
     );
     Html(page(&path, Some(&path), &body)).into_response()
+}
+
+/// A field's value as its type shows it: text as text (no JSON quotes), a number or a
+/// boolean as it is, a time with its zone, a JSON document pretty-printed.
+fn typed_value(ty: &strata_schema::FieldType, v: &Value) -> String {
+    use strata_schema::FieldType as T;
+    match (ty, v) {
+        (T::Json, doc) if doc.is_object() || doc.is_array() => format!(
+            "<pre class=\"json\">{}</pre>",
+            esc(&serde_json::to_string_pretty(doc).unwrap_or_default())
+        ),
+        (T::Timestamp, Value::String(t)) => format!("<time>{}</time>", esc(t)),
+        (T::Bool, Value::Bool(b)) => format!("<code class=\"bool\">{b}</code>"),
+        (_, Value::String(text)) => format!("<code>{}</code>", esc(text)),
+        (_, other) => format!("<code>{}</code>", esc(&other.to_string())),
+    }
 }
 
 /// The references of `path` both ways as list items (secret ones are left out by
