@@ -177,17 +177,30 @@ async fn changes_between<S: Store>(
 }
 
 /// Runs `write` on a repository handle of its own whose writes go to an in-memory
-/// backend, packed (without a delta search) when the commit is made.
+/// backend, packed (without a delta search) when the commit is made; on a repository
+/// without commits, the in-memory backend is the only one until then.
 fn with_bulk<T>(
     repo: &Repo,
     write: impl FnOnce(&Repo, &git2::Mempack<'_>) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let bulk = Repo::open(&repo.path, false, false)?;
+    let mut bulk = Repo::open(&repo.path, false, false)?;
     bulk.pack_without_deltas()?;
-    let odb = bulk
-        .git
-        .odb()
-        .map_err(git_err("opening the object database"))?;
+    // A first backup has nothing on disk to find, so its objects go to memory only:
+    // otherwise libgit2 looks for each new object among the loose files and packs
+    // first, and reads the pack folder again when it is not there (a directory read
+    // and a stat per object, a fifth of a full backup's time).
+    let odb = if bulk.head()?.is_none() {
+        let odb = git2::Odb::new().map_err(git_err("making an object database"))?;
+        bulk.git
+            .set_odb(&odb)
+            .map_err(git_err("making an object database"))?;
+        bulk.memory_only = true;
+        odb
+    } else {
+        bulk.git
+            .odb()
+            .map_err(git_err("opening the object database"))?
+    };
     let pack = odb
         .add_new_mempack_backend(1000)
         .map_err(git_err("adding an in-memory object backend"))?;
@@ -460,17 +473,22 @@ fn write_full(
         }
         seen.insert(file.as_str());
         let bytes = render(members);
-        let oid = Oid::hash_object(ObjectType::Blob, &bytes).map_err(git_err("hashing a file"))?;
         let old = old_files.get(file);
-        if old == Some(&oid) {
-            continue;
+        // Compared by hash with HEAD's file, when HEAD has one.
+        if let Some(old) = old {
+            let oid =
+                Oid::hash_object(ObjectType::Blob, &bytes).map_err(git_err("hashing a file"))?;
+            if old == &oid {
+                continue;
+            }
         }
         let before = match old {
             Some(o) => parse(&repo.blob(*o)?).unwrap_or_default(),
             None => BTreeMap::new(),
         };
         count(&before, members, &mut report);
-        repo.git
+        let oid = repo
+            .git
             .blob(&bytes)
             .map_err(git_err(format!("writing {file}")))?;
         update.upsert(file.as_str(), oid, FileMode::Blob);
