@@ -164,17 +164,12 @@ impl Secrets {
                     return one("secret", Value::String(self.fingerprint(key, value)));
                 };
                 for path in paths {
-                    let mut at = &mut doc;
-                    let parts: Vec<&str> = path.split('.').collect();
-                    for (i, part) in parts.iter().enumerate() {
-                        let Some(next) = at.get_mut(*part) else { break };
-                        if i + 1 == parts.len() {
-                            let text = next.to_string();
-                            *next = Value::String(self.fingerprint(key, text.as_bytes()));
-                            break;
+                    strata_schema::secret_paths::each_holder(&mut doc, path, &mut |obj, name| {
+                        if let Some(member) = obj.get_mut(name) {
+                            let text = member.to_string();
+                            *member = Value::String(self.fingerprint(key, text.as_bytes()));
                         }
-                        at = next;
-                    }
+                    });
                 }
                 one("redacted", doc)
             }
@@ -224,5 +219,32 @@ impl Secrets {
             }
             _ => Err(bad("a value is a string or an object")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_members_of_lists_are_fingerprinted() {
+        let schema = Schema::parse(
+            "[entities.team]\nkey = \"/teams/{id}\"\nvars = { id = \"string\" }\n\
+             [entities.team.fields]\nstate = { type = \"json\", secret_paths = [\"members.password\"] }\n",
+            "team.toml",
+        )
+        .unwrap();
+        let secrets = Secrets::new(Some(schema), vec![7; 32], None);
+        let value = br#"{"members":[{"name":"ann","password":"pw-one"},{"name":"bo","password":"pw-two"}]}"#;
+        let written = secrets
+            .protect(b"/teams/a/state", value)
+            .unwrap()
+            .to_string();
+        assert!(!written.contains("pw-"), "{written}");
+        assert_eq!(written.matches("hmac-sha256:").count(), 2, "{written}");
+        assert!(
+            written.contains("ann") && written.contains("redacted"),
+            "{written}"
+        );
     }
 }

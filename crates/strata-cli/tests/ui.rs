@@ -259,8 +259,13 @@ fn off_loopback_a_token_is_required_on_every_request() {
     assert_eq!(code, 200, "{body}");
     // Once with ?token=, then the cookie it set.
     let jar = s.path("cookies").display().to_string();
-    let (code, _) = c.get(&format!("/browse?prefix=/&token={token}"), &["-c", &jar]);
-    assert_eq!(code, 200);
+    let (code, answer) = c.get(
+        &format!("/browse?prefix=/&token={token}"),
+        &["-c", &jar, "-i"],
+    );
+    assert_eq!(code, 303, "{answer}");
+    // ... redirected to the same page without the token in its address.
+    assert!(answer.contains("location: /browse?prefix=/\r"), "{answer}");
     let (code, _) = c.get("/key?k=/a", &["-b", &jar]);
     assert_eq!(code, 200);
 }

@@ -101,29 +101,10 @@ pub fn visible(schema: Option<&Schema>, key: &[u8], value: &[u8]) -> Option<Stri
         KeyClass::SecretPaths(paths) => {
             // A document that does not parse is secret whole: its secrets cannot be found.
             let mut doc: Value = serde_json::from_str(&text).ok()?;
-            for path in paths {
-                remove_path(&mut doc, path);
-            }
+            strata_schema::secret_paths::remove(&mut doc, paths);
             Some(doc.to_string())
         }
         KeyClass::Plain | KeyClass::NoBackup => Some(text),
-    }
-}
-
-fn remove_path(doc: &mut Value, path: &str) {
-    let mut at = doc;
-    let parts: Vec<&str> = path.split('.').collect();
-    for (i, part) in parts.iter().enumerate() {
-        if i + 1 == parts.len() {
-            if let Some(obj) = at.as_object_mut() {
-                obj.remove(*part);
-            }
-            return;
-        }
-        let Some(next) = at.get_mut(*part) else {
-            return;
-        };
-        at = next;
     }
 }
 
@@ -179,6 +160,24 @@ mod tests {
                 .join("../../examples/broker/schema.toml"),
         )
         .unwrap()
+    }
+
+    /// A schema whose JSON field lists its members' passwords as secret.
+    pub(crate) fn listed() -> Schema {
+        Schema::parse(
+            "[entities.team]\nkey = \"/teams/{id}\"\nvars = { id = \"string\" }\n\
+             [entities.team.fields]\nstate = { type = \"json\", secret_paths = [\"members.password\"] }\n",
+            "team.toml",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn secret_members_of_lists_are_left_out() {
+        let schema = listed();
+        let value = br#"{"members":[{"name":"ann","password":"pw-one"},{"name":"bo","password":"pw-two"}]}"#;
+        let shown = visible(Some(&schema), b"/teams/a/state", value).unwrap();
+        assert!(!shown.contains("pw-") && shown.contains("ann"), "{shown}");
     }
 
     #[test]

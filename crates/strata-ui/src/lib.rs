@@ -7,7 +7,8 @@
 //!
 //! Security: it listens on 127.0.0.1 unless told otherwise, and anywhere else only
 //! with a token that every request must carry (`Authorization: Bearer TOKEN`, or once
-//! `?token=TOKEN`, which sets a same-site cookie). It is read-only unless started
+//! `?token=TOKEN`, which sets a same-site cookie and redirects to the address without
+//! it). It is read-only unless started
 //! with `--allow-writes` (`writes.rs`: compare-and-swap writes from its own pages;
 //! `create.rs`: objects from a form; `restore.rs`: the backup's restore plan, shown
 //! and then applied as shown). Fields a schema marks secret are never sent to the
@@ -235,7 +236,24 @@ async fn allowed<S: Store + Clone + 'static>(c: &Console<S>, req: Request, next:
         return next.run(req).await;
     }
     if same(&given) {
-        let mut resp = next.run(req).await;
+        // The cookie set, the token taken out of the address (the address bar, the
+        // history and the Referer of the next request no longer carry it).
+        let rest: Vec<&str> = req
+            .uri()
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.starts_with("token=") && !p.is_empty())
+            .collect();
+        let to = match rest.is_empty() {
+            true => req.uri().path().to_owned(),
+            false => format!("{}?{}", req.uri().path(), rest.join("&")),
+        };
+        let mut resp = if req.method() == axum::http::Method::GET {
+            axum::response::Redirect::to(&to).into_response()
+        } else {
+            next.run(req).await
+        };
         if let Ok(v) = format!("strata_token={token}; HttpOnly; SameSite=Strict; Path=/").parse() {
             resp.headers_mut().insert(header::SET_COOKIE, v);
         }
