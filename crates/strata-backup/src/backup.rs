@@ -487,10 +487,16 @@ fn write_full(
             None => BTreeMap::new(),
         };
         count(&before, members, &mut report);
-        let oid = repo
-            .git
-            .blob(&bytes)
-            .map_err(git_err(format!("writing {file}")))?;
+        let oid = if repo.memory_only {
+            // Hashed here, compressed with the others when the pack is written.
+            let oid = crate::packfile::object_id(ObjectType::Blob, &bytes);
+            repo.pending.borrow_mut().push((ObjectType::Blob, bytes));
+            oid
+        } else {
+            repo.git
+                .blob(&bytes)
+                .map_err(git_err(format!("writing {file}")))?
+        };
         update.upsert(file.as_str(), oid, FileMode::Blob);
         report.files_written += 1;
     }

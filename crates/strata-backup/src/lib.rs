@@ -13,6 +13,7 @@ pub mod history;
 pub mod layout;
 pub mod options;
 pub mod pack;
+mod packfile;
 pub mod repo;
 pub mod request;
 pub mod restore;

@@ -27,6 +27,9 @@ pub struct Repo {
     /// New objects go to an in-memory backend only (a first backup: nothing on disk
     /// to look up); the disk's object folders are added when the pack is written.
     pub(crate) memory_only: bool,
+    /// With `memory_only`: the blobs for the pack, hashed and compressed when it is
+    /// written (not put in the in-memory backend).
+    pub(crate) pending: std::cell::RefCell<Vec<crate::packfile::Object>>,
     /// Held while we write: a second writer fails fast instead of racing.
     _lock: Option<File>,
 }
@@ -108,6 +111,7 @@ impl Repo {
             git,
             path: path.to_owned(),
             memory_only: false,
+            pending: Default::default(),
             _lock: lock,
         })
     }
@@ -300,13 +304,17 @@ impl Repo {
             .git
             .commit(None, author, committer, message, &tree, &parents)
             .map_err(git_err("writing the commit"))?;
-        self.write_pack(
-            pack,
-            new_objects.map(|mut o| {
-                o.push(oid);
-                o
-            }),
-        )?;
+        if self.memory_only {
+            self.write_own_pack(pack, oid)?;
+        } else {
+            self.write_pack(
+                pack,
+                new_objects.map(|mut o| {
+                    o.push(oid);
+                    o
+                }),
+            )?;
+        }
         let branch = self.branch()?;
         match parent {
             Some(p) => {
@@ -323,6 +331,42 @@ impl Repo {
             }
         }
         Ok(oid)
+    }
+
+    /// Writes a first backup's objects as one pack of our own (`packfile`): the blobs
+    /// [`Repo::pending`] holds and the commit `commit` with its trees, which are in
+    /// the in-memory backend; then adds the disk's object folders for reading.
+    fn write_own_pack(&self, pack: &git2::Mempack<'_>, commit: Oid) -> Result<(), Error> {
+        let odb = self
+            .git
+            .odb()
+            .map_err(git_err("opening the object database"))?;
+        let mut objects = std::mem::take(&mut *self.pending.borrow_mut());
+        let c = self
+            .git
+            .find_commit(commit)
+            .map_err(git_err("reading the new commit"))?;
+        let mut ids = vec![commit, c.tree_id()];
+        c.tree()
+            .map_err(git_err("reading the new tree"))?
+            .walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+                if entry.kind() == Some(git2::ObjectType::Tree) {
+                    ids.push(entry.id());
+                }
+                git2::TreeWalkResult::Ok
+            })
+            .map_err(git_err("walking the new trees"))?;
+        for id in ids {
+            let o = odb.read(id).map_err(git_err("reading a new object"))?;
+            objects.push((o.kind(), o.data().to_vec()));
+        }
+        let objects_dir = self.git.path().join("objects");
+        crate::packfile::write(&objects_dir.join("pack"), &objects)?;
+        odb.add_disk_alternate(&objects_dir.display().to_string())
+            .map_err(git_err("opening the object folders"))?;
+        pack.reset()
+            .map_err(git_err("clearing the in-memory objects"))?;
+        Ok(())
     }
 
     /// Writes new objects, held in the in-memory backend, as one packfile (libgit2's
@@ -354,22 +398,7 @@ impl Repo {
             .git
             .odb()
             .map_err(git_err("opening the object database"))?;
-        // With objects in memory only, the pack is written through a handle on the
-        // disk's object folders, which are then added for reading (the branch is set
-        // to a commit that must be found).
-        let disk = match self.memory_only {
-            true => Some(Repository::open(&self.path).map_err(git_err("opening the repository"))?),
-            false => None,
-        };
-        let disk_odb = match &disk {
-            Some(d) => Some(d.odb().map_err(git_err("opening the object database"))?),
-            None => None,
-        };
-        let mut writer = disk_odb
-            .as_ref()
-            .unwrap_or(&odb)
-            .packwriter()
-            .map_err(git_err("writing a packfile"))?;
+        let mut writer = odb.packwriter().map_err(git_err("writing a packfile"))?;
         std::io::Write::write_all(&mut writer, &buf).map_err(|e| Error::Io {
             path: self.path.display().to_string(),
             source: crate::space::explain_write(&self.path, e),
@@ -383,12 +412,6 @@ impl Repo {
                 },
                 None => git_err("writing a packfile")(e),
             })?;
-        drop(writer);
-        if self.memory_only {
-            let objects = self.git.path().join("objects");
-            odb.add_disk_alternate(&objects.display().to_string())
-                .map_err(git_err("opening the object folders"))?;
-        }
         pack.reset()
             .map_err(git_err("clearing the in-memory objects"))?;
         crate::pack::consolidate(&self.git)?;

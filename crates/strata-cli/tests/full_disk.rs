@@ -124,9 +124,26 @@ fn backup_run_on_a_full_disk_keeps_the_repository_sound_and_finishes_after() {
     assert!(err.contains("hint: the disk is full"), "{err}");
     let (sound, text) = git_try(&repo, &["fsck", "--strict"]);
     assert!(sound, "git fsck after the failed run: {text}");
+    // A first backup (whose pack Strata writes itself) on the full disk: refused the
+    // same way, no temporary or lone pack file left.
+    let first = fs.path().join("first.git");
+    let f = first.to_str().unwrap();
+    let (_, err) = s.expect(1, &["backup", "run", "--repo", f]);
+    assert!(err.contains("disk is full"), "{err}");
+    let pack_dir = first.join("objects/pack");
+    let left: Vec<_> = std::fs::read_dir(&pack_dir)
+        .expect("the repository was made, its pack folder too")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", pack_dir.display());
     fs.free();
     s.ok(&["backup", "run", "--repo", r]);
     s.ok(&["backup", "verify", "--repo", r]);
     let (sound, text) = git_try(&repo, &["fsck", "--strict"]);
+    assert!(sound, "{text}");
+    s.ok(&["backup", "run", "--repo", f]);
+    s.ok(&["backup", "verify", "--repo", f]);
+    let (sound, text) = git_try(&first, &["fsck", "--strict"]);
     assert!(sound, "{text}");
 }
