@@ -9,6 +9,7 @@
 //! whole store; `log`, `diff` and `verify` read history.
 
 pub mod backup;
+mod commit;
 pub mod history;
 pub mod layout;
 pub mod options;

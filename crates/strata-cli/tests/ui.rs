@@ -324,6 +324,22 @@ fn writes_are_compare_and_swap_from_the_console_pages_only() {
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("Conflict") && body.contains("9"), "{body}");
     assert_eq!(s.ok(&["get", key]).trim(), "9");
+    // Line ends as the browser sends them (CR LF) come back as the value had them.
+    let note = "/notes/multi";
+    s.ok(&["put", note, "one\ntwo"]);
+    let (_, page) = c.get(&format!("/key?k={note}"), &[]);
+    assert!(page.contains("name=\"eol\" value=\"lf\""), "{page}");
+    let at = page
+        .split("name=\"at\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let body = format!("k={note}&at={at}&csrf={csrf}&eol=lf&value=one%0D%0Atwo%0D%0Athree");
+    assert_eq!(post(&body, &[&origin]), 303);
+    assert_eq!(s.ok(&["get", note]), "one\ntwo\nthree\n");
+
     // A secret field is not writable from the console.
     let device_key = "/sigilgate/users/129/devices/0c5cd43b-f53e-4c38-be5c-39319d892098/public_key";
     let body = format!("k={device_key}&at=1&csrf={csrf}&value=x");

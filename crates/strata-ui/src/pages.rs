@@ -221,8 +221,17 @@ pub(crate) async fn key<S: Store + Clone + 'static>(
     let edit = if c.allow_writes && !secret {
         let current = doc::visible(c.opts.schema.as_ref(), &kv.key, &kv.value).unwrap_or_default();
         let fields = crate::writes::form_fields(&c, &k, kv.mod_revision);
+        // A browser sends a text area's line ends as CR LF: say which the value has, so
+        // that the write keeps them. The newline after the tag is the one HTML drops,
+        // so a value that starts with one keeps it.
+        let eol = if current.contains("\r\n") {
+            "crlf"
+        } else {
+            "lf"
+        };
         format!(
-            "<form method=\"post\" action=\"/put\">{fields}<textarea name=\"value\" rows=\"4\" cols=\"80\">{}</textarea>\
+            "<form method=\"post\" action=\"/put\">{fields}<input type=\"hidden\" name=\"eol\" value=\"{eol}\">\
+             <textarea name=\"value\" rows=\"4\" cols=\"80\">\n{}</textarea>\
              <br><button>Save (only if unchanged since revision {})</button></form>\
              <form method=\"post\" action=\"/delete\">{fields}<button>Delete</button></form>",
             esc(&current),

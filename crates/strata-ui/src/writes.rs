@@ -117,6 +117,11 @@ pub(crate) async fn write<S: Store + Clone + 'static>(
     }
     let delete = uri.path() == "/delete";
     let value = field("value").unwrap_or_default();
+    // The text area's CR LF back to the value's own line ends.
+    let value = match field("eol").as_deref() {
+        Some("crlf") => value,
+        _ => value.replace("\r\n", "\n"),
+    };
     let schema = c.opts.schema.as_ref();
     if let Some(s) = schema {
         if s.secrecy(key.as_bytes()).is_secret() {
