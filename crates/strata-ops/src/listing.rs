@@ -58,7 +58,7 @@ const READ: i64 = 4096;
 /// first) at `revision` (0: the latest), so that a level with a million children is
 /// read a page at a time, never the whole subtree below it.
 ///
-/// The level is read in pages of [`READ`] keys (keys only): a child whose keys the
+/// The level is read in pages of 4,096 keys (keys only): a child whose keys the
 /// page holds is counted from it, one that runs past the page's end is counted with
 /// one count read and skipped, and a child that is a key gets its value with a point
 /// read. So a page of children costs a few reads, whatever the store: this matters on
