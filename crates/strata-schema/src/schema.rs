@@ -461,73 +461,51 @@ impl Schema {
         self.entities.iter().find(|e| e.name == name)
     }
 
-    /// Whether (and where) one key's value is secret, whatever its entity's `backup`
-    /// setting: what a page, a log or a search index must never show. Never
-    /// [`KeyClass::NoBackup`].
-    pub fn secrecy<'s>(&'s self, key: &[u8]) -> KeyClass<'s> {
-        let class = |f: Option<&'s Field>| match f {
-            Some(f) if f.secret => KeyClass::Secret,
-            Some(f) if !f.secret_paths.is_empty() => KeyClass::SecretPaths(&f.secret_paths),
-            _ => KeyClass::Plain,
-        };
-        let Ok(key) = std::str::from_utf8(key) else {
-            return KeyClass::Plain;
-        };
+    /// The entity `key` belongs to and the field it holds: a single value's own, or
+    /// an object's field by its name (`None` when the entity has no such field);
+    /// `None` when no entity matches the key.
+    pub fn key_field<'s>(&'s self, key: &[u8]) -> Option<(&'s Entity, Option<&'s Field>)> {
+        let key = std::str::from_utf8(key).ok()?;
         let segments: Vec<&str> = key.strip_prefix('/').unwrap_or(key).split('/').collect();
         if let Some(e) = self
             .entities
             .iter()
             .find(|e| e.value.is_some() && e.match_path(&segments).is_some())
         {
-            return class(e.value.as_ref());
+            return Some((e, e.value.as_ref()));
         }
         let (path, field) = segments.split_at(segments.len().saturating_sub(1));
-        match self
+        let e = self
             .entities
             .iter()
-            .find(|e| e.value.is_none() && e.match_path(path).is_some())
-        {
-            Some(e) => {
-                let name = decode_segment(field.first().copied().unwrap_or_default());
-                class(e.fields.get(&name))
-            }
-            None => KeyClass::Plain,
-        }
+            .find(|e| e.value.is_none() && e.match_path(path).is_some())?;
+        let name = decode_segment(field.first().copied().unwrap_or_default());
+        Some((e, e.fields.get(&name)))
+    }
+
+    /// Whether (and where) one key's value is secret, whatever its entity's `backup`
+    /// setting: what a page, a log or a search index must never show. Never
+    /// [`KeyClass::NoBackup`].
+    pub fn secrecy<'s>(&'s self, key: &[u8]) -> KeyClass<'s> {
+        secrecy_of(self.key_field(key).and_then(|(_, f)| f))
     }
 
     /// What the schema says of one key's value: secret, secret in parts, left out of
     /// backups, or plain (also for keys no entity matches).
     pub fn classify<'s>(&'s self, key: &[u8]) -> KeyClass<'s> {
-        let Ok(key) = std::str::from_utf8(key) else {
-            return KeyClass::Plain;
-        };
-        let segments: Vec<&str> = key.strip_prefix('/').unwrap_or(key).split('/').collect();
-        let class = |e: &'s Entity, f: Option<&'s Field>| -> KeyClass<'s> {
-            if !e.backup {
-                KeyClass::NoBackup
-            } else {
-                match f {
-                    Some(f) if f.secret => KeyClass::Secret,
-                    Some(f) if !f.secret_paths.is_empty() => KeyClass::SecretPaths(&f.secret_paths),
-                    _ => KeyClass::Plain,
-                }
-            }
-        };
-        for e in &self.entities {
-            if let Some(f) = &e.value {
-                if e.match_path(&segments).is_some() {
-                    return class(e, Some(f));
-                }
-            }
+        match self.key_field(key) {
+            Some((e, _)) if !e.backup => KeyClass::NoBackup,
+            found => secrecy_of(found.and_then(|(_, f)| f)),
         }
-        let (path, field) = segments.split_at(segments.len().saturating_sub(1));
-        for e in self.entities.iter().filter(|e| e.value.is_none()) {
-            if e.match_path(path).is_some() {
-                let name = decode_segment(field.first().copied().unwrap_or_default());
-                return class(e, e.fields.get(&name));
-            }
-        }
-        KeyClass::Plain
+    }
+}
+
+/// A field's secrecy: the whole value, some of its members, or none.
+fn secrecy_of(field: Option<&Field>) -> KeyClass<'_> {
+    match field {
+        Some(f) if f.secret => KeyClass::Secret,
+        Some(f) if !f.secret_paths.is_empty() => KeyClass::SecretPaths(&f.secret_paths),
+        _ => KeyClass::Plain,
     }
 }
 

@@ -49,30 +49,20 @@ pub fn owner(schema: Option<&Schema>, key: &[u8]) -> Option<Owner> {
     let Some(schema) = schema else {
         return Some(plain());
     };
-    let segments: Vec<&str> = key.strip_prefix('/').unwrap_or(key).split('/').collect();
-    if let Some(e) = schema
-        .entities
-        .iter()
-        .find(|e| e.value.is_some() && e.match_path(&segments).is_some())
-    {
-        return Some(Owner::Key {
+    match schema.key_field(key.as_bytes()) {
+        Some((e, _)) if e.value.is_some() => Some(Owner::Key {
             key: key.to_owned(),
             entity: Some(e.name.clone()),
-        });
+        }),
+        Some((e, _)) => {
+            let cut = key.rfind('/').unwrap_or(0);
+            Some(Owner::Object {
+                path: key[..cut].to_owned(),
+                entity: e.name.clone(),
+            })
+        }
+        None => Some(plain()),
     }
-    let (path, _) = segments.split_at(segments.len().saturating_sub(1));
-    if let Some(e) = schema
-        .entities
-        .iter()
-        .find(|e| e.value.is_none() && !path.is_empty() && e.match_path(path).is_some())
-    {
-        let cut = key.rfind('/').unwrap_or(0);
-        return Some(Owner::Object {
-            path: key[..cut].to_owned(),
-            entity: e.name.clone(),
-        });
-    }
-    Some(plain())
 }
 
 /// A document: what is indexed and shown for one owner.

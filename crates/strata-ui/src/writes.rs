@@ -192,23 +192,12 @@ pub(crate) async fn write<S: Store + Clone + 'static>(
 /// What is wrong with `value` for the schema's key `key` (a single value's, or an
 /// object's field, which must be one the entity has), if anything.
 fn field_problem(schema: &strata_schema::Schema, key: &str, value: &str) -> Option<String> {
-    let all: Vec<&str> = key.strip_prefix('/').unwrap_or(key).split('/').collect();
-    if let Some(spec) = schema
-        .entities
-        .iter()
-        .find(|e| e.value.is_some() && e.match_path(&all).is_some())
-        .and_then(|e| e.value.as_ref())
-    {
-        return spec.violation(value);
-    }
-    let (path, name) = all.split_at(all.len().saturating_sub(1));
-    let e = schema
-        .entities
-        .iter()
-        .find(|e| e.value.is_none() && e.match_path(path).is_some())?;
-    let name = strata_core::key::decode_segment(name.first().copied().unwrap_or_default());
-    match e.fields.get(&name) {
-        Some(f) => f.violation(value),
-        None => Some(format!("{} has no field {name:?}", e.name)),
+    match schema.key_field(key.as_bytes())? {
+        (_, Some(f)) => f.violation(value),
+        (e, None) => {
+            let last = key.rsplit('/').next().unwrap_or_default();
+            let name = strata_core::key::decode_segment(last);
+            Some(format!("{} has no field {name:?}", e.name))
+        }
     }
 }
