@@ -490,7 +490,9 @@ fn write_full(
         let oid = if repo.memory_only {
             // Hashed here, compressed with the others when the pack is written.
             let oid = crate::packfile::object_id(ObjectType::Blob, &bytes);
-            repo.pending.borrow_mut().push((ObjectType::Blob, bytes));
+            repo.pending
+                .borrow_mut()
+                .push((oid, ObjectType::Blob, bytes));
             oid
         } else {
             repo.git

@@ -85,7 +85,7 @@ impl Repo {
             .map_err(git_err("walking the new trees"))?;
         for id in ids {
             let o = odb.read(id).map_err(git_err("reading a new object"))?;
-            objects.push((o.kind(), o.data().to_vec()));
+            objects.push((id, o.kind(), o.data().to_vec()));
         }
         let objects_dir = self.git.path().join("objects");
         crate::packfile::write(&objects_dir.join("pack"), &objects)?;

@@ -1,5 +1,5 @@
 //! Writing a packfile ourselves, for a first full backup: every object hashed once
-//! (SHA-1, from ring), compressed on every core (zlib, through flate2), and the pack
+//! (its id, SHA-1 from ring, made by the caller), compressed on every core (zlib, through flate2), and the pack
 //! and its version-2 index written in one pass, then moved into `objects/pack/`
 //! (the pack first, the index last: a reader finds a pack by its index). libgit2's
 //! way hashes each object when it is written to memory, compresses on one thread and
@@ -12,14 +12,14 @@
 //! the pack's checksum and the index's own.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use git2::{ObjectType, Oid};
 
 use crate::Error;
 
-/// An object for the pack: its kind and its bytes (without Git's header).
-pub(crate) type Object = (ObjectType, Vec<u8>);
+/// An object for the pack: its id, its kind and its bytes (without Git's header).
+pub(crate) type Object = (Oid, ObjectType, Vec<u8>);
 
 fn kind_name(kind: ObjectType) -> &'static str {
     match kind {
@@ -70,7 +70,7 @@ fn entry(kind: ObjectType, data: &[u8]) -> Vec<u8> {
     z.finish().expect("writing to memory")
 }
 
-/// Each object's id and pack entry, computed on every core.
+/// Each object's pack entry, compressed on every core.
 fn entries(objects: &[Object]) -> Vec<(Oid, Vec<u8>)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = objects.len().div_ceil(threads).max(1);
@@ -80,7 +80,7 @@ fn entries(objects: &[Object]) -> Vec<(Oid, Vec<u8>)> {
             .map(|part| {
                 s.spawn(move || {
                     part.iter()
-                        .map(|(kind, data)| (object_id(*kind, data), entry(*kind, data)))
+                        .map(|(id, kind, data)| (*id, entry(*kind, data)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -99,9 +99,9 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Writes `objects` as one pack (and its index) into `pack_dir`; returns the pack's
-/// path. Objects with the same id are written once.
-pub(crate) fn write(pack_dir: &Path, objects: &[Object]) -> Result<PathBuf, Error> {
+/// Writes `objects` as one pack (and its index) into `pack_dir`. Objects with the
+/// same id are written once.
+pub(crate) fn write(pack_dir: &Path, objects: &[Object]) -> Result<(), Error> {
     let mut all = entries(objects);
     all.sort_by_key(|e| e.0);
     all.dedup_by(|a, b| a.0 == b.0);
@@ -183,7 +183,7 @@ pub(crate) fn write(pack_dir: &Path, objects: &[Object]) -> Result<PathBuf, Erro
             return Err(io(&tmp)(e));
         }
     }
-    Ok(final_pack)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -200,11 +200,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = git2::Repository::init_bare(dir.path()).unwrap();
         let big: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
-        let objects = vec![
-            (ObjectType::Blob, blob.clone()),
-            (ObjectType::Blob, big.clone()),
-            (ObjectType::Blob, blob.clone()),
-        ];
+        let objects: Vec<Object> = [&blob, &big, &blob]
+            .into_iter()
+            .map(|d| (object_id(ObjectType::Blob, d), ObjectType::Blob, d.clone()))
+            .collect();
         write(&dir.path().join("objects/pack"), &objects).unwrap();
         let odb = repo.odb().unwrap();
         odb.refresh().unwrap();

@@ -26,8 +26,8 @@ pub struct Repo {
     /// New objects go to an in-memory backend only (a first backup: nothing on disk
     /// to look up); the disk's object folders are added when the pack is written.
     pub(crate) memory_only: bool,
-    /// With `memory_only`: the blobs for the pack, hashed and compressed when it is
-    /// written (not put in the in-memory backend).
+    /// With `memory_only`: the blobs for the pack with their ids, compressed when it
+    /// is written (not put in the in-memory backend).
     pub(crate) pending: std::cell::RefCell<Vec<crate::packfile::Object>>,
     /// Held while we write: a second writer fails fast instead of racing.
     _lock: Option<File>,
