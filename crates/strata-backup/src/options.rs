@@ -130,11 +130,7 @@ impl BackupOptions {
     pub fn digest(&self) -> String {
         let mut h = Sha256::new();
         h.update(self.options_id.as_bytes());
-        h.finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        strata_core::hex::encode(&h.finalize()[..8])
     }
 
     pub(crate) fn signature(id: &Identity) -> Result<Signature<'static>, Error> {

@@ -154,7 +154,7 @@ pub(crate) fn write(pack_dir: &Path, objects: &[Object]) -> Result<(), Error> {
     let own = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &idx);
     idx.extend_from_slice(own.as_ref());
     // Into place: each file written whole under a temporary name, then renamed.
-    let name: String = sum.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let name = strata_core::hex::encode(sum.as_ref());
     std::fs::create_dir_all(pack_dir).map_err(io(pack_dir))?;
     // What a killed run left (the writer's lock is ours now).
     for stale in std::fs::read_dir(pack_dir).map_err(io(pack_dir))?.flatten() {

@@ -46,10 +46,8 @@ pub fn read_key(path: &Path) -> Result<Vec<u8>, Error> {
     })?;
     let text = String::from_utf8_lossy(&bytes);
     let hex = text.trim();
-    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok((0..32)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked hex"))
-            .collect());
+    if let Some(key) = strata_core::hex::decode(hex).filter(|k| k.len() == 32) {
+        return Ok(key);
     }
     if bytes.len() == 32 {
         return Ok(bytes);
@@ -89,10 +87,6 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Secrets {
     pub fn new(
         schema: Option<Schema>,
@@ -120,7 +114,7 @@ impl Secrets {
     fn fingerprint(&self, key: &[u8], value: &[u8]) -> String {
         format!(
             "hmac-sha256:{}",
-            hex(&hmac(&self.fingerprint_key, &[key, value]))
+            strata_core::hex::encode(&hmac(&self.fingerprint_key, &[key, value]))
         )
     }
 

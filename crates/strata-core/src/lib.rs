@@ -75,6 +75,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod fault;
+pub mod hex;
 pub mod key;
 pub mod mem;
 pub mod model;

@@ -214,11 +214,7 @@ fn checksum(spec: &FileSpec) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"strata-migration/1\n");
     hasher.update(canonical.as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    strata_core::hex::encode(&hasher.finalize())
 }
 
 /// Writes `<dir>/<area>/<next version>_<name>.toml` from the template; returns its path.

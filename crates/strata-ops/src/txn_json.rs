@@ -169,11 +169,7 @@ fn put_bytes(map: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
         Ok(text) => map.insert(name.into(), text.into()),
         Err(_) => map.insert(
             format!("{name}_hex"),
-            bytes
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-                .into(),
+            strata_core::hex::encode(bytes).into(),
         ),
     };
 }

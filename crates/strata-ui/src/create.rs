@@ -60,7 +60,7 @@ pub(crate) async fn entities<S: Store + Clone + 'static>(
             Ok(r) => r.count.to_string(),
             Err(e) => esc(&e.to_string()),
         };
-        let new = if c.allow_writes && e.value.is_none() {
+        let new = if c.opts.allow_writes && e.value.is_none() {
             format!("<a href=\"/new?entity={}\">new</a>", url(&e.name))
         } else {
             String::new()
@@ -182,11 +182,8 @@ pub(crate) async fn new<S: Store + Clone + 'static>(
     let Some(e) = c.opts.schema.as_ref().and_then(|s| entity(s, &name)) else {
         return refuse(StatusCode::NOT_FOUND, "no entity of objects by that name");
     };
-    if !c.allow_writes {
-        return refuse(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "this console is read-only (start it with --allow-writes)",
-        );
+    if !c.opts.allow_writes {
+        return crate::writes::read_only();
     }
     Html(page(&format!("new {name}"), None, &form(&c, e, None))).into_response()
 }

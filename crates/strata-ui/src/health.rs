@@ -84,21 +84,7 @@ pub(crate) async fn health<S: Store + Clone + 'static>(
             Ok(None) => body.push_str("<p>the repository has no backup yet</p>"),
             Ok(Some((entry, trailers))) => {
                 let now = c.store.status().await.map(|s| s.revision).unwrap_or(0);
-                let age = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64)
-                    .saturating_sub(entry.time);
-                let revisions: Vec<String> = trailers
-                    .revisions
-                    .iter()
-                    .map(|(n, r)| {
-                        if n.is_empty() {
-                            r.to_string()
-                        } else {
-                            format!("{n}: {r}")
-                        }
-                    })
-                    .collect();
+                let age = strata_core::clock::unix_now().saturating_sub(entry.time);
                 let lag = if trailers.revisions.len() == 1 && entry.revision > 0 {
                     format!(
                         "{} revisions behind the store",
@@ -110,7 +96,7 @@ pub(crate) async fn health<S: Store + Clone + 'static>(
                 body.push_str(&format!(
                     "<p>last commit <code>{}</code>, {age} s ago, at revision {}; {lag}</p>",
                     esc(&entry.commit[..entry.commit.len().min(12)]),
-                    esc(&revisions.join(", "))
+                    esc(&strata_backup::source::describe(&trailers.revisions))
                 ));
             }
         },

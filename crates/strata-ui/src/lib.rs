@@ -101,7 +101,6 @@ impl std::fmt::Debug for ConsoleOptions {
 pub(crate) struct Console<S> {
     pub store: S,
     pub opts: ConsoleOptions,
-    pub allow_writes: bool,
     /// The token of this process's write forms.
     pub form_token: String,
     /// The `Host` values a request may carry (none: any, behind a token): on loopback
@@ -134,7 +133,6 @@ pub fn router<S: Store + Clone + 'static>(
     };
     let console = Arc::new(Console {
         store,
-        allow_writes: opts.allow_writes,
         opts,
         form_token,
         hosts,

@@ -23,17 +23,6 @@ const PAGE: usize = 200;
 /// Versions of a key shown on its page (each one point read).
 const VERSIONS: usize = 50;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// What a value looks like on a page: its text, secrets replaced, long ones cut.
 fn shown<S>(c: &Console<S>, key: &[u8], value: &[u8], cut: usize) -> String {
     match doc::visible(c.opts.schema.as_ref(), key, value) {
@@ -64,7 +53,7 @@ pub(crate) async fn browse<S: Store + Clone + 'static>(
     let query = uri.query();
     let prefix = strata_ops::listing::dir_prefix(&param(query, "prefix").unwrap_or_default());
     // A page of children at a time, the later pages at the first one's revision.
-    let cursor = param(query, "at").and_then(|h| unhex(&h));
+    let cursor = param(query, "at").and_then(|h| strata_core::hex::decode(&h));
     let at_rev = param(query, "rev")
         .and_then(|r| r.parse().ok())
         .unwrap_or(0);
@@ -116,7 +105,7 @@ pub(crate) async fn browse<S: Store + Clone + 'static>(
         Some(n) => format!(
             "<p><a href=\"/browse?prefix={}&at={}&rev={revision}\">next {PAGE}</a></p>",
             url(&prefix),
-            hex(&n)
+            strata_core::hex::encode(&n)
         ),
         None => String::new(),
     };
@@ -218,7 +207,7 @@ pub(crate) async fn key<S: Store + Clone + 'static>(
         .schema
         .as_ref()
         .is_some_and(|s| s.secrecy(&kv.key).is_secret());
-    let edit = if c.allow_writes && !secret {
+    let edit = if c.opts.allow_writes && !secret {
         let current = doc::visible(c.opts.schema.as_ref(), &kv.key, &kv.value).unwrap_or_default();
         let fields = crate::writes::form_fields(&c, &k, kv.mod_revision);
         // A browser sends a text area's line ends as CR LF: say which the value has, so

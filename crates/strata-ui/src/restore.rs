@@ -112,7 +112,7 @@ pub(crate) async fn plan<S: Store + Clone + 'static>(
     };
     let action = if writes.is_empty() {
         "<p>Nothing to do: the store already holds these values.</p>".to_owned()
-    } else if c.allow_writes {
+    } else if c.opts.allow_writes {
         format!(
             "<form method=\"post\" action=\"/restore\">\
              <input type=\"hidden\" name=\"target\" value=\"{}\"><input type=\"hidden\" name=\"commit\" value=\"{}\">\

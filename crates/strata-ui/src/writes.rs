@@ -27,7 +27,7 @@ pub(crate) fn form_token() -> Option<String> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Some(strata_core::hex::encode(&bytes))
 }
 
 /// The hidden fields of a write form for `key` read at `revision`.
@@ -41,11 +41,15 @@ pub(crate) fn form_fields<S>(c: &Console<S>, key: &str, revision: i64) -> String
 }
 
 pub(crate) fn refuse(status: StatusCode, text: &str) -> Response {
-    (
-        status,
-        Html(page("refused", None, &format!("<p>{}</p>", esc(text)))),
+    crate::pages::fail(status, "refused", text)
+}
+
+/// The answer to a write on a console started without `--allow-writes`.
+pub(crate) fn read_only() -> Response {
+    refuse(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this console is read-only (start it with --allow-writes)",
     )
-        .into_response()
 }
 
 /// Whether the request comes from a page of this console (same origin).
@@ -68,11 +72,8 @@ fn same_origin(headers: &HeaderMap) -> bool {
 /// its own pages and carries this process's form token; otherwise the page that says
 /// why it is refused.
 pub(crate) fn refusal<S>(c: &Console<S>, headers: &HeaderMap, form: &str) -> Option<Response> {
-    if !c.allow_writes {
-        return Some(refuse(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "this console is read-only (start it with --allow-writes)",
-        ));
+    if !c.opts.allow_writes {
+        return Some(read_only());
     }
     if !same_origin(headers) {
         return Some(refuse(
