@@ -140,14 +140,18 @@ pub struct RestorePlan {
     target: String,
     compares: Vec<Compare>,
     ops: Vec<Op>,
+    /// Each written key's value as the plan read it (`None`: absent).
+    read: Vec<Option<Vec<u8>>>,
 }
 
-/// One write of a [`RestorePlan`]: the key, the revision it had when the plan read it
-/// (0: absent), and its value as of the backup (`None`: deleted).
+/// One write of a [`RestorePlan`]: the key, the revision and value it had when the
+/// plan read it (0 and `None`: absent), and its value as of the backup (`None`:
+/// deleted).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedWrite {
     pub key: Vec<u8>,
     pub read_at: i64,
+    pub now: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
 }
 
@@ -157,12 +161,14 @@ impl RestorePlan {
         self.compares
             .iter()
             .zip(&self.ops)
-            .map(|(c, op)| PlannedWrite {
+            .zip(&self.read)
+            .map(|((c, op), now)| PlannedWrite {
                 key: c.key.clone(),
                 read_at: match c.target {
                     strata_core::model::CompareTarget::ModRevision(r) => r,
                     _ => 0,
                 },
+                now: now.clone(),
                 value: match op {
                     Op::Put { value, .. } => Some(value.clone()),
                     _ => None,
@@ -245,6 +251,7 @@ pub async fn plan_restore<S: Store>(
     };
     let mut compares = Vec::new();
     let mut ops = Vec::new();
+    let mut read = Vec::new();
     let secret_in_span: Vec<Vec<u8>> = secret.into_iter().filter(in_span).collect();
     for (key, value) in &wanted {
         let now = current.get(key);
@@ -258,6 +265,7 @@ pub async fn plan_restore<S: Store>(
             now.map_or(0, |kv| kv.mod_revision),
         ));
         ops.push(Op::put(key.clone(), value.clone()));
+        read.push(now.map(|kv| kv.value.clone()));
         report.put.push(key.clone());
     }
     for (key, kv) in &current {
@@ -270,6 +278,7 @@ pub async fn plan_restore<S: Store>(
             kv.mod_revision,
         ));
         ops.push(Op::delete(KeySpan::key(key.clone())));
+        read.push(Some(kv.value.clone()));
         report.deleted.push(key.clone());
     }
     report.secrets_kept = secret_in_span;
@@ -278,6 +287,7 @@ pub async fn plan_restore<S: Store>(
         target: target.to_owned(),
         compares,
         ops,
+        read,
     })
 }
 
@@ -297,6 +307,7 @@ pub async fn apply_restore<S: Store>(
         target,
         compares,
         ops,
+        ..
     } = plan;
     if ops.is_empty() {
         return Ok(report);

@@ -43,14 +43,20 @@ pub(crate) async fn entities<S: Store + Clone + 'static>(
             .find(|(_, spans)| spans.iter().any(|s| s.contains(prefix.as_bytes())))
             .map(|(name, _)| name.as_str())
     };
-    let mut entities: Vec<_> = schema.entities.iter().collect();
-    entities.sort_by_key(|e| layer_of(&e.literal_prefix()));
+    let mut entities: Vec<_> = schema
+        .entities
+        .iter()
+        .map(|e| {
+            let prefix = e.literal_prefix();
+            (layer_of(&prefix), prefix, e)
+        })
+        .collect();
+    entities.sort_by_key(|(layer, ..)| *layer);
     let layered = !c.opts.layers.is_empty();
     let mut rows = String::new();
-    for e in entities {
-        let prefix = e.literal_prefix();
+    for (layer, prefix, e) in entities {
         let layer = if layered {
-            format!("<td>{}</td>", esc(layer_of(&prefix).unwrap_or("none")))
+            format!("<td>{}</td>", esc(layer.unwrap_or("none")))
         } else {
             String::new()
         };

@@ -84,10 +84,7 @@ pub(crate) async fn plan<S: Store + Clone + 'static>(
     let writes = plan.writes();
     let mut rows = String::new();
     for w in writes.iter().take(SHOWN) {
-        let now = match c.store.get(&w.key).await {
-            Ok(kv) => cell(&c, &w.key, kv.as_ref().map(|kv| &kv.value[..])),
-            Err(e) => esc(&e.to_string()),
-        };
+        let now = cell(&c, &w.key, w.now.as_deref());
         rows.push_str(&format!(
             "<tr><td><a href=\"/key?k={k}\">{}</a></td><td>{}</td><td>{now}</td><td>{}</td></tr>",
             esc(&display_key(&w.key)),
