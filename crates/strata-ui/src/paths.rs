@@ -17,17 +17,20 @@ use crate::Console;
 /// Completions answered at most.
 const SHOWN: usize = 20;
 
+/// A typed path, made absolute.
+fn absolute(path: &str) -> String {
+    match path.starts_with('/') {
+        true => path.to_owned(),
+        false => format!("/{path}"),
+    }
+}
+
 /// `GET /complete?path=P`: a JSON array of paths (`/a/b/` for a level, `/a/b` for a key).
 pub(crate) async fn complete<S: Store + Clone + 'static>(
     State(c): State<Arc<Console<S>>>,
     uri: Uri,
 ) -> Response {
-    let path = param(uri.query(), "path").unwrap_or_default();
-    let path = if path.starts_with('/') {
-        path
-    } else {
-        format!("/{path}")
-    };
+    let path = absolute(&param(uri.query(), "path").unwrap_or_default());
     let (level, partial) = path.rsplit_once('/').map_or(("", ""), |(l, p)| (l, p));
     let level = format!("{level}/");
     // From the first child that could start with the partial name.
@@ -58,13 +61,7 @@ pub(crate) async fn go<S: Store + Clone + 'static>(
     State(c): State<Arc<Console<S>>>,
     uri: Uri,
 ) -> Response {
-    let path = param(uri.query(), "path").unwrap_or_default();
-    let path = path.trim();
-    let path = if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    };
+    let path = absolute(param(uri.query(), "path").unwrap_or_default().trim());
     if !path.ends_with('/') && matches!(c.store.get(path.as_bytes()).await, Ok(Some(_))) {
         return Redirect::to(&format!("/key?k={}", url(&path))).into_response();
     }
