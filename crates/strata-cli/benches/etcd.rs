@@ -16,7 +16,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::etcd::{key, raw_load, value};
-use etcd_client::Client;
 use strata_testkit::etcd::EtcdCluster;
 
 mod common;
@@ -43,14 +42,7 @@ fn main() {
     let check_perf = std::env::var("STRATA_BENCH_CHECK_PERF").map_or(true, |v| v != "0");
     let cluster = EtcdCluster::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = rt
-        .block_on(Client::connect(cluster.endpoints(), None))
-        .unwrap();
+    let (rt, client) = common::etcd::client(&cluster);
 
     // Reference: the best raw batched put rate through etcd-client.
     let mut raw = Vec::new();

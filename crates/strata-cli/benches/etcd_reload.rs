@@ -25,14 +25,7 @@ fn main() {
     let cluster = EtcdCluster::start(3);
     let url = cluster.url();
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = rt
-        .block_on(Client::connect(cluster.endpoints(), None))
-        .unwrap();
+    let (rt, client) = common::etcd::client(&cluster);
     let snapshot: BTreeMap<String, String> = (0..n).map(|i| (key(PREFIX, i), value(i))).collect();
     let file = dir.path().join("snapshot.json");
     std::fs::write(&file, serde_json::to_string(&snapshot).unwrap()).unwrap();

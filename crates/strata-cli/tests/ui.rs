@@ -351,21 +351,11 @@ fn writes_are_compare_and_swap_from_the_console_pages_only() {
 #[test]
 fn the_health_of_the_data() {
     let s = Sandbox::new();
-    s.ok(&[
-        "load",
-        &examples()
-            .join("sigilgate/expected.json")
-            .display()
-            .to_string(),
-    ]);
+    let schema = s.load_sigilgate();
     let repo = s.path("backup.git").display().to_string();
     s.ok(&["backup", "run", "--repo", &repo]);
     s.ok(&["put", "/sigilgate/users/129/max_devices", "many"]);
     s.ok(&["put", "/stray/key", "x"]);
-    let schema = examples()
-        .join("sigilgate/schema.toml")
-        .display()
-        .to_string();
     let migrations = examples()
         .join("sigilgate/migrations")
         .display()

@@ -6,6 +6,19 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Client, TxnOp};
 
+/// A two-thread runtime and an etcd-client connected to `cluster`.
+pub fn client(cluster: &strata_testkit::etcd::EtcdCluster) -> (tokio::runtime::Runtime, Client) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt
+        .block_on(Client::connect(cluster.endpoints(), None))
+        .unwrap();
+    (rt, client)
+}
+
 pub fn value(i: usize) -> String {
     format!(
         "{{\"id\":{i},\"status\":\"active\",\"owner\":\"user-{:05}\",\"pad\":\"{}\"}}",
